@@ -1,0 +1,364 @@
+//! One collection: the projects in scope ([`scope`]), then for each project, concurrently, the
+//! calls its metric families need ([`commits`], [`merge_requests`]; [`projects`] needs none),
+//! gathered into a [`Snapshot`] that is encoded once, in both text formats.
+//!
+//! A project that disappears between the listing and its own calls is left out. A project call
+//! that fails for another reason leaves out that family's series for that project, is logged,
+//! and fails nothing else. Only a failed listing fails the collection (`gitlab_up 0`).
+
+pub mod commits;
+pub mod merge_requests;
+pub mod projects;
+pub mod scope;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use futures::StreamExt;
+use prometheus_client::collector::Collector as PromCollector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::{Registry, Unit};
+use tracing::{debug, info, warn};
+
+use crate::config::Scope;
+use crate::gitlab::types::Project;
+use crate::gitlab::{Client, Error, encode_segment, endpoint};
+use scope::Candidate;
+
+/// What one project contributes to a snapshot.
+#[derive(Debug, Clone)]
+pub struct ProjectMetrics {
+    /// The project entity (from the listing or `GET /projects/:id`).
+    pub project: Project,
+    /// Commits on the default branch, when they could be counted.
+    pub commits: Option<u64>,
+    /// Merge requests per state, when the project's merge requests are readable.
+    pub merge_requests: Option<merge_requests::Counts>,
+}
+
+/// The outcome of one collection: what GitLab said, when, and at what cost.
+#[derive(Debug)]
+pub struct Collected {
+    /// The projects in scope, by id; `Err` when the collection failed (`gitlab_up 0`).
+    pub projects: Result<Vec<ProjectMetrics>, String>,
+    /// Wall time of the collection.
+    pub duration: Duration,
+    /// API calls it made, retries included.
+    pub api_calls: u64,
+    /// Project calls that failed (their series are left out).
+    pub failed_calls: u64,
+}
+
+/// A collection encoded once for serving: the data and its exposition in both text formats.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The collection.
+    pub data: Arc<Collected>,
+    /// When it finished, for the cache's TTL and the served data's age.
+    pub finished: Instant,
+    /// The same, as wall-clock time.
+    pub finished_at: SystemTime,
+    /// OpenMetrics 1.0 text, without the final `# EOF`.
+    pub openmetrics: String,
+    /// Prometheus text format 0.0.4.
+    pub text: String,
+}
+
+impl Snapshot {
+    /// Encodes a collection that just finished.
+    pub fn new(data: Collected) -> Snapshot {
+        let data = Arc::new(data);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotMetrics(Arc::clone(&data))));
+        let mut openmetrics = String::new();
+        let mut text = String::new();
+        // Writing into a String cannot fail, and every name and HELP text is a constant.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut openmetrics, &registry);
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
+        Snapshot {
+            data,
+            finished: Instant::now(),
+            finished_at: SystemTime::now(),
+            openmetrics,
+            text,
+        }
+    }
+
+    /// A collection that could not run at all.
+    pub fn failed(reason: String) -> Snapshot {
+        Snapshot::new(Collected {
+            projects: Err(reason),
+            duration: Duration::ZERO,
+            api_calls: 0,
+            failed_calls: 0,
+        })
+    }
+}
+
+/// Runs collections for one scope through one client.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    client: Client,
+    scope: Scope,
+    fan_out: usize,
+}
+
+impl Collector {
+    /// A collector for `scope`. `concurrency` is the client's limit on calls in flight; about
+    /// as many projects are worked on at once, so that the limit, not the fan-out, is what binds.
+    pub fn new(client: Client, scope: Scope, concurrency: usize) -> Collector {
+        Collector {
+            client,
+            scope,
+            fan_out: concurrency.max(1) * 2,
+        }
+    }
+
+    /// Runs one collection. Never fails: a failure is a snapshot with `gitlab_up 0` and a log
+    /// line saying why.
+    pub async fn collect(&self) -> Snapshot {
+        let started = Instant::now();
+        let client = self.client.for_collection();
+        let outcome = match scope::resolve(&client, &self.scope).await {
+            Ok(candidates) => Ok(self.projects(&client, candidates).await),
+            Err(e) => Err(e),
+        };
+        let duration = started.elapsed();
+        let api_calls = client.calls();
+        let data = match outcome {
+            Ok((projects, failures)) => {
+                if let Some(first) = failures.first() {
+                    warn!(
+                        failed_calls = failures.len(),
+                        first_error = %first,
+                        "collection finished with project calls failing; their series are left out"
+                    );
+                }
+                info!(projects = projects.len(), api_calls, duration = ?duration, "collection finished");
+                Collected {
+                    projects: Ok(projects),
+                    duration,
+                    api_calls,
+                    failed_calls: failures.len() as u64,
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, api_calls, "collection failed: GitLab could not be listed");
+                Collected {
+                    projects: Err(e.to_string()),
+                    duration,
+                    api_calls,
+                    failed_calls: 0,
+                }
+            }
+        };
+        Snapshot::new(data)
+    }
+
+    /// The per-project calls of every candidate, `fan_out` projects at a time.
+    async fn projects(
+        &self,
+        client: &Client,
+        candidates: Vec<Candidate>,
+    ) -> (Vec<ProjectMetrics>, Vec<Error>) {
+        let mut results = futures::stream::iter(candidates)
+            .map(|candidate| collect_project(client, candidate))
+            .buffer_unordered(self.fan_out);
+        let mut projects = Vec::new();
+        let mut failures = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(outcome) = results.next().await {
+            failures.extend(outcome.failures);
+            if let Some(project) = outcome.metrics {
+                // A named project may also have been listed under another reference.
+                if seen.insert(project.project.id) {
+                    projects.push(project);
+                }
+            }
+        }
+        projects.sort_by_key(|p| p.project.id);
+        (projects, failures)
+    }
+}
+
+/// One project's result: `None` when it is gone; the calls that failed.
+struct Outcome {
+    metrics: Option<ProjectMetrics>,
+    failures: Vec<Error>,
+}
+
+impl Outcome {
+    fn gone(failures: Vec<Error>) -> Outcome {
+        Outcome {
+            metrics: None,
+            failures,
+        }
+    }
+}
+
+/// The calls of one project. A 404 "Project Not Found" on any of them means the project
+/// disappeared after the listing: it is left out.
+async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
+    let mut failures = Vec::new();
+    let (project, merge_requests) = match candidate {
+        Candidate::Listed(project) => {
+            let counts = merge_requests::count(client, &project).await;
+            (project, counts)
+        }
+        Candidate::FromGroup(listed) => {
+            // Statistics (commits, storage) only come with the project itself; merge requests
+            // need nothing from it, so both go at once.
+            let id = listed.id.to_string();
+            let (detail, counts) = futures::join!(
+                project_detail(client, &id),
+                merge_requests::count(client, &listed)
+            );
+            match detail {
+                Ok(project) => (project, counts),
+                Err(e) => return gone_or_failed(listed.path_with_namespace, e),
+            }
+        }
+        Candidate::Named(reference) => match project_detail(client, &reference).await {
+            Ok(project) => {
+                let counts = merge_requests::count(client, &project).await;
+                (project, counts)
+            }
+            Err(e) => return gone_or_failed(reference, e),
+        },
+    };
+    let merge_requests = match merge_requests {
+        Ok(counts) => counts,
+        Err(e) if e.is_project_not_found() => return Outcome::gone(failures),
+        Err(e) => {
+            failures.push(e);
+            None
+        }
+    };
+    let commits = match commits::count(client, &project).await {
+        Ok(count) => count,
+        Err(e) if e.is_project_not_found() => return Outcome::gone(failures),
+        Err(e) => {
+            failures.push(e);
+            None
+        }
+    };
+    Outcome {
+        metrics: Some(ProjectMetrics {
+            project,
+            commits,
+            merge_requests,
+        }),
+        failures,
+    }
+}
+
+/// A project detail call that failed: gone (404) is not a failure, anything else is.
+fn gone_or_failed(project: String, error: Error) -> Outcome {
+    if error.status() == Some(404) {
+        debug!(project, "project not found; left out");
+        Outcome::gone(Vec::new())
+    } else {
+        Outcome::gone(vec![error])
+    }
+}
+
+/// `GET /projects/:id?statistics=true`, by id or full path.
+async fn project_detail(client: &Client, reference: &str) -> Result<Project, Error> {
+    let path = format!("/projects/{}", encode_segment(reference));
+    let query = vec![("statistics", "true".to_owned())];
+    Ok(client
+        .get::<Project>(endpoint::PROJECT, path, query)
+        .await?
+        .body)
+}
+
+/// The snapshot as a prometheus-client collector: each metric family file encodes its own.
+#[derive(Debug)]
+struct SnapshotMetrics(Arc<Collected>);
+
+impl PromCollector for SnapshotMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let data = &self.0;
+        let up = ConstGauge::new(i64::from(data.projects.is_ok()));
+        up.encode(encoder.encode_descriptor(
+            "gitlab_up",
+            "1 when the last collection reached GitLab and was authorized, else 0.",
+            None,
+            up.metric_type(),
+        )?)?;
+        if let Ok(projects) = &data.projects {
+            let labels = Labels::new(projects);
+            projects::encode(projects, &labels, &mut encoder)?;
+            commits::encode(projects, &labels, &mut encoder)?;
+            merge_requests::encode(projects, &labels, &mut encoder)?;
+        }
+        let duration = ConstGauge::new(data.duration.as_secs_f64());
+        duration.encode(encoder.encode_descriptor(
+            "gitlab_exporter_collect_duration",
+            "Wall time of the collection whose data is served.",
+            Some(&Unit::Seconds),
+            duration.metric_type(),
+        )?)?;
+        let calls = ConstGauge::new(data.api_calls as i64);
+        calls.encode(encoder.encode_descriptor(
+            "gitlab_exporter_collect_api_requests",
+            "GitLab API calls made by the collection whose data is served, retries included.",
+            None,
+            calls.metric_type(),
+        )?)?;
+        let failed = ConstGauge::new(data.failed_calls as i64);
+        failed.encode(encoder.encode_descriptor(
+            "gitlab_exporter_collect_failed_requests",
+            "Project API calls that failed in the collection whose data is served; their series are left out.",
+            None,
+            failed.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// Encodes a gauge family with one sample per project that has a value, labelled
+/// `project_id` and `project`.
+pub fn encode_per_project<V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    projects: &[ProjectMetrics],
+    labels: &Labels,
+    value: impl Fn(&ProjectMetrics) -> Option<V>,
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for (i, p) in projects.iter().enumerate() {
+        if let Some(v) = value(p) {
+            family
+                .encode_family(&labels.of(i, &p.project))?
+                .encode_gauge(&v)?;
+        }
+    }
+    Ok(())
+}
+
+/// The `project_id` and `project` label values of every project, formatted once per encoding.
+#[derive(Debug)]
+pub struct Labels {
+    ids: Vec<String>,
+}
+
+impl Labels {
+    fn new(projects: &[ProjectMetrics]) -> Labels {
+        Labels {
+            ids: projects.iter().map(|p| p.project.id.to_string()).collect(),
+        }
+    }
+
+    /// `[("project_id", ..), ("project", ..)]` of the `i`-th project.
+    pub fn of<'a>(&'a self, i: usize, project: &'a Project) -> [(&'static str, &'a str); 2] {
+        [
+            ("project_id", self.ids[i].as_str()),
+            ("project", project.path_with_namespace.as_str()),
+        ]
+    }
+}

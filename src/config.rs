@@ -1,0 +1,490 @@
+//! Command-line flags and their validation: everything the exporter is told at start, including
+//! the GitLab token, which is only ever read from the environment or a file.
+//!
+//! Parsing is clap's; this file adds the Prometheus-style values (durations, listen addresses)
+//! and the checks that need more than one flag. Every error names the flag it is about and makes
+//! the process exit with status 2, like clap's own.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
+
+/// Environment variable holding the GitLab token itself.
+pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
+
+/// A secret string (the GitLab token). It has no `Display`, and its `Debug` never shows the value,
+/// so it cannot end up in a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that must send it (the GitLab client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The flags, as clap parses them. [`Config::from_args`] turns them into a validated [`Config`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "gitlab-api-exporter",
+    version,
+    about = "Prometheus exporter for GitLab projects, commits and merge requests.",
+    after_help = "The token is read from the GITLAB_TOKEN environment variable or from --gitlab.token-file; \
+                  it is never accepted as a flag value."
+)]
+struct Cli {
+    /// GitLab base URL (the API is at <URL>/api/v4).
+    #[arg(long = "gitlab.url", env = "GITLAB_URL", value_name = "URL", default_value = "https://gitlab.com",
+          value_parser = parse_gitlab_url)]
+    gitlab_url: String,
+
+    /// File holding the GitLab token (read at start; surrounding whitespace is ignored).
+    #[arg(long = "gitlab.token-file", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+
+    /// Address to listen on: host:port, [v6]:port, or :port for every interface.
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9835",
+          value_parser = ListenAddress::parse)]
+    listen_address: ListenAddress,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics",
+          value_parser = parse_telemetry_path)]
+    telemetry_path: String,
+
+    /// How long a collection is reused (Prometheus duration: 500ms, 30s, 2m). 0s: no reuse,
+    /// concurrent scrapes still share one collection.
+    #[arg(long = "cache.ttl", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    cache_ttl: Duration,
+
+    /// Most GitLab API calls in flight at once.
+    #[arg(long = "gitlab.concurrency", value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=512))]
+    concurrency: u16,
+
+    /// Timeout of one GitLab API call.
+    #[arg(long = "gitlab.request-timeout", value_name = "DURATION", default_value = "15s",
+          value_parser = parse_positive_duration)]
+    request_timeout: Duration,
+
+    /// Export the projects of this group and its subgroups (id or full path; repeatable).
+    #[arg(long = "gitlab.group", value_name = "GROUP", value_parser = parse_reference)]
+    groups: Vec<String>,
+
+    /// Export this project (id or full path; repeatable).
+    #[arg(long = "gitlab.project", value_name = "PROJECT", value_parser = parse_reference)]
+    projects: Vec<String>,
+
+    /// Export every project the token can see (for administrators of self-managed instances).
+    #[arg(long = "gitlab.all-projects", conflicts_with_all = ["groups", "projects"])]
+    all_projects: bool,
+
+    /// Also export archived projects (left out by default).
+    #[arg(long = "gitlab.include-archived")]
+    include_archived: bool,
+
+    /// Start the built-in fake GitLab on loopback and export it (no token or URL needed).
+    #[arg(long = "demo")]
+    demo: bool,
+
+    /// Only log messages of this level or above.
+    #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    log_level: LogLevel,
+}
+
+/// Log levels offered by `--log.level`, as in other Prometheus exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Everything, including each API call.
+    Debug,
+    /// Start, stop and collection failures.
+    Info,
+    /// Problems only.
+    Warn,
+    /// Failures only.
+    Error,
+}
+
+impl From<LogLevel> for tracing::Level {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        }
+    }
+}
+
+/// Which projects a collection exports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Groups (id or full path) whose projects, subgroups included, are exported.
+    pub groups: Vec<String>,
+    /// Projects (id or full path) exported whatever their archived state.
+    pub projects: Vec<String>,
+    /// Every project the token can see.
+    pub all_projects: bool,
+    /// Archived projects are listed too.
+    pub include_archived: bool,
+}
+
+impl Scope {
+    /// True when no group, project or all-projects flag was given: the scope is then the
+    /// projects the token's user is a member of.
+    pub fn is_membership(&self) -> bool {
+        !self.all_projects && self.groups.is_empty() && self.projects.is_empty()
+    }
+}
+
+/// The validated configuration of one exporter process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// GitLab base URL without a trailing slash, e.g. `https://gitlab.com`.
+    pub gitlab_url: String,
+    /// The token, if one was given.
+    pub token: Option<Secret>,
+    /// Where to serve.
+    pub listen_address: ListenAddress,
+    /// Path of the metrics page.
+    pub telemetry_path: String,
+    /// How long a collection is reused.
+    pub cache_ttl: Duration,
+    /// Most API calls in flight.
+    pub concurrency: usize,
+    /// Timeout of one API call.
+    pub request_timeout: Duration,
+    /// The projects to export.
+    pub scope: Scope,
+    /// Run against the built-in fake GitLab.
+    pub demo: bool,
+    /// Log verbosity.
+    pub log_level: LogLevel,
+}
+
+impl Config {
+    /// Parses and validates the process's arguments and environment. On error, the returned
+    /// clap error prints a message naming the flag and exits with status 2 (`err.exit()`).
+    pub fn from_args<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        let token = match &cli.token_file {
+            Some(path) => Some(read_token_file(path).map_err(|msg| {
+                invalid(format!(
+                    "invalid value for '--gitlab.token-file <PATH>': {msg}"
+                ))
+            })?),
+            None => match std::env::var(TOKEN_ENV) {
+                Ok(value) if !value.trim().is_empty() => {
+                    check_token(value.trim())
+                        .map_err(|msg| invalid(format!("invalid {TOKEN_ENV}: {msg}")))?;
+                    Some(Secret::new(value.trim()))
+                }
+                _ => None,
+            },
+        };
+        let scope = Scope {
+            groups: cli.groups,
+            projects: cli.projects,
+            all_projects: cli.all_projects,
+            include_archived: cli.include_archived,
+        };
+        if token.is_none() && !cli.demo && (scope.is_membership() || scope.all_projects) {
+            return Err(invalid(format!(
+                "no GitLab token: set {TOKEN_ENV} or '--gitlab.token-file <PATH>'; without one, \
+                 name the public projects or groups to export with '--gitlab.project' or '--gitlab.group'"
+            )));
+        }
+        Ok(Config {
+            gitlab_url: cli.gitlab_url,
+            token,
+            listen_address: cli.listen_address,
+            telemetry_path: cli.telemetry_path,
+            cache_ttl: cli.cache_ttl,
+            concurrency: usize::from(cli.concurrency),
+            request_timeout: cli.request_timeout,
+            scope,
+            demo: cli.demo,
+            log_level: cli.log_level,
+        })
+    }
+}
+
+/// A validation error in clap's format (exit status 2).
+fn invalid(message: String) -> clap::Error {
+    Cli::command().error(ErrorKind::ValueValidation, message)
+}
+
+fn read_token_file(path: &Path) -> Result<Secret, String> {
+    let content = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = content.trim();
+    if token.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    check_token(token)?;
+    Ok(Secret::new(token))
+}
+
+/// A token must fit in an HTTP header. The message never repeats the token.
+fn check_token(token: &str) -> Result<(), String> {
+    if token.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("the token has characters that cannot be sent in an HTTP header (spaces, control or non-ASCII characters)".to_owned())
+    }
+}
+
+/// Parses a Prometheus duration: one or more `<integer><unit>` with units in the order
+/// y, w, d, h, m, s, ms, each at most once (`1h30m`, `500ms`), or a bare `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3600 * 1000),
+        ("w", 7 * 24 * 3600 * 1000),
+        ("d", 24 * 3600 * 1000),
+        ("h", 3600 * 1000),
+        ("m", 60 * 1000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let bad = || format!("'{s}' is not a duration (examples: 500ms, 30s, 2m, 1h30m)");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut rest = s;
+    let mut next_unit = 0;
+    let mut millis: u64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..letters];
+        rest = &rest[letters..];
+        let index = UNITS[next_unit..]
+            .iter()
+            .position(|(name, _)| *name == unit)
+            .map(|i| i + next_unit)
+            .ok_or_else(bad)?;
+        next_unit = index + 1;
+        millis = value
+            .checked_mul(UNITS[index].1)
+            .and_then(|v| v.checked_add(millis))
+            .ok_or_else(bad)?;
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err("must be more than 0s".to_owned()),
+        d => Ok(d),
+    }
+}
+
+fn parse_gitlab_url(s: &str) -> Result<String, String> {
+    let url = s.trim().trim_end_matches('/');
+    let url = url.strip_suffix("/api/v4").unwrap_or(url);
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("'{s}' must start with https:// or http://"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("'{s}' has no host"));
+    }
+    if rest.contains(['?', '#', '@', ' ']) {
+        return Err(format!(
+            "'{s}' must be a plain base URL (no query, fragment or credentials)"
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s == "/" || s.starts_with("/-/") {
+        return Err(format!(
+            "'{s}' must start with '/' and not be '/' or under '/-/'"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// A group or project reference: a numeric id or a full path such as `acme/platform`.
+fn parse_reference(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_matches('/');
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return Err("expected a numeric id or a full path such as 'group/project'".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// An address to listen on. `host` is `None` for `:port` (every interface).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    /// Host name or IP address, without brackets.
+    pub host: Option<String>,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl ListenAddress {
+    /// Parses `host:port`, `[v6]:port` or `:port`.
+    pub fn parse(s: &str) -> Result<ListenAddress, String> {
+        let bad = || format!("'{s}' is not host:port, [v6-address]:port or :port");
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = match host {
+            "" => None,
+            h if h.starts_with('[') && h.ends_with(']') && h.len() > 2 => {
+                Some(h[1..h.len() - 1].to_owned())
+            }
+            h if h.contains([':', '[', ']', '/', ' ']) => return Err(bad()),
+            h => Some(h.to_owned()),
+        };
+        Ok(ListenAddress { host, port })
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            None => write!(f, ":{}", self.port),
+            Some(h) if h.contains(':') => write!(f, "[{h}]:{}", self.port),
+            Some(h) => write!(f, "{h}:{}", self.port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_prometheus() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1d2h"), Ok(Duration::from_secs(93_600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "5",
+            "s",
+            "1x",
+            "30m1h",
+            "1s1s",
+            "-1s",
+            "1.5s",
+            "1 s",
+            "99999999999999999y",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let any = ListenAddress::parse(":9835").unwrap();
+        assert_eq!((any.host, any.port), (None, 9835));
+        let v6 = ListenAddress::parse("[::1]:80").unwrap();
+        assert_eq!(v6.host.as_deref(), Some("::1"));
+        assert_eq!(v6.to_string(), "[::1]:80");
+        assert_eq!(
+            ListenAddress::parse("localhost:1").unwrap().to_string(),
+            "localhost:1"
+        );
+        for bad in ["9835", ":", ":99999", "::1:80", "[]:80", "a b:1"] {
+            assert!(
+                ListenAddress::parse(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn gitlab_url_is_normalised() {
+        assert_eq!(
+            parse_gitlab_url("https://gitlab.com/").unwrap(),
+            "https://gitlab.com"
+        );
+        assert_eq!(
+            parse_gitlab_url("https://example.com/gitlab/api/v4").unwrap(),
+            "https://example.com/gitlab"
+        );
+        for bad in [
+            "gitlab.com",
+            "ftp://x",
+            "https://",
+            "https://u:p@x",
+            "https:///x",
+        ] {
+            assert!(parse_gitlab_url(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn secret_debug_hides_the_value() {
+        let s = Secret::new("glpat-very-secret");
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let config = Config::from_args(["x", "--demo"]).unwrap();
+        let config = Config {
+            token: Some(s),
+            ..config
+        };
+        assert!(!format!("{config:?}").contains("very-secret"));
+        assert!(!format!("{config:#?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::from_args(["x", "--demo"]).unwrap();
+        assert_eq!(c.listen_address.to_string(), ":9835");
+        assert_eq!(c.telemetry_path, "/metrics");
+        assert_eq!(c.cache_ttl, Duration::from_secs(60));
+        assert_eq!(c.concurrency, 16);
+        assert_eq!(c.request_timeout, Duration::from_secs(15));
+        assert!(c.scope.is_membership() && !c.scope.include_archived);
+        assert_eq!(c.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let err = Config::from_args(["x", "--demo", "--cache.ttl", "soon"]).unwrap_err();
+        assert!(err.to_string().contains("--cache.ttl"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        let err = Config::from_args(["x", "--demo", "--gitlab.token-file", "/nonexistent/token"])
+            .unwrap_err();
+        assert!(err.to_string().contains("--gitlab.token-file"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        let err = Config::from_args(["x", "--demo", "--gitlab.token", "abc"]).unwrap_err();
+        assert!(err.to_string().contains("--gitlab.token"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,1862 @@
+//! Routing, authentication, permissions and the endpoint handlers of the fake GitLab REST API v4.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use super::instance::{
+    FakeProject, Instance, MergeRequestCounts, Namespace, Role, USER_ID, USER_NAMESPACE_ID,
+    Visibility, splitmix64,
+};
+use super::paginate::{
+    BadParam, KeysetOrder, OffsetPage, PageRequest, Query, decode_component, keyset_headers,
+    offset_limit_message, select_offset,
+};
+use super::ratelimit::RateLimiter;
+use super::time::{rfc3339_offset, rfc3339_z};
+
+/// Every route lives under this prefix.
+const API_PREFIX: &str = "/api/v4";
+
+/// Route templates, the unit of request counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Projects,
+    Project,
+    GroupProjects,
+    MergeRequests,
+    Branch,
+    Commits,
+    CommitSequence,
+    User,
+    Version,
+    Unknown,
+}
+
+impl Route {
+    /// Every route, in counter-index order.
+    pub(crate) const ALL: [Route; 10] = [
+        Route::Projects,
+        Route::Project,
+        Route::GroupProjects,
+        Route::MergeRequests,
+        Route::Branch,
+        Route::Commits,
+        Route::CommitSequence,
+        Route::User,
+        Route::Version,
+        Route::Unknown,
+    ];
+
+    /// The template string used by `FakeGitlab::requests`.
+    pub(crate) fn template(self) -> &'static str {
+        match self {
+            Route::Projects => "/projects",
+            Route::Project => "/projects/:id",
+            Route::GroupProjects => "/groups/:id/projects",
+            Route::MergeRequests => "/projects/:id/merge_requests",
+            Route::Branch => "/projects/:id/repository/branches/:branch",
+            Route::Commits => "/projects/:id/repository/commits",
+            Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
+            Route::User => "/user",
+            Route::Version => "/version",
+            Route::Unknown => "unknown",
+        }
+    }
+
+    /// Index into the counter array.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A matched route with its (percent-decoded) path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Projects,
+    Project(String),
+    GroupProjects(String),
+    MergeRequests(String),
+    Branch(String, String),
+    Commits(String),
+    CommitSequence(String, String),
+    User,
+    Version,
+    Unknown,
+}
+
+impl Endpoint {
+    /// Matches a raw request path. Each segment is percent-decoded on its own, so `acme%2Fapi`
+    /// is one id while a literal `/` in a branch name does not match (as in GitLab).
+    pub(crate) fn parse(path: &str) -> Endpoint {
+        let Some(rest) = path
+            .strip_prefix(API_PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return Endpoint::Unknown;
+        };
+        let segs: Vec<&str> = rest.split('/').collect();
+        if segs.iter().any(|s| s.is_empty()) {
+            return Endpoint::Unknown;
+        }
+        let d = |s: &str| decode_component(s, false);
+        match segs.as_slice() {
+            ["projects"] => Endpoint::Projects,
+            ["projects", id] => Endpoint::Project(d(id)),
+            ["projects", id, "merge_requests"] => Endpoint::MergeRequests(d(id)),
+            ["projects", id, "repository", "branches", b] => Endpoint::Branch(d(id), d(b)),
+            ["projects", id, "repository", "commits"] => Endpoint::Commits(d(id)),
+            ["projects", id, "repository", "commits", sha, "sequence"] => {
+                Endpoint::CommitSequence(d(id), d(sha))
+            }
+            ["groups", id, "projects"] => Endpoint::GroupProjects(d(id)),
+            ["user"] => Endpoint::User,
+            ["version"] => Endpoint::Version,
+            _ => Endpoint::Unknown,
+        }
+    }
+
+    /// The counting route of this endpoint.
+    pub(crate) fn route(&self) -> Route {
+        match self {
+            Endpoint::Projects => Route::Projects,
+            Endpoint::Project(_) => Route::Project,
+            Endpoint::GroupProjects(_) => Route::GroupProjects,
+            Endpoint::MergeRequests(_) => Route::MergeRequests,
+            Endpoint::Branch(..) => Route::Branch,
+            Endpoint::Commits(_) => Route::Commits,
+            Endpoint::CommitSequence(..) => Route::CommitSequence,
+            Endpoint::User => Route::User,
+            Endpoint::Version => Route::Version,
+            Endpoint::Unknown => Route::Unknown,
+        }
+    }
+}
+
+/// The mutable state behind the server's lock.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) instance: Instance,
+    /// Projects to delete right after the next listing that returns them.
+    pub(crate) vanishing: BTreeSet<u64>,
+}
+
+/// The parts of an HTTP request the API looks at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiRequest<'a> {
+    pub(crate) method: &'a str,
+    /// Raw path, still percent-encoded (reused in `Link` URLs).
+    pub(crate) path: &'a str,
+    /// Raw query string.
+    pub(crate) query: Option<&'a str>,
+    /// Token from `PRIVATE-TOKEN` or `Authorization: Bearer`.
+    pub(crate) token: Option<&'a str>,
+    /// Unix seconds, for the rate limiter.
+    pub(crate) now: u64,
+}
+
+/// An answer, independent of hyper.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// `{"message": msg}`, GitLab's `render_api_error!` / `not_found!` shape.
+    fn message(status: u16, msg: &str) -> Reply {
+        Reply::json(status, &json!({ "message": msg }))
+    }
+
+    /// `{"error": msg}`, the Grape shape (unknown route, validation, 405).
+    fn error(status: u16, msg: &str) -> Reply {
+        Reply::json(status, &json!({ "error": msg }))
+    }
+
+    fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Reply {
+        self.headers.extend(headers);
+        self
+    }
+}
+
+impl From<BadParam> for Reply {
+    fn from(e: BadParam) -> Reply {
+        Reply::error(400, &e.0)
+    }
+}
+
+/// Extracts the token: `PRIVATE-TOKEN` first, then `Authorization: Bearer`. Blank values count as absent.
+pub(crate) fn token_from_headers(
+    private_token: Option<&[u8]>,
+    authorization: Option<&[u8]>,
+) -> Option<String> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    if let Some(t) = private_token.map(text).filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    let auth = text(authorization?);
+    let (scheme, token) = auth.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// No token: public projects only.
+    Anonymous,
+    /// The valid token.
+    User { admin: bool },
+    /// A token that is not the instance's.
+    Invalid,
+}
+
+impl Caller {
+    fn authenticate(inst: &Instance, token: Option<&str>) -> Caller {
+        match token {
+            None => Caller::Anonymous,
+            Some(t) if t == inst.token => Caller::User { admin: inst.admin },
+            Some(_) => Caller::Invalid,
+        }
+    }
+
+    fn admin(self) -> bool {
+        matches!(self, Caller::User { admin: true })
+    }
+
+    /// The caller's role in `p` (anonymous callers have none).
+    fn role(self, p: &FakeProject) -> Option<Role> {
+        match self {
+            Caller::User { .. } => p.role,
+            _ => None,
+        }
+    }
+
+    fn can_see(self, p: &FakeProject) -> bool {
+        match self {
+            Caller::User { admin } => {
+                admin || p.visibility != Visibility::Private || p.role.is_some()
+            }
+            _ => p.visibility == Visibility::Public,
+        }
+    }
+
+    /// `read_code`: everyone who sees a public/internal project, Reporter+ on private ones.
+    fn can_read_code(self, p: &FakeProject) -> bool {
+        self.can_see(p)
+            && (self.admin()
+                || p.visibility != Visibility::Private
+                || self.role(p) >= Some(Role::Reporter))
+    }
+
+    /// `read_statistics`: administrators and Reporter+.
+    fn can_read_statistics(self, p: &FakeProject) -> bool {
+        self.can_see(p) && (self.admin() || self.role(p) >= Some(Role::Reporter))
+    }
+
+    /// `read_merge_request`: the feature is on and the caller may read code-level content.
+    fn can_read_merge_requests(self, p: &FakeProject) -> bool {
+        p.merge_requests_enabled && self.can_read_code(p)
+    }
+}
+
+/// Per-request context shared by the handlers.
+struct Ctx<'a> {
+    caller: Caller,
+    /// Base URL without trailing slash (`http://127.0.0.1:PORT` or the override).
+    base: &'a str,
+    /// Raw request path, for `Link` URLs.
+    path: &'a str,
+    query: &'a Query,
+}
+
+/// Answers one request: rate limit, method, authentication, then the endpoint.
+pub(crate) fn respond(
+    live: &mut Live,
+    limiter: &RateLimiter,
+    server_url: &str,
+    req: &ApiRequest<'_>,
+    endpoint: &Endpoint,
+) -> Reply {
+    let query = Query::parse(req.query);
+    let token = req
+        .token
+        .or_else(|| query.get("private_token"))
+        .or_else(|| query.get("access_token"));
+    let caller = Caller::authenticate(&live.instance, token);
+    let verdict = live
+        .instance
+        .rate_limit_per_minute
+        .map(|limit| limiter.admit(limit, req.now, matches!(caller, Caller::User { .. })));
+    let rate_headers = match verdict {
+        Some(v) if v.throttled => {
+            return Reply {
+                status: 429,
+                content_type: "text/plain",
+                headers: v.headers,
+                body: b"Retry later\n".to_vec(),
+            };
+        }
+        Some(v) => v.headers,
+        None => Vec::new(),
+    };
+    let base = live
+        .instance
+        .base_url_override
+        .as_deref()
+        .unwrap_or(server_url)
+        .trim_end_matches('/')
+        .to_string();
+    let ctx = Ctx {
+        caller,
+        base: &base,
+        path: req.path,
+        query: &query,
+    };
+    dispatch(live, &ctx, req.method, endpoint).with_headers(rate_headers)
+}
+
+fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -> Reply {
+    if *endpoint == Endpoint::Unknown {
+        return Reply::error(404, "404 Not Found");
+    }
+    if !matches!(method, "GET" | "HEAD") {
+        return Reply::error(405, "405 Not Allowed")
+            .with_headers(vec![("Allow", "OPTIONS, GET, HEAD".to_string())]);
+    }
+    if ctx.caller == Caller::Invalid {
+        return Reply::message(401, "401 Unauthorized");
+    }
+    let inst = &live.instance;
+    let result = match endpoint {
+        Endpoint::Projects => return list_projects(live, ctx, None),
+        Endpoint::GroupProjects(id) => return list_projects(live, ctx, Some(id)),
+        Endpoint::Project(id) => single_project(inst, ctx, id),
+        Endpoint::MergeRequests(id) => merge_requests(inst, ctx, id),
+        Endpoint::Branch(id, name) => branch(inst, ctx, id, name),
+        Endpoint::Commits(id) => commits(inst, ctx, id),
+        Endpoint::CommitSequence(id, sha) => sequence(inst, ctx, id, sha),
+        Endpoint::User => user(inst, ctx),
+        Endpoint::Version => version(ctx),
+        Endpoint::Unknown => Err(Reply::error(404, "404 Not Found")),
+    };
+    result.unwrap_or_else(|reply| reply)
+}
+
+/// A numeric id or a full path, visible to the caller.
+fn find_project<'i>(
+    inst: &'i Instance,
+    caller: Caller,
+    id: &str,
+) -> Result<&'i FakeProject, Reply> {
+    let found = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        id.parse::<u64>().ok().and_then(|n| inst.project(n))
+    } else {
+        inst.project_by_path(id)
+    };
+    found
+        .filter(|p| caller.can_see(p))
+        .ok_or_else(|| Reply::message(404, "404 Project Not Found"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projects
+// ---------------------------------------------------------------------------------------------
+
+/// `order_by` values accepted by `GET /projects`.
+const PROJECT_ORDERS: [&str; 12] = [
+    "id",
+    "name",
+    "path",
+    "created_at",
+    "updated_at",
+    "last_activity_at",
+    "similarity",
+    "star_count",
+    "repository_size",
+    "storage_size",
+    "packages_size",
+    "wiki_size",
+];
+/// `order_by` values accepted by `GET /groups/:id/projects`.
+const GROUP_PROJECT_ORDERS: [&str; 8] = [
+    "id",
+    "name",
+    "path",
+    "created_at",
+    "updated_at",
+    "last_activity_at",
+    "similarity",
+    "star_count",
+];
+const MIN_ACCESS_LEVELS: [&str; 7] = ["5", "10", "15", "20", "30", "40", "50"];
+
+/// Parameters of a project listing (both endpoints).
+struct Listing {
+    page: PageRequest,
+    /// `Some` for `pagination=keyset`.
+    keyset: Option<KeysetOrder>,
+    desc: bool,
+    simple: bool,
+    statistics: bool,
+    membership: bool,
+    owned: bool,
+    archived: Option<bool>,
+    active: bool,
+    visibility: Option<&'static str>,
+    min_access_level: Option<u32>,
+    with_issues_enabled: bool,
+    with_merge_requests_enabled: bool,
+    search: Vec<String>,
+    id_after: Option<i64>,
+    id_before: Option<i64>,
+    include_subgroups: bool,
+    with_shared: bool,
+}
+
+impl Listing {
+    fn parse(q: &Query, group: bool) -> Result<Listing, Reply> {
+        let orders: &[&str] = if group {
+            &GROUP_PROJECT_ORDERS
+        } else {
+            &PROJECT_ORDERS
+        };
+        let order_by = q.choice("order_by", orders)?;
+        let desc = q.choice("sort", &["asc", "desc"])? != Some("asc");
+        let keyset = q.choice("pagination", &["offset", "keyset"])? == Some("keyset");
+        let flag = |k: &str| q.bool(k).map(|b| b.unwrap_or(false));
+        let listing = Listing {
+            page: PageRequest::from_query(q)?,
+            keyset: keyset.then_some(if desc {
+                KeysetOrder::Desc
+            } else {
+                KeysetOrder::Asc
+            }),
+            desc,
+            simple: flag("simple")?,
+            statistics: flag("statistics")? && !group,
+            membership: flag("membership")?,
+            owned: flag("owned")?,
+            archived: q.bool("archived")?,
+            active: flag("active")?,
+            visibility: q.choice("visibility", &["private", "internal", "public"])?,
+            min_access_level: q
+                .choice("min_access_level", &MIN_ACCESS_LEVELS)?
+                .and_then(|v| v.parse().ok()),
+            with_issues_enabled: flag("with_issues_enabled")?,
+            with_merge_requests_enabled: flag("with_merge_requests_enabled")?,
+            search: q
+                .get("search")
+                .map(|s| s.split_whitespace().map(str::to_lowercase).collect())
+                .unwrap_or_default(),
+            id_after: q.int("id_after")?,
+            id_before: q.int("id_before")?,
+            include_subgroups: flag("include_subgroups")?,
+            with_shared: q.bool("with_shared")?.unwrap_or(true),
+        };
+        if keyset && order_by != Some("id") {
+            return Err(Reply::error(
+                405,
+                "Keyset pagination is not yet available for this type of request",
+            ));
+        }
+        Ok(listing)
+    }
+
+    /// The filters common to both listing endpoints (the group scope is checked by the caller).
+    fn keeps(&self, inst: &Instance, caller: Caller, p: &FakeProject) -> bool {
+        let role = caller.role(p);
+        caller.can_see(p)
+            && (!self.membership || role.is_some())
+            && (!self.owned || role == Some(Role::Owner))
+            && self.archived.is_none_or(|a| p.archived == a)
+            && (!self.active || !p.archived)
+            && self.visibility.is_none_or(|v| p.visibility.as_str() == v)
+            && self
+                .min_access_level
+                .is_none_or(|l| role.is_some_and(|r| r.access_level() >= l))
+            && (!self.with_issues_enabled || p.issues_enabled)
+            && (!self.with_merge_requests_enabled || p.merge_requests_enabled)
+            && (self.search.is_empty() || {
+                let hay = format!("{} {}", p.path_with_namespace(inst), p.name).to_lowercase();
+                self.search.iter().all(|t| hay.contains(t.as_str()))
+            })
+    }
+}
+
+/// The groups whose projects a group listing covers: the group, plus its descendants when asked.
+fn group_scope(inst: &Instance, root: u64, include_subgroups: bool) -> BTreeSet<u64> {
+    let mut scope = BTreeSet::from([root]);
+    if include_subgroups {
+        // Groups are few; iterate to a fixed point instead of building a tree.
+        loop {
+            let before = scope.len();
+            for g in &inst.groups {
+                if g.parent_id.is_some_and(|p| scope.contains(&p)) {
+                    scope.insert(g.id);
+                }
+            }
+            if scope.len() == before {
+                break;
+            }
+        }
+    }
+    scope
+}
+
+fn in_scope(p: &FakeProject, scope: &BTreeSet<u64>, with_shared: bool) -> bool {
+    matches!(p.namespace, Namespace::Group(g) if scope.contains(&g))
+        || (with_shared && p.shared_with_groups.iter().any(|g| scope.contains(g)))
+}
+
+/// `GET /projects` (`group = None`) and `GET /groups/:id/projects`.
+fn list_projects(live: &mut Live, ctx: &Ctx<'_>, group: Option<&String>) -> Reply {
+    let (reply, returned) = match project_page(&live.instance, ctx, group) {
+        Ok(answer) => answer,
+        Err(reply) => return reply,
+    };
+    // A vanishing project is deleted right after the first listing that returned it.
+    for id in returned {
+        if live.vanishing.remove(&id) {
+            live.instance.remove_project(id);
+        }
+    }
+    reply
+}
+
+/// Selects and renders one page of a project listing; also returns the ids it contains.
+fn project_page(
+    inst: &Instance,
+    ctx: &Ctx<'_>,
+    group: Option<&String>,
+) -> Result<(Reply, Vec<u64>), Reply> {
+    let listing = Listing::parse(ctx.query, group.is_some())?;
+    let scope = match group {
+        None => None,
+        Some(id) => {
+            let g = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+                id.parse().ok().and_then(|n| inst.group(n))
+            } else {
+                inst.group_by_path(id)
+            };
+            let not_found = || Reply::message(404, "404 Group Not Found");
+            let g = g.ok_or_else(not_found)?;
+            // Groups have no visibility of their own here: one is visible when the caller can
+            // see something in it (or is an administrator).
+            let whole = group_scope(inst, g.id, true);
+            let visible = ctx.caller.admin()
+                || inst
+                    .projects
+                    .iter()
+                    .any(|p| in_scope(p, &whole, true) && ctx.caller.can_see(p));
+            if !visible {
+                return Err(not_found());
+            }
+            Some(group_scope(inst, g.id, listing.include_subgroups))
+        }
+    };
+    if listing.keyset.is_none() && listing.page.exceeds_offset_limit(inst.offset_limit) {
+        return Err(Reply::error(
+            405,
+            &offset_limit_message(inst.offset_limit, "Project"),
+        ));
+    }
+
+    // Projects are sorted by id, so id_after/id_before are a sub-slice.
+    let all = &inst.projects;
+    let lo = listing.id_after.map_or(0, |a| {
+        all.partition_point(|p| i128::from(p.id) <= i128::from(a))
+    });
+    let hi = listing.id_before.map_or(all.len(), |b| {
+        all.partition_point(|p| i128::from(p.id) < i128::from(b))
+    });
+    let slice = all.get(lo..hi).unwrap_or(&[]);
+    let ordered: Box<dyn Iterator<Item = &FakeProject>> = if listing.desc {
+        Box::new(slice.iter().rev())
+    } else {
+        Box::new(slice.iter())
+    };
+    let matching = ordered.filter(|p| {
+        listing.keeps(inst, ctx.caller, p)
+            && scope
+                .as_ref()
+                .is_none_or(|s| in_scope(p, s, listing.with_shared))
+    });
+
+    let (items, headers) = match listing.keyset {
+        Some(order) => {
+            let items: Vec<&FakeProject> = matching.take(listing.page.per_page as usize).collect();
+            let ids: Vec<u64> = items.iter().map(|p| p.id).collect();
+            let headers = keyset_headers(
+                ctx.query,
+                ctx.base,
+                ctx.path,
+                order,
+                listing.page.per_page,
+                &ids,
+            );
+            (items, headers)
+        }
+        None => {
+            let (items, page) = select_offset(matching, &listing.page);
+            (items, page.headers(ctx.query, ctx.base, ctx.path))
+        }
+    };
+    let view = if listing.simple || (group.is_none() && ctx.caller == Caller::Anonymous) {
+        View::Basic
+    } else {
+        View::Full {
+            statistics: listing.statistics,
+            permissions: group.is_none(),
+        }
+    };
+    let body = Value::Array(
+        items
+            .iter()
+            .map(|p| project_json(inst, ctx, p, view))
+            .collect(),
+    );
+    let ids = items.iter().map(|p| p.id).collect();
+    Ok((Reply::json(200, &body).with_headers(headers), ids))
+}
+
+/// `GET /projects/:id`.
+fn single_project(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
+    let statistics = ctx.query.bool("statistics")?.unwrap_or(false);
+    ctx.query.bool("license")?;
+    let p = find_project(inst, ctx.caller, id)?;
+    let view = match ctx.caller {
+        Caller::Anonymous => View::Basic,
+        _ => View::Full {
+            statistics,
+            permissions: true,
+        },
+    };
+    Ok(Reply::json(200, &project_json(inst, ctx, p, view)))
+}
+
+/// Which project entity to render.
+#[derive(Debug, Clone, Copy)]
+enum View {
+    /// `BasicProjectDetails` (`simple=true`, anonymous callers).
+    Basic,
+    /// `Project` / `ProjectWithAccess`.
+    Full { statistics: bool, permissions: bool },
+}
+
+/// "Acme / Platform / Infra" for a group namespace, the user's name for the personal one.
+fn namespace_full_name(inst: &Instance, ns: Namespace) -> String {
+    match ns {
+        Namespace::User => display_name(&inst.username),
+        Namespace::Group(id) => {
+            let mut names = Vec::new();
+            let mut current = inst.group(id);
+            while let Some(g) = current {
+                names.push(g.name.as_str());
+                if names.len() > 32 {
+                    break; // a parent cycle in test data
+                }
+                current = g.parent_id.and_then(|p| inst.group(p));
+            }
+            names.reverse();
+            names.join(" / ")
+        }
+    }
+}
+
+/// "demo-user" -> "Demo User".
+fn display_name(username: &str) -> String {
+    username
+        .split(['-', '_', '.'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn namespace_json(inst: &Instance, base: &str, ns: Namespace) -> Value {
+    match ns {
+        Namespace::User => json!({
+            "id": USER_NAMESPACE_ID,
+            "name": display_name(&inst.username),
+            "path": inst.username,
+            "kind": "user",
+            "full_path": inst.username,
+            "parent_id": null,
+            "avatar_url": null,
+            "web_url": format!("{base}/{}", inst.username),
+        }),
+        Namespace::Group(id) => {
+            let g = inst.group(id);
+            let full_path = g.map_or("", |g| g.full_path.as_str());
+            json!({
+                "id": id,
+                "name": g.map_or("", |g| g.name.as_str()),
+                "path": full_path.rsplit('/').next().unwrap_or(""),
+                "kind": "group",
+                "full_path": full_path,
+                "parent_id": g.and_then(|g| g.parent_id),
+                "avatar_url": null,
+                "web_url": format!("{base}/groups/{full_path}"),
+            })
+        }
+    }
+}
+
+fn user_json(inst: &Instance, base: &str) -> Value {
+    json!({
+        "id": USER_ID,
+        "username": inst.username,
+        "name": display_name(&inst.username),
+        "state": "active",
+        "locked": false,
+        "avatar_url": null,
+        "web_url": format!("{base}/{}", inst.username),
+    })
+}
+
+/// The project entity as the caller may see it.
+fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> Value {
+    let base = ctx.base;
+    let pwn = p.path_with_namespace(inst);
+    let web_url = format!("{base}/{pwn}");
+    let host = base
+        .split_once("://")
+        .map_or(base, |(_, rest)| rest)
+        .split([':', '/'])
+        .next()
+        .unwrap_or("");
+    let read_code = ctx.caller.can_read_code(p);
+    // GitLab exposes `default_branch_or_main`: an empty repository still says "main".
+    let default_branch = p.default_branch.as_deref().unwrap_or("main");
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    put("id", json!(p.id));
+    put("description", Value::Null);
+    put("name", json!(p.name));
+    put(
+        "name_with_namespace",
+        json!(format!(
+            "{} / {}",
+            namespace_full_name(inst, p.namespace),
+            p.name
+        )),
+    );
+    put("path", json!(p.path));
+    put("path_with_namespace", json!(pwn));
+    put("created_at", json!(rfc3339_z(p.created_at())));
+    if read_code {
+        put("default_branch", json!(default_branch));
+    }
+    put("tag_list", json!([]));
+    put("topics", json!([]));
+    put("ssh_url_to_repo", json!(format!("git@{host}:{pwn}.git")));
+    put("http_url_to_repo", json!(format!("{web_url}.git")));
+    put("web_url", json!(web_url));
+    if read_code {
+        let readme = match &p.default_branch {
+            Some(b) if !p.is_empty_repo() => json!(format!("{web_url}/-/blob/{b}/README.md")),
+            _ => Value::Null,
+        };
+        put("readme_url", readme);
+        put("forks_count", json!(p.forks_count));
+    }
+    put("avatar_url", Value::Null);
+    put("star_count", json!(p.star_count));
+    put("last_activity_at", json!(rfc3339_z(p.last_activity_at)));
+    put("namespace", namespace_json(inst, base, p.namespace));
+    let View::Full {
+        statistics,
+        permissions,
+    } = view
+    else {
+        return Value::Object(m);
+    };
+
+    let enabled = |on: bool| json!(if on { "enabled" } else { "disabled" });
+    let api = format!("{base}{API_PREFIX}/projects/{}", p.id);
+    let mut links = Map::new();
+    links.insert("self".into(), json!(api));
+    if p.issues_enabled {
+        links.insert("issues".into(), json!(format!("{api}/issues")));
+    }
+    if p.merge_requests_enabled {
+        links.insert(
+            "merge_requests".into(),
+            json!(format!("{api}/merge_requests")),
+        );
+    }
+    links.insert(
+        "repo_branches".into(),
+        json!(format!("{api}/repository/branches")),
+    );
+    links.insert("labels".into(), json!(format!("{api}/labels")));
+    links.insert("events".into(), json!(format!("{api}/events")));
+    links.insert("members".into(), json!(format!("{api}/members")));
+    links.insert(
+        "cluster_agents".into(),
+        json!(format!("{api}/cluster_agents")),
+    );
+
+    put("visibility", json!(p.visibility));
+    put("archived", json!(p.archived));
+    put("updated_at", json!(rfc3339_z(p.last_activity_at)));
+    put("empty_repo", json!(p.is_empty_repo()));
+    if p.namespace == Namespace::User {
+        put("owner", user_json(inst, base));
+    }
+    put("_links", Value::Object(links));
+    put("creator_id", json!(USER_ID));
+    put("import_status", json!("none"));
+    put("issues_enabled", json!(p.issues_enabled));
+    if p.issues_enabled {
+        put("open_issues_count", json!(p.open_issues));
+    }
+    put("merge_requests_enabled", json!(p.merge_requests_enabled));
+    put("wiki_enabled", json!(true));
+    put("jobs_enabled", json!(true));
+    put("snippets_enabled", json!(true));
+    put("issues_access_level", enabled(p.issues_enabled));
+    put(
+        "merge_requests_access_level",
+        enabled(p.merge_requests_enabled),
+    );
+    put("repository_access_level", enabled(true));
+    put("builds_access_level", enabled(true));
+    put("wiki_access_level", enabled(true));
+    put("snippets_access_level", enabled(true));
+    put("merge_method", json!("merge"));
+    let shared: Vec<Value> = p
+        .shared_with_groups
+        .iter()
+        .map(|gid| {
+            let g = inst.group(*gid);
+            json!({
+                "group_id": gid,
+                "group_name": g.map_or("", |g| g.name.as_str()),
+                "group_full_path": g.map_or("", |g| g.full_path.as_str()),
+                "group_access_level": 30,
+                "expires_at": null,
+            })
+        })
+        .collect();
+    put("shared_with_groups", json!(shared));
+    if statistics && ctx.caller.can_read_statistics(p) {
+        let s = &p.storage;
+        put(
+            "statistics",
+            json!({
+                "commit_count": p.commits,
+                "storage_size": s.total(),
+                "repository_size": s.repository,
+                "wiki_size": s.wiki,
+                "lfs_objects_size": s.lfs_objects,
+                "job_artifacts_size": s.job_artifacts,
+                "pipeline_artifacts_size": s.pipeline_artifacts,
+                "packages_size": s.packages,
+                "snippets_size": s.snippets,
+                "uploads_size": s.uploads,
+                "container_registry_size": s.container_registry,
+            }),
+        );
+    }
+    if permissions {
+        let access = ctx
+            .caller
+            .role(p)
+            .map(|r| json!({ "access_level": r.access_level(), "notification_level": 3 }));
+        put(
+            "permissions",
+            json!({ "project_access": access, "group_access": null }),
+        );
+    }
+    Value::Object(m)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Merge requests
+// ---------------------------------------------------------------------------------------------
+
+const MR_STATES: [&str; 5] = ["opened", "closed", "locked", "merged", "all"];
+const MR_ORDERS: [&str; 4] = ["created_at", "updated_at", "title", "merged_at"];
+
+/// Merge requests are numbered by age: merged first, then closed, locked, and the newest are
+/// opened. Each state is then one contiguous iid range, so any page is computed in O(page).
+fn iid_range(c: &MergeRequestCounts, state: &str) -> (u64, u64) {
+    match state {
+        "merged" => (1, c.merged),
+        "closed" => (1 + c.merged, c.closed),
+        "locked" => (1 + c.merged + c.closed, c.locked),
+        "opened" => (1 + c.merged + c.closed + c.locked, c.opened),
+        _ => (1, c.total()),
+    }
+}
+
+fn mr_state(c: &MergeRequestCounts, iid: u64) -> &'static str {
+    if iid <= c.merged {
+        "merged"
+    } else if iid <= c.merged + c.closed {
+        "closed"
+    } else if iid <= c.merged + c.closed + c.locked {
+        "locked"
+    } else {
+        "opened"
+    }
+}
+
+/// `GET /projects/:id/merge_requests`: offset pagination, totals up to 10,000, no offset limit.
+fn merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
+    let q = ctx.query;
+    let state = q.choice("state", &MR_STATES)?.unwrap_or("all");
+    let simple = q.choice("view", &["simple"])?.is_some();
+    q.choice("order_by", &MR_ORDERS)?;
+    let desc = q.choice("sort", &["asc", "desc"])? != Some("asc");
+    let req = PageRequest::from_query(q)?;
+    let p = find_project(inst, ctx.caller, id)?;
+    if !ctx.caller.can_read_merge_requests(p) {
+        return Err(Reply::message(403, "403 Forbidden"));
+    }
+    let (first, count) = iid_range(&p.merge_requests, state);
+    let page = OffsetPage::for_total(&req, count);
+    let start = req.offset().min(count);
+    let end = req.offset().saturating_add(req.per_page).min(count);
+    let pwn = p.path_with_namespace(inst);
+    let items: Vec<Value> = (start..end)
+        .map(|pos| {
+            let iid = if desc {
+                first + count - 1 - pos
+            } else {
+                first + pos
+            };
+            merge_request_json(ctx.base, p, &pwn, iid, simple)
+        })
+        .collect();
+    Ok(Reply::json(200, &Value::Array(items)).with_headers(page.headers(q, ctx.base, ctx.path)))
+}
+
+const VERBS: [&str; 8] = [
+    "Fix", "Add", "Refactor", "Update", "Remove", "Improve", "Document", "Speed up",
+];
+const NOUNS: [&str; 8] = [
+    "pagination",
+    "cache invalidation",
+    "login flow",
+    "CI configuration",
+    "metrics endpoint",
+    "README",
+    "dependency pins",
+    "error handling",
+];
+const AUTHORS: [&str; 5] = [
+    "Ada Lovelace",
+    "Grace Hopper",
+    "Margaret Hamilton",
+    "Ken Thompson",
+    "Barbara Liskov",
+];
+
+fn title(seed: u64) -> String {
+    let h = splitmix64(seed);
+    format!(
+        "{} {}",
+        VERBS[(h % 8) as usize],
+        NOUNS[((h >> 8) % 8) as usize]
+    )
+}
+
+/// Creation time of merge request `iid`: spread evenly over the project's life.
+fn mr_created_at(p: &FakeProject, iid: u64) -> i64 {
+    let created = p.created_at();
+    let span = i128::from(p.last_activity_at.saturating_sub(created).max(1));
+    let total = i128::from(p.merge_requests.total()) + 1;
+    let offset = span * i128::from(iid) / total;
+    created.saturating_add(i64::try_from(offset).unwrap_or(0))
+}
+
+fn merge_request_json(base: &str, p: &FakeProject, pwn: &str, iid: u64, simple: bool) -> Value {
+    let state = mr_state(&p.merge_requests, iid);
+    let seed = p.id.wrapping_shl(24) ^ iid;
+    let created = mr_created_at(p, iid);
+    let updated = created + 3_600 * (1 + (iid % 48) as i64);
+    let web_url = format!("{base}/{pwn}/-/merge_requests/{iid}");
+    let mut m = json!({
+        "id": p.id.wrapping_mul(1_000_000).wrapping_add(iid),
+        "iid": iid,
+        "project_id": p.id,
+        "title": title(seed),
+        "description": format!("Merge request {iid} of {pwn}."),
+        "state": state,
+        "created_at": rfc3339_z(created),
+        "updated_at": rfc3339_z(updated),
+        "web_url": web_url,
+    });
+    if simple {
+        return m;
+    }
+    let author = AUTHORS[(splitmix64(seed ^ 0xA) % 5) as usize];
+    let finished = |s: &str| {
+        if state == s {
+            json!(rfc3339_z(updated))
+        } else {
+            Value::Null
+        }
+    };
+    let extra = json!({
+        "merged_at": finished("merged"),
+        "closed_at": finished("closed"),
+        "target_branch": p.default_branch.as_deref().unwrap_or("main"),
+        "source_branch": format!("feature/{iid}"),
+        "source_project_id": p.id,
+        "target_project_id": p.id,
+        "author": {
+            "id": 100 + splitmix64(seed ^ 0xA) % 5,
+            "username": author.to_lowercase().replace(' ', "."),
+            "name": author,
+            "state": "active",
+            "avatar_url": null,
+            "web_url": format!("{base}/{}", author.to_lowercase().replace(' ', ".")),
+        },
+        "upvotes": splitmix64(seed) % 4,
+        "downvotes": 0,
+        "labels": [],
+        "draft": false,
+        "work_in_progress": false,
+        "imported": false,
+        "imported_from": "none",
+        "merge_status": if state == "opened" { "can_be_merged" } else { "unchecked" },
+        "detailed_merge_status": if state == "opened" { "mergeable" } else { "not_open" },
+        "sha": format!("{:016x}{:016x}{:08x}", splitmix64(seed ^ 1), splitmix64(seed ^ 2), seed as u32),
+        "user_notes_count": splitmix64(seed ^ 3) % 12,
+        "references": {
+            "short": format!("!{iid}"),
+            "relative": format!("!{iid}"),
+            "full": format!("{pwn}!{iid}"),
+        },
+    });
+    if let (Some(m), Value::Object(extra)) = (m.as_object_mut(), extra) {
+        m.extend(extra);
+    }
+    m
+}
+
+// ---------------------------------------------------------------------------------------------
+// Repository
+// ---------------------------------------------------------------------------------------------
+
+/// A project whose code the caller may read (404 if invisible, 403 if code is not readable).
+fn code_project<'i>(
+    inst: &'i Instance,
+    caller: Caller,
+    id: &str,
+) -> Result<&'i FakeProject, Reply> {
+    let p = find_project(inst, caller, id)?;
+    if caller.can_read_code(p) {
+        Ok(p)
+    } else {
+        Err(Reply::message(403, "403 Forbidden"))
+    }
+}
+
+fn commit_json(base: &str, p: &FakeProject, pwn: &str, k: u64) -> Value {
+    let sha = p.commit_sha(k).unwrap_or_default();
+    let parents: Vec<String> = p.commit_sha(k.wrapping_sub(1)).into_iter().collect();
+    let seed = p.id.wrapping_shl(32) ^ k;
+    let title = format!("{} ({k})", title(seed));
+    let date = rfc3339_offset(p.commit_time(k));
+    let author = AUTHORS[(splitmix64(seed ^ 0xC) % 5) as usize];
+    let email = format!("{}@example.com", author.to_lowercase().replace(' ', "."));
+    json!({
+        "id": sha,
+        "short_id": sha.get(..8).unwrap_or(""),
+        "created_at": date,
+        "parent_ids": parents,
+        "title": title,
+        "message": format!("{title}\n"),
+        "author_name": author,
+        "author_email": email,
+        "authored_date": date,
+        "committer_name": author,
+        "committer_email": email,
+        "committed_date": date,
+        "trailers": {},
+        "extended_trailers": {},
+        "web_url": format!("{base}/{pwn}/-/commit/{sha}"),
+    })
+}
+
+/// `GET /projects/:id/repository/branches/:branch`: only the default branch exists.
+fn branch(inst: &Instance, ctx: &Ctx<'_>, id: &str, name: &str) -> Result<Reply, Reply> {
+    let p = code_project(inst, ctx.caller, id)?;
+    if p.is_empty_repo() {
+        return Err(Reply::message(404, "404 Repository Not Found"));
+    }
+    if p.default_branch.as_deref() != Some(name) {
+        return Err(Reply::message(404, "404 Branch Not Found"));
+    }
+    let pwn = p.path_with_namespace(inst);
+    let can_push = ctx.caller.admin() || ctx.caller.role(p) >= Some(Role::Developer);
+    let body = json!({
+        "name": name,
+        "merged": false,
+        "protected": true,
+        "default": true,
+        "developers_can_push": false,
+        "developers_can_merge": false,
+        "can_push": can_push,
+        "web_url": format!("{}/{pwn}/-/tree/{name}", ctx.base),
+        "commit": commit_json(ctx.base, p, &pwn, p.commits),
+    });
+    Ok(Reply::json(200, &body))
+}
+
+/// `GET /projects/:id/repository/commits`: newest first, never totals, phantom next page.
+fn commits(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
+    let q = ctx.query;
+    let req = PageRequest::from_query(q)?;
+    for flag in ["all", "with_stats", "first_parent", "trailers"] {
+        q.bool(flag)?;
+    }
+    let p = code_project(inst, ctx.caller, id)?;
+    // An empty repository exists (it was created with the project): it simply has no commits.
+    let head = match q.get("ref_name") {
+        _ if p.is_empty_repo() => 0,
+        None | Some("HEAD") => p.commits,
+        Some(r) if p.default_branch.as_deref() == Some(r) => p.commits,
+        Some(r) => p.commit_number(r).unwrap_or(0),
+    };
+    let remaining = head.saturating_sub(req.offset());
+    let len = remaining.min(req.per_page);
+    let pwn = p.path_with_namespace(inst);
+    let items: Vec<Value> = (0..len)
+        .map(|i| commit_json(ctx.base, p, &pwn, remaining - i))
+        .collect();
+    let page = OffsetPage::commits(&req, items.len());
+    Ok(Reply::json(200, &Value::Array(items)).with_headers(page.headers(q, ctx.base, ctx.path)))
+}
+
+/// `GET /projects/:id/repository/commits/:sha/sequence` (GitLab 16.9+).
+fn sequence(inst: &Instance, ctx: &Ctx<'_>, id: &str, sha: &str) -> Result<Reply, Reply> {
+    ctx.query.bool("first_parent")?;
+    let p = code_project(inst, ctx.caller, id)?;
+    let k = if !p.is_empty_repo() && p.default_branch.as_deref() == Some(sha) {
+        Some(p.commits)
+    } else {
+        p.commit_number(sha)
+    };
+    match k {
+        Some(count) => Ok(Reply::json(200, &json!({ "count": count }))),
+        None => Err(Reply::message(404, "404 Commit Not Found")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// User and version
+// ---------------------------------------------------------------------------------------------
+
+fn user(inst: &Instance, ctx: &Ctx<'_>) -> Result<Reply, Reply> {
+    let Caller::User { admin } = ctx.caller else {
+        return Err(Reply::message(401, "401 Unauthorized"));
+    };
+    let mut body = user_json(inst, ctx.base);
+    if let Some(m) = body.as_object_mut() {
+        m.insert("is_admin".into(), json!(admin));
+        m.insert("bot".into(), json!(false));
+    }
+    Ok(Reply::json(200, &body))
+}
+
+fn version(ctx: &Ctx<'_>) -> Result<Reply, Reply> {
+    if ctx.caller == Caller::Anonymous {
+        return Err(Reply::message(401, "401 Unauthorized"));
+    }
+    Ok(Reply::json(
+        200,
+        &json!({ "version": "17.6.0", "revision": "abc123" }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "http://127.0.0.1:1";
+
+    fn demo() -> Live {
+        Live {
+            instance: Instance::demo(),
+            vanishing: BTreeSet::new(),
+        }
+    }
+
+    /// Calls the API without HTTP; `token` None = anonymous.
+    fn call_as(live: &mut Live, target: &str, token: Option<&str>) -> Reply {
+        let (path, query) = target
+            .split_once('?')
+            .map_or((target, None), |(p, q)| (p, Some(q)));
+        let path = format!("{API_PREFIX}{path}");
+        let req = ApiRequest {
+            method: "GET",
+            path: &path,
+            query,
+            token,
+            now: 0,
+        };
+        respond(
+            live,
+            &RateLimiter::default(),
+            URL,
+            &req,
+            &Endpoint::parse(&path),
+        )
+    }
+
+    fn call(live: &mut Live, target: &str) -> Reply {
+        let token = live.instance.token.clone();
+        call_as(live, target, Some(&token))
+    }
+
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn body(r: &Reply) -> Value {
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    }
+
+    fn items(r: &Reply) -> Vec<Value> {
+        body(r).as_array().cloned().unwrap_or_default()
+    }
+
+    fn by_path(list: &[Value], path: &str) -> Value {
+        list.iter()
+            .find(|p| p["path_with_namespace"] == path)
+            .cloned()
+            .unwrap_or_else(|| panic!("{path} not listed"))
+    }
+
+    /// Every page of an offset listing, following X-Next-Page.
+    fn all_pages(live: &mut Live, target: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let r = call(live, &format!("{target}&page={page}"));
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            out.extend(items(&r));
+            match header(&r, "X-Next-Page").and_then(|n| n.parse().ok()) {
+                Some(n) => page = n,
+                None => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn routes_decode_segments() {
+        assert_eq!(
+            Endpoint::parse(
+                "/api/v4/projects/acme%2Frelease-train/repository/branches/release%2F2.0"
+            ),
+            Endpoint::Branch("acme/release-train".into(), "release/2.0".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/api/v4/projects/1/repository/branches/release/2.0"),
+            Endpoint::Unknown
+        );
+        assert_eq!(Endpoint::parse("/api/v4/projects/"), Endpoint::Unknown);
+        assert_eq!(Endpoint::parse("/api/v4"), Endpoint::Unknown);
+        assert_eq!(
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/projects")
+                .route()
+                .template(),
+            "/groups/:id/projects"
+        );
+        assert_eq!(
+            Endpoint::parse("/api/v4/projects/%E0%A4%A/repository/commits/%ZZ/sequence").route(),
+            Route::CommitSequence
+        );
+        assert_eq!(
+            token_from_headers(None, Some(b"bearer abc ")),
+            Some("abc".to_string())
+        );
+        assert_eq!(token_from_headers(Some(b" "), Some(b"Basic xyz")), None);
+        assert_eq!(
+            token_from_headers(Some(b"t1"), Some(b"Bearer t2")),
+            Some("t1".to_string())
+        );
+    }
+
+    #[test]
+    fn statistics_visibility() {
+        let mut live = demo();
+        let listed = all_pages(
+            &mut live,
+            "/projects?membership=true&statistics=true&per_page=100&order_by=id&sort=asc",
+        );
+        assert_eq!(listed.len(), 131);
+        let stats = |path: &str| by_path(&listed, path).get("statistics").cloned();
+        let terraform = stats("acme/platform/infra/terraform").unwrap_or(Value::Null);
+        assert_eq!(terraform["commit_count"], 200);
+        let p = live.instance.project(88).map(|p| p.storage.total());
+        assert_eq!(terraform["storage_size"].as_u64(), p);
+        assert_eq!(stats("labs/secret"), None, "Guest on private");
+        assert_eq!(stats("labs/guest-public"), None, "Guest on public");
+        // Code: a Guest on a private project has no default_branch; on a public one it does.
+        assert_eq!(by_path(&listed, "labs/secret").get("default_branch"), None);
+        assert_eq!(
+            by_path(&listed, "labs/guest-public")["default_branch"],
+            "main"
+        );
+        // default_branch_or_main: an empty repository still names a branch that does not exist.
+        assert_eq!(by_path(&listed, "acme/empty")["default_branch"], "main");
+        let r = call(&mut live, "/projects/61/repository/branches/main");
+        assert_eq!(r.status, 404);
+        // forks_count and readme_url need read_code too.
+        assert_eq!(by_path(&listed, "labs/secret").get("forks_count"), None);
+        assert!(
+            by_path(&listed, "labs/guest-public")
+                .get("forks_count")
+                .is_some()
+        );
+        assert_eq!(by_path(&listed, "acme/empty")["empty_repo"], true);
+        // Issues disabled: no open_issues_count key at all.
+        assert_eq!(by_path(&listed, "acme/docs").get("open_issues_count"), None);
+        assert!(
+            by_path(&listed, "acme/api")
+                .get("open_issues_count")
+                .is_some()
+        );
+        assert_eq!(
+            by_path(&listed, "acme/api")["permissions"]["project_access"]["access_level"],
+            40
+        );
+        assert_eq!(
+            by_path(&listed, "demo-user/dotfiles")["namespace"]["kind"],
+            "user"
+        );
+        assert_eq!(
+            by_path(&listed, "acme/platform/infra/terraform")["name_with_namespace"],
+            "Acme / Platform / Infra / Terraform"
+        );
+
+        // simple=true drops statistics; so does the group endpoint.
+        let simple = items(&call(
+            &mut live,
+            "/projects?membership=true&statistics=true&simple=true&per_page=100",
+        ));
+        assert!(
+            simple
+                .iter()
+                .all(|p| p.get("statistics").is_none() && p.get("visibility").is_none())
+        );
+        let group = items(&call(
+            &mut live,
+            "/groups/acme%2Fplatform%2Finfra/projects?statistics=true",
+        ));
+        assert_eq!(group.len(), 1);
+        assert_eq!(group[0].get("statistics"), None);
+        // Single project honours the param.
+        let single = body(&call(&mut live, "/projects/acme%2Fapi?statistics=true"));
+        assert_eq!(single["statistics"]["commit_count"], 347);
+        assert_eq!(
+            body(&call(&mut live, "/projects/42")).get("statistics"),
+            None
+        );
+
+        // Admin sees everything with statistics, including non-member projects.
+        live.instance.admin = true;
+        let admin = all_pages(&mut live, "/projects?statistics=true&per_page=100");
+        assert_eq!(admin.len(), live.instance.projects.len());
+        assert!(admin.iter().all(|p| p.get("statistics").is_some()));
+        live.instance.admin = false;
+
+        // Anonymous: public projects only, no statistics; non-members see internal ones.
+        let anon = call_as(&mut live, "/projects?statistics=true", None);
+        let anon = items(&anon);
+        let paths: BTreeSet<&str> = anon
+            .iter()
+            .filter_map(|p| p["path_with_namespace"].as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            BTreeSet::from(["labs/guest-public", "other-org/public-lib"])
+        );
+        assert!(anon.iter().all(|p| p.get("statistics").is_none()));
+        let all_visible = all_pages(&mut live, "/projects?per_page=100");
+        assert_eq!(
+            all_visible.len(),
+            133,
+            "members + the public and internal non-member projects"
+        );
+        assert_eq!(call_as(&mut live, "/projects/77", None).status, 404);
+        assert_eq!(call_as(&mut live, "/projects/9", None).status, 200);
+        assert_eq!(call_as(&mut live, "/projects", Some("bad")).status, 401);
+        assert_eq!(
+            body(&call_as(&mut live, "/projects", Some("bad"))),
+            json!({"message": "401 Unauthorized"})
+        );
+        assert_eq!(call_as(&mut live, "/user", None).status, 401);
+        assert_eq!(body(&call(&mut live, "/user"))["username"], "demo-user");
+    }
+
+    #[test]
+    fn listing_filters_and_order() {
+        let mut live = demo();
+        let first = items(&call(&mut live, "/projects?membership=true"));
+        assert_eq!(first.len(), 20, "default per_page");
+        let ids: Vec<u64> = first.iter().filter_map(|p| p["id"].as_u64()).collect();
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "default sort is desc");
+        let active = all_pages(
+            &mut live,
+            "/projects?membership=true&archived=false&per_page=100",
+        );
+        assert_eq!(
+            active.len(),
+            131 - 4,
+            "acme/legacy and 3 bulk projects are archived"
+        );
+        let archived = items(&call(&mut live, "/projects?archived=true"));
+        assert_eq!(archived.len(), 4);
+        let search = items(&call(&mut live, "/projects?search=ACME/PLATFORM"));
+        assert_eq!(search.len(), 2);
+        let after = items(&call(
+            &mut live,
+            "/projects?order_by=id&sort=asc&id_after=42&id_before=61",
+        ));
+        let ids: Vec<u64> = after.iter().filter_map(|p| p["id"].as_u64()).collect();
+        assert_eq!(ids, vec![50]);
+        let bad = call(&mut live, "/projects?archived=maybe");
+        assert_eq!(
+            (bad.status, body(&bad)),
+            (400, json!({"error": "archived is invalid"}))
+        );
+        let bad = call(&mut live, "/projects?sort=up");
+        assert_eq!(
+            body(&bad),
+            json!({"error": "sort does not have a valid value"})
+        );
+        assert_eq!(
+            call(&mut live, "/projects?per_page=200").headers[1],
+            ("X-Per-Page", "100".to_string())
+        );
+    }
+
+    #[test]
+    fn offset_limit_answers_405() {
+        let mut live = demo();
+        let expected = json!({"error": "Offset pagination has a maximum allowed offset of 50000 for requests that return objects of type Project. Remaining records can be retrieved using keyset pagination."});
+        let r = call(&mut live, "/projects?page=501&per_page=100");
+        assert_eq!((r.status, body(&r)), (405, expected.clone()));
+        let r = call(&mut live, "/groups/acme/projects?page=2501&per_page=20");
+        assert_eq!((r.status, body(&r)), (405, expected));
+        let r = call(&mut live, "/projects?page=500&per_page=100");
+        assert_eq!((r.status, items(&r).len()), (200, 0));
+        // Merge requests have no offset limit.
+        assert_eq!(
+            call(
+                &mut live,
+                "/projects/15/merge_requests?page=600&per_page=100"
+            )
+            .status,
+            200
+        );
+        live.instance.offset_limit = 0;
+        assert_eq!(
+            call(&mut live, "/projects?page=501&per_page=100").status,
+            200
+        );
+        live.instance.offset_limit = 1_000;
+        let r = call(&mut live, "/projects?page=11&per_page=100");
+        assert!(
+            body(&r)["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("offset of 1000 "))
+        );
+    }
+
+    #[test]
+    fn keyset_walks_every_member_project() {
+        let mut live = demo();
+        let mut next = Some(format!(
+            "{URL}/api/v4/projects?pagination=keyset&order_by=id&sort=asc&per_page=50&membership=true"
+        ));
+        let (mut ids, mut calls) = (Vec::new(), 0);
+        while let Some(url) = next.take() {
+            let target = url
+                .trim_start_matches(URL)
+                .trim_start_matches(API_PREFIX)
+                .to_string();
+            let r = call(&mut live, &target);
+            calls += 1;
+            assert_eq!(r.status, 200);
+            assert!(
+                r.headers.iter().all(|(k, _)| *k == "Link"),
+                "no X-* headers on keyset pages"
+            );
+            ids.extend(items(&r).iter().filter_map(|p| p["id"].as_u64()));
+            next = header(&r, "Link").map(|l| {
+                assert!(l.ends_with("; rel=\"next\""));
+                l.trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+        }
+        assert_eq!(calls, 3);
+        let mut expected: Vec<u64> = live
+            .instance
+            .projects
+            .iter()
+            .filter(|p| p.role.is_some())
+            .map(|p| p.id)
+            .collect();
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+        // Descending uses id_before.
+        let r = call(
+            &mut live,
+            "/projects?pagination=keyset&order_by=id&sort=desc&per_page=2",
+        );
+        assert!(header(&r, "Link").is_some_and(|l| l.contains("&id_before=")));
+        // A full last page advertises one more, which is empty and has no Link.
+        let r = call(
+            &mut live,
+            "/projects?pagination=keyset&order_by=id&sort=asc&per_page=1&id_after=300",
+        );
+        assert!(header(&r, "Link").is_some());
+        let r = call(
+            &mut live,
+            "/projects?pagination=keyset&order_by=id&sort=asc&per_page=1&id_after=319",
+        );
+        assert_eq!((items(&r).len(), header(&r, "Link")), (0, None));
+        let r = call(&mut live, "/projects?pagination=keyset&per_page=5");
+        assert_eq!(
+            (r.status, body(&r)),
+            (
+                405,
+                json!({"error": "Keyset pagination is not yet available for this type of request"})
+            )
+        );
+        // Keyset ignores the offset limit.
+        assert_eq!(
+            call(
+                &mut live,
+                "/projects?pagination=keyset&order_by=id&page=999&per_page=100"
+            )
+            .status,
+            200
+        );
+    }
+
+    #[test]
+    fn group_projects_subgroups_and_sharing() {
+        let mut live = demo();
+        let paths = |r: &Reply| -> BTreeSet<String> {
+            items(r)
+                .iter()
+                .filter_map(|p| p["path_with_namespace"].as_str().map(str::to_string))
+                .collect()
+        };
+        let direct = paths(&call(&mut live, "/groups/acme/projects?per_page=100"));
+        let expected: BTreeSet<String> = [
+            "acme/api",
+            "acme/legacy",
+            "acme/empty",
+            "acme/docs",
+            "acme/release-train",
+            "other-org/public-lib",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(direct, expected, "direct projects plus the shared-in one");
+        let r = call(&mut live, "/groups/10/projects?with_shared=false");
+        assert_eq!(header(&r, "X-Total"), Some("5"));
+        let r = call(
+            &mut live,
+            "/groups/acme/projects?include_subgroups=true&per_page=100",
+        );
+        assert_eq!(
+            header(&r, "X-Total"),
+            Some("129"),
+            "5 + deploy + terraform + frontend + 120 services + shared"
+        );
+        let r = call(
+            &mut live,
+            "/groups/acme%2Fplatform/projects?include_subgroups=true",
+        );
+        assert_eq!(header(&r, "X-Total"), Some("2"));
+        let r = call(&mut live, "/groups/nope/projects");
+        assert_eq!(
+            (r.status, body(&r)),
+            (404, json!({"message": "404 Group Not Found"}))
+        );
+        assert_eq!(
+            call_as(&mut live, "/groups/acme/projects", None).status,
+            200,
+            "public-lib is shared in"
+        );
+        assert_eq!(
+            call_as(&mut live, "/groups/acme%2Fweb/projects", None).status,
+            404
+        );
+        assert_eq!(
+            call(&mut live, "/groups/30/projects?with_shared=maybe").status,
+            400
+        );
+    }
+
+    #[test]
+    fn merge_request_counts_per_state() {
+        let mut live = demo();
+        let mut count = |id: u64, state: &str| {
+            let r = call(
+                &mut live,
+                &format!("/projects/{id}/merge_requests?state={state}&per_page=1&view=simple"),
+            );
+            assert_eq!(r.status, 200);
+            (
+                header(&r, "X-Total").map(str::to_string),
+                header(&r, "X-Next-Page").map(str::to_string),
+            )
+        };
+        let some = |n: &str| Some(n.to_string());
+        assert_eq!(count(42, "opened"), (some("7"), some("2")));
+        assert_eq!(count(42, "merged"), (some("312"), some("2")));
+        assert_eq!(count(42, "closed"), (some("41"), some("2")));
+        assert_eq!(count(42, "locked"), (some("2"), some("2")));
+        assert_eq!(count(42, "all"), (some("362"), some("2")));
+        assert_eq!(
+            count(15, "opened"),
+            (some("10000"), some("2")),
+            "exactly 10,000 is still counted"
+        );
+        assert_eq!(count(15, "merged"), (None, some("2")));
+        assert_eq!(count(15, "closed"), (None, some("2")));
+        assert_eq!(count(15, "locked"), (some("1"), some("")));
+        assert_eq!(count(61, "all"), (some("0"), some("")));
+
+        let r = call(
+            &mut live,
+            "/projects/15/merge_requests?state=merged&per_page=100&page=124",
+        );
+        let list = items(&r);
+        assert_eq!(list.len(), 45);
+        assert_eq!(header(&r, "X-Next-Page"), Some(""));
+        assert_eq!(header(&r, "X-Prev-Page"), Some("123"));
+        assert!(header(&r, "Link").is_some_and(|l| !l.contains("rel=\"last\"")));
+        assert!(list.iter().all(|m| m["state"] == "merged"));
+        let simple = items(&call(
+            &mut live,
+            "/projects/42/merge_requests?view=simple&state=opened",
+        ));
+        assert_eq!(simple.len(), 7);
+        assert!(
+            simple
+                .iter()
+                .all(|m| m.as_object().map(Map::len) == Some(9) && m["state"] == "opened")
+        );
+        let iids: Vec<u64> = simple.iter().filter_map(|m| m["iid"].as_u64()).collect();
+        assert_eq!(iids, (356..=362).rev().collect::<Vec<_>>());
+        let full = items(&call(
+            &mut live,
+            "/projects/42/merge_requests?state=merged&per_page=1",
+        ));
+        assert!(full[0]["merged_at"].is_string() && full[0]["author"]["name"].is_string());
+
+        let forbidden = call(&mut live, "/projects/77/merge_requests");
+        assert_eq!(
+            (forbidden.status, body(&forbidden)),
+            (403, json!({"message": "403 Forbidden"}))
+        );
+        assert_eq!(
+            call(&mut live, "/projects/29/merge_requests").status,
+            403,
+            "MRs disabled"
+        );
+        assert_eq!(
+            call(&mut live, "/projects/9/merge_requests?state=all").status,
+            200
+        );
+        assert_eq!(call(&mut live, "/projects/999/merge_requests").status, 404);
+        assert_eq!(
+            call(&mut live, "/projects/42/merge_requests?state=draft").status,
+            400
+        );
+    }
+
+    #[test]
+    fn commits_have_phantom_page_and_no_totals() {
+        let mut live = demo();
+        let r = call(
+            &mut live,
+            "/projects/demo-user%2Fdotfiles/repository/commits?per_page=20&page=2",
+        );
+        assert_eq!(items(&r).len(), 20);
+        assert_eq!(header(&r, "X-Next-Page"), Some("3"));
+        assert_eq!(header(&r, "X-Total"), None);
+        assert_eq!(header(&r, "X-Total-Pages"), None);
+        let r = call(
+            &mut live,
+            "/projects/2/repository/commits?per_page=20&page=3",
+        );
+        assert_eq!((items(&r).len(), header(&r, "X-Next-Page")), (0, Some("")));
+
+        let r = call(&mut live, "/projects/7/repository/commits");
+        let page1 = items(&r);
+        assert_eq!((page1.len(), header(&r, "X-Next-Page")), (20, Some("2")));
+        let head = live.instance.project(7).and_then(FakeProject::head_sha);
+        assert_eq!(page1[0]["id"].as_str(), head.as_deref());
+        assert_eq!(page1[0]["parent_ids"][0], page1[1]["id"]);
+        let r = call(&mut live, "/projects/7/repository/commits?page=2");
+        let page2 = items(&r);
+        assert_eq!((page2.len(), header(&r, "X-Next-Page")), (5, Some("")));
+        assert_eq!(page2[4]["parent_ids"], json!([]));
+        let mid = page1[10]["id"].as_str().unwrap_or_default().to_string();
+        let r = call(
+            &mut live,
+            &format!("/projects/7/repository/commits?ref_name={mid}&per_page=100"),
+        );
+        assert_eq!(items(&r).len(), 15);
+        assert_eq!(
+            items(&call(
+                &mut live,
+                "/projects/7/repository/commits?ref_name=nope"
+            ))
+            .len(),
+            0
+        );
+        let empty = call(&mut live, "/projects/61/repository/commits");
+        assert_eq!((empty.status, items(&empty).len()), (200, 0));
+        assert_eq!(
+            call(&mut live, "/projects/77/repository/commits").status,
+            403
+        );
+    }
+
+    #[test]
+    fn branch_and_sequence() {
+        let mut live = demo();
+        let r = call(&mut live, "/projects/21/repository/branches/main");
+        let sha = body(&r)["commit"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(body(&r)["default"], true);
+        let r = call(
+            &mut live,
+            &format!("/projects/21/repository/commits/{sha}/sequence"),
+        );
+        assert_eq!(body(&r), json!({"count": 57}));
+        let r = call(
+            &mut live,
+            &format!("/projects/42/repository/commits/{sha}/sequence"),
+        );
+        assert_eq!(
+            (r.status, body(&r)),
+            (404, json!({"message": "404 Commit Not Found"}))
+        );
+        let r = call(&mut live, "/projects/50/repository/branches/release%2F2.0");
+        assert_eq!(body(&r)["commit"]["id"].as_str().map(str::len), Some(40));
+        let r = call(&mut live, "/projects/50/repository/branches/main");
+        assert_eq!(
+            (r.status, body(&r)),
+            (404, json!({"message": "404 Branch Not Found"}))
+        );
+        let r = call(&mut live, "/projects/61/repository/branches/main");
+        assert_eq!(
+            (r.status, body(&r)),
+            (404, json!({"message": "404 Repository Not Found"}))
+        );
+        assert_eq!(
+            call(&mut live, "/projects/77/repository/branches/main").status,
+            403
+        );
+        assert_eq!(
+            call_as(&mut live, "/projects/77/repository/branches/main", None).status,
+            404
+        );
+        let r = call(&mut live, "/projects/7/repository/commits/main/sequence");
+        assert_eq!(body(&r), json!({"count": 25}));
+    }
+
+    #[test]
+    fn rate_limit_headers_and_429() {
+        let mut live = demo();
+        live.instance.rate_limit_per_minute = Some(1);
+        let limiter = RateLimiter::default();
+        let token = live.instance.token.clone();
+        let req = ApiRequest {
+            method: "GET",
+            path: "/api/v4/version",
+            query: None,
+            token: Some(&token),
+            now: 1_609_844_370,
+        };
+        let ep = Endpoint::parse(req.path);
+        let ok = respond(&mut live, &limiter, URL, &req, &ep);
+        assert_eq!(ok.status, 200);
+        assert_eq!(header(&ok, "RateLimit-Remaining"), Some("0"));
+        assert_eq!(header(&ok, "Retry-After"), None);
+        let limited = respond(&mut live, &limiter, URL, &req, &ep);
+        assert_eq!((limited.status, limited.content_type), (429, "text/plain"));
+        assert_eq!(header(&limited, "Retry-After"), Some("30"));
+        assert_eq!(
+            header(&limited, "RateLimit-ResetTime"),
+            Some("Tue, 05 Jan 2021 11:00:00 GMT")
+        );
+        live.instance.rate_limit_per_minute = None;
+        assert!(
+            respond(&mut live, &limiter, URL, &req, &ep)
+                .headers
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn generated_instance_pages_are_cheap() {
+        let mut live = Live {
+            instance: Instance::generated(100_000),
+            vanishing: BTreeSet::new(),
+        };
+        let t0 = std::time::Instant::now();
+        let r = call(
+            &mut live,
+            "/projects?membership=true&statistics=true&per_page=100&order_by=id&sort=asc&page=500",
+        );
+        assert_eq!(items(&r).len(), 100);
+        assert_eq!(header(&r, "X-Total"), None, "100,000 projects: no totals");
+        assert_eq!(header(&r, "X-Next-Page"), Some("501"));
+        assert_eq!(
+            call(&mut live, "/projects?per_page=100&page=501").status,
+            405
+        );
+        let r = call(
+            &mut live,
+            "/projects?pagination=keyset&order_by=id&sort=asc&per_page=100&id_after=99950&statistics=true",
+        );
+        assert_eq!(items(&r).len(), 50);
+        assert!(items(&r).iter().all(|p| p.get("statistics").is_some()));
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+    }
+}

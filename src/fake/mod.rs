@@ -1,0 +1,655 @@
+//! The fake GitLab: a deterministic in-process HTTP server speaking the GitLab REST API v4, used by
+//! the integration tests, the benchmarks and `--demo` mode. This file owns the public handle
+//! ([`FakeGitlab`]) and the server loop.
+//!
+//! Layout: `instance` (data model, demo and generated instances), `api` (routing, permissions,
+//! endpoint handlers), `paginate` (offset and keyset pagination, headers), `ratelimit`
+//! (`RateLimit-*` and 429) and `time` (date formatting).
+//!
+//! ```rust,ignore
+//! let fake = FakeGitlab::start(Instance::demo()).await?;
+//! // GET {fake.url()}/api/v4/projects?membership=true with header PRIVATE-TOKEN: {fake.token()}
+//! fake.with_instance(|i| i.project_mut(42).map(|p| p.commits += 1));
+//! assert_eq!(fake.requests("/projects"), 1);
+//! fake.shutdown().await;
+//! ```
+//!
+//! # The demo instance ([`Instance::demo`])
+//!
+//! User `demo-user` (not admin), token `glpat-demo-0000000000000000`. Groups `acme` (10),
+//! `acme/platform` (11), `acme/platform/infra` (12), `acme/web` (13), `acme/services` (14),
+//! `labs` (20), `other-org` (30). MR counts are opened/merged/closed/locked.
+//!
+//! | project | id | role | commits | MRs | notes |
+//! |---|---|---|---|---|---|
+//! | `acme/api` | 42 | Maintainer | 347 | 7/312/41/2 | |
+//! | `acme/platform/deploy` | 7 | Developer | 25 | 2/40/5/0 | 2 pages at 20 per page |
+//! | `acme/platform/infra/terraform` | 88 | Reporter | 200 | 1/19/3/0 | nested subgroup; phantom page at 100 |
+//! | `acme/web/frontend` | 15 | Owner | 4,321 | 10,000/12,345/10,001/1 | totals missing for merged, closed, all |
+//! | `acme/legacy` | 3 | Maintainer | 880 | 0/57/9/0 | archived |
+//! | `acme/empty` | 61 | Developer | 0 | 0 | empty repo; API still says `default_branch: "main"` |
+//! | `acme/docs` | 29 | Developer | 73 | disabled | issues disabled (no `open_issues_count`) |
+//! | `acme/release-train` | 50 | Developer | 129 | 3/88/6/0 | default branch `release/2.0` |
+//! | `labs/secret` | 77 | Guest | 45 | 4/10/1/0 | private: no statistics, no code (no `default_branch`, `forks_count`), MRs 403 |
+//! | `labs/guest-public` | 21 | Guest | 57 | 2/14/2/0 | public: code readable, no statistics |
+//! | `other-org/public-lib` | 9 | none | 512 | 5/77/12/1 | public, shared into `acme` |
+//! | `other-org/internal-tool` | 33 | none | 96 | 1/8/0/0 | internal |
+//! | `demo-user/dotfiles` | 2 | Owner | 40 | 0/1/0/0 | user namespace; phantom page at 20 |
+//! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues |
+
+mod api;
+mod instance;
+mod paginate;
+mod ratelimit;
+mod time;
+
+pub use instance::{
+    FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
+};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use api::{ApiRequest, Endpoint, Live, Reply, Route};
+use ratelimit::RateLimiter;
+
+/// How long `shutdown` waits for in-flight requests before dropping connections.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// State shared by the handle and every connection task.
+struct Shared {
+    /// The data and the pending vanishings. A std mutex: it is never held across an await.
+    live: Mutex<Live>,
+    limiter: RateLimiter,
+    /// Requests per route, indexed by `Route::index`.
+    counts: [AtomicU64; Route::ALL.len()],
+    latency_nanos: AtomicU64,
+    /// `true` while requests must wait (see `FakeGitlab::hold`).
+    held: watch::Sender<bool>,
+    pending: AtomicUsize,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+}
+
+impl Shared {
+    fn live(&self) -> MutexGuard<'_, Live> {
+        // A test closure that panicked inside `with_instance` must not take the server down.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn wait_while_held(&self) {
+        let mut rx = self.held.subscribe();
+        if !*rx.borrow_and_update() {
+            return;
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        let _pending = PendingGuard(&self.pending);
+        // Err only if the sender is gone, which cannot happen while `self` lives.
+        let _ = rx.wait_for(|held| !*held).await;
+    }
+}
+
+/// Decrements the pending counter however the wait ends (release or dropped connection).
+struct PendingGuard<'a>(&'a AtomicUsize);
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A running fake GitLab on 127.0.0.1 (random port). Dropping it or calling
+/// [`shutdown`](Self::shutdown) stops the server.
+pub struct FakeGitlab {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeGitlab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGitlab")
+            .field("url", &self.shared.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeGitlab {
+    /// Binds 127.0.0.1:0 and spawns the server task on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn start(mut instance: Instance) -> std::io::Result<FakeGitlab> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        instance.sort_projects();
+        let shared = Arc::new(Shared {
+            live: Mutex::new(Live {
+                instance,
+                vanishing: BTreeSet::new(),
+            }),
+            limiter: RateLimiter::default(),
+            counts: Default::default(),
+            latency_nanos: AtomicU64::new(0),
+            held: watch::Sender::new(false),
+            pending: AtomicUsize::new(0),
+            url,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(run(listener, Arc::clone(&shared), stop_rx));
+        Ok(FakeGitlab {
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (clients append `/api/v4/...`).
+    pub fn url(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    /// The valid token of the instance's user.
+    pub fn token(&self) -> String {
+        self.shared.live().instance.token.clone()
+    }
+
+    /// Requests received on a route template (e.g. `/projects/:id/merge_requests`, or `unknown`)
+    /// since start or the last [`reset_counts`](Self::reset_counts), whatever their answer.
+    /// A request counts as soon as it arrives, before `hold` and latency.
+    pub fn requests(&self, route: &str) -> u64 {
+        Route::ALL
+            .iter()
+            .find(|r| r.template() == route)
+            .map_or(0, |r| self.shared.counts[r.index()].load(Ordering::SeqCst))
+    }
+
+    /// Every route template with at least one request.
+    pub fn requests_by_route(&self) -> BTreeMap<String, u64> {
+        Route::ALL
+            .iter()
+            .map(|r| (r.template().to_string(), self.requests(r.template())))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Requests on all routes.
+    pub fn total_requests(&self) -> u64 {
+        self.shared
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Sets every request counter to zero.
+    pub fn reset_counts(&self) {
+        for c in &self.shared.counts {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Every request waits `d` (async sleep) before being answered; default 0.
+    pub fn set_latency(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.latency_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// From now on, requests wait (unanswered) until [`release`](Self::release).
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Lets held and future requests through.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
+    }
+
+    /// Requests currently waiting in [`hold`](Self::hold).
+    pub fn pending(&self) -> usize {
+        self.shared.pending.load(Ordering::SeqCst)
+    }
+
+    /// Reads or mutates the live data (e.g. to change projects between scrapes). Projects are
+    /// re-sorted by id afterwards if the closure left them out of order.
+    pub fn with_instance<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> R {
+        let mut live = self.shared.live();
+        let result = f(&mut live.instance);
+        live.instance.sort_projects();
+        result
+    }
+
+    /// The project is still returned by the next project listing (`/projects` or
+    /// `/groups/:id/projects`) that includes it, then deleted right after that listing is
+    /// answered, so its detail calls get 404.
+    pub fn vanish_after_listing(&self, project_id: u64) {
+        self.shared.live().vanishing.insert(project_id);
+    }
+
+    /// Stops accepting, lets in-flight (and held) requests finish for up to 2 s, then closes
+    /// every connection.
+    pub async fn shutdown(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FakeGitlab {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The accept loop: one task per connection, HTTP/1.1 keep-alive, graceful stop.
+async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .keep_alive(true)
+        // In hyper 1.x this is also the idle keep-alive timeout. Off: a test fake must not close
+        // pooled connections, least of all under tokio's paused clock, where it would fire at once.
+        .header_read_timeout(None);
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = Arc::clone(&shared);
+                    let service = service_fn(move |req| serve(req, Arc::clone(&shared)));
+                    let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                    conns.spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "fake gitlab: connection error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fake gitlab: accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = stopped(&mut stop) => break,
+        }
+    }
+    drop(listener);
+    shared.held.send_replace(false);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    }
+    conns.abort_all();
+}
+
+/// Resolves once a stop is asked for (or the handle is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The returned `Ref` is dropped here, so the accept loop stays `Send`.
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// One request: count, hold, latency, then answer under the lock.
+async fn serve(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let headers = req.headers();
+    let token = api::token_from_headers(
+        headers.get("private-token").map(HeaderValue::as_bytes),
+        headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+    );
+    drop(req);
+
+    let endpoint = Endpoint::parse(&path);
+    shared.counts[endpoint.route().index()].fetch_add(1, Ordering::SeqCst);
+    shared.wait_while_held().await;
+    let latency = Duration::from_nanos(shared.latency_nanos.load(Ordering::SeqCst));
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let request = ApiRequest {
+        method: &method,
+        path: &path,
+        query: query.as_deref(),
+        token: token.as_deref(),
+        now: time::now_unix(),
+    };
+    let reply = api::respond(
+        &mut shared.live(),
+        &shared.limiter,
+        &shared.url,
+        &request,
+        &endpoint,
+    );
+    Ok(into_response(reply))
+}
+
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    for (name, value) in reply.headers {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                h.append(n, v);
+            }
+            // Only a strange base_url_override can produce this; skip the header, keep serving.
+            _ => tracing::warn!(header = name, "fake gitlab: invalid header value skipped"),
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpStream;
+
+    /// A minimal keep-alive HTTP/1.1 client over a raw `TcpStream` (tokio's `io-util` feature is
+    /// not enabled, so it uses `try_read`/`try_write`). Responses here always carry Content-Length.
+    struct Client {
+        stream: TcpStream,
+        /// Bytes read but not consumed yet.
+        buf: Vec<u8>,
+    }
+
+    /// Status, lowercase headers, body.
+    struct Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Answer {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn json(&self) -> serde_json::Value {
+            serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+        }
+    }
+
+    impl Client {
+        async fn connect(fake: &FakeGitlab) -> Client {
+            let addr = fake.url().trim_start_matches("http://").to_string();
+            let stream = TcpStream::connect(addr).await.expect("connect");
+            Client {
+                stream,
+                buf: Vec::new(),
+            }
+        }
+
+        async fn write_all(&self, mut data: &[u8]) {
+            while !data.is_empty() {
+                self.stream.writable().await.expect("writable");
+                match self.stream.try_write(data) {
+                    Ok(n) => data = &data[n..],
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("write: {e}"),
+                }
+            }
+        }
+
+        /// Reads more bytes into `buf`; panics on EOF.
+        async fn fill(&mut self) {
+            let mut chunk = [0u8; 16 * 1024];
+            loop {
+                self.stream.readable().await.expect("readable");
+                match self.stream.try_read(&mut chunk) {
+                    Ok(0) => panic!("connection closed"),
+                    Ok(n) => return self.buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        }
+
+        async fn send(&mut self, method: &str, path: &str, token: Option<&str>) -> Answer {
+            let auth = token.map_or(String::new(), |t| format!("PRIVATE-TOKEN: {t}\r\n"));
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: fake\r\n{auth}Content-Length: 0\r\n\r\n"
+            );
+            self.write_all(head.as_bytes()).await;
+            let head_end = loop {
+                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                self.fill().await;
+            };
+            let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+            let mut lines = head.split("\r\n");
+            let status = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            // A HEAD answer announces a length but carries no body.
+            let len = if method == "HEAD" { 0 } else { len };
+            while self.buf.len() < head_end + len {
+                self.fill().await;
+            }
+            let body = String::from_utf8_lossy(&self.buf[head_end..head_end + len]).into_owned();
+            self.buf.drain(..head_end + len);
+            Answer {
+                status,
+                headers,
+                body,
+            }
+        }
+    }
+
+    #[test]
+    fn handle_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<FakeGitlab>();
+    }
+
+    async fn get(fake: &FakeGitlab, path: &str) -> Answer {
+        let token = fake.token();
+        Client::connect(fake)
+            .await
+            .send("GET", path, Some(&token))
+            .await
+    }
+
+    #[tokio::test]
+    async fn serves_the_demo_over_keep_alive_http() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        let token = fake.token();
+        let mut c = Client::connect(&fake).await;
+        let a = c
+            .send(
+                "GET",
+                "/api/v4/projects?membership=true&per_page=100&statistics=true",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert_eq!(a.header("x-total"), Some("131"));
+        assert_eq!(a.header("x-total-pages"), Some("2"));
+        assert_eq!(a.header("x-next-page"), Some("2"));
+        assert_eq!(a.header("x-prev-page"), Some(""));
+        let next = format!(
+            "<{}/api/v4/projects?membership=true&per_page=100&statistics=true&page=2>; rel=\"next\"",
+            fake.url()
+        );
+        assert!(
+            a.header("link").is_some_and(|l| l.starts_with(&next)),
+            "{:?}",
+            a.header("link")
+        );
+        assert_eq!(a.json().as_array().map(Vec::len), Some(100));
+        // Same connection: wrong token, unknown route, wrong method, encoded path.
+        assert_eq!(
+            c.send("GET", "/api/v4/user", Some("nope")).await.status,
+            401
+        );
+        let unknown = c.send("GET", "/api/v4/nothing", Some(&token)).await;
+        assert_eq!(
+            (unknown.status, unknown.body.as_str()),
+            (404, r#"{"error":"404 Not Found"}"#)
+        );
+        assert_eq!(
+            c.send("POST", "/api/v4/projects", Some(&token))
+                .await
+                .status,
+            405
+        );
+        let branch = c
+            .send(
+                "GET",
+                "/api/v4/projects/acme%2Frelease-train/repository/branches/release%2F2.0",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(branch.status, 200);
+        assert_eq!(branch.json()["name"], "release/2.0");
+        assert_eq!(
+            c.send("HEAD", "/api/v4/version", Some(&token)).await.status,
+            200
+        );
+
+        assert_eq!(fake.requests("/projects"), 2);
+        assert_eq!(fake.requests("/user"), 1);
+        assert_eq!(fake.requests("unknown"), 1);
+        assert_eq!(
+            fake.requests("/projects/:id/repository/branches/:branch"),
+            1
+        );
+        assert_eq!(fake.total_requests(), 6);
+        assert_eq!(fake.requests_by_route().len(), 5);
+        fake.reset_counts();
+        assert_eq!(fake.total_requests(), 0);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn hold_release_and_latency() {
+        let fake = Arc::new(FakeGitlab::start(Instance::demo()).await.expect("start"));
+        fake.hold();
+        let f2 = Arc::clone(&fake);
+        let waiting = tokio::spawn(async move { get(&f2, "/api/v4/version").await.status });
+        for _ in 0..200 {
+            if fake.pending() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(fake.pending(), 1);
+        assert!(!waiting.is_finished());
+        fake.release();
+        assert_eq!(waiting.await.ok(), Some(200));
+        assert_eq!(fake.pending(), 0);
+
+        fake.set_latency(Duration::from_millis(60));
+        let t0 = std::time::Instant::now();
+        assert_eq!(get(&fake, "/api/v4/user").await.status, 200);
+        assert!(t0.elapsed() >= Duration::from_millis(60));
+    }
+
+    #[tokio::test]
+    async fn vanishing_project_is_listed_once_then_gone() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        fake.vanish_after_listing(42);
+        assert_eq!(get(&fake, "/api/v4/projects/42").await.status, 200);
+        let list = get(
+            &fake,
+            "/api/v4/projects?membership=true&order_by=id&sort=asc&per_page=100",
+        )
+        .await;
+        let ids: Vec<u64> = list.json().as_array().map_or(Vec::new(), |a| {
+            a.iter().filter_map(|p| p["id"].as_u64()).collect()
+        });
+        assert!(ids.contains(&42));
+        let gone = get(&fake, "/api/v4/projects/42").await;
+        assert_eq!(
+            (gone.status, gone.body.as_str()),
+            (404, r#"{"message":"404 Project Not Found"}"#)
+        );
+        assert!(fake.with_instance(|i| i.project(42).is_none()));
+    }
+
+    #[tokio::test]
+    async fn rate_limit_answers_429() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        fake.with_instance(|i| i.rate_limit_per_minute = Some(2));
+        let ok = get(&fake, "/api/v4/version").await;
+        assert_eq!(
+            ok.header("ratelimit-name"),
+            Some("throttle_authenticated_api")
+        );
+        assert_eq!(ok.header("ratelimit-limit"), Some("2"));
+        // A minute boundary may reset the window once; the limit is still hit within 6 calls.
+        let mut throttled = None;
+        for _ in 0..6 {
+            let a = get(&fake, "/api/v4/version").await;
+            if a.status == 429 {
+                throttled = Some(a);
+                break;
+            }
+        }
+        let a = throttled.expect("a 429");
+        assert_eq!(a.body, "Retry later\n");
+        assert_eq!(a.header("content-type"), Some("text/plain"));
+        assert_eq!(a.header("ratelimit-remaining"), Some("0"));
+        assert!(
+            a.header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n <= 60))
+        );
+        assert!(
+            a.header("ratelimit-resettime")
+                .is_some_and(|s| s.ends_with(" GMT"))
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_server() {
+        let fake = FakeGitlab::start(Instance::generated(50))
+            .await
+            .expect("start");
+        let addr = fake.url().trim_start_matches("http://").to_string();
+        assert_eq!(get(&fake, "/api/v4/projects/7").await.status, 200);
+        fake.shutdown().await;
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+}

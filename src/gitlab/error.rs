@@ -1,0 +1,94 @@
+//! Errors of GitLab API calls, as collectors branch on them and as operators read them in logs.
+//!
+//! No variant carries a request header or a full URL with its query, so the token can never
+//! appear in an error message.
+
+use std::time::Duration;
+
+/// A GitLab API call that did not give a usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 401: the token is missing, wrong, expired or revoked.
+    #[error(
+        "GitLab rejected the token with 401 Unauthorized on {endpoint} \
+         (check GITLAB_TOKEN or --gitlab.token-file)"
+    )]
+    Unauthorized {
+        /// Route template of the call.
+        endpoint: &'static str,
+    },
+    /// Any other non-2xx answer.
+    #[error("GitLab answered {status} on {endpoint}: {message}")]
+    Status {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// GitLab's `message` or `error`, shortened.
+        message: String,
+    },
+    /// A 3xx answer: not followed, since the token would go along.
+    #[error(
+        "GitLab redirected {endpoint} with {status} to {location}; redirects are not followed \
+         (the token would go along): set --gitlab.url to the address GitLab redirects to"
+    )]
+    Redirect {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// Where GitLab pointed, without its query.
+        location: String,
+    },
+    /// No complete answer within `--gitlab.request-timeout`.
+    #[error("GitLab did not answer {endpoint} within {after:?}")]
+    Timeout {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// The timeout that expired.
+        after: Duration,
+    },
+    /// The connection failed (DNS, TCP, TLS, reset).
+    #[error("cannot reach GitLab for {endpoint}: {detail}")]
+    Transport {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// A 2xx answer whose body was not what the API promises.
+    #[error("unexpected answer from GitLab on {endpoint}: {detail}")]
+    Decode {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// The HTTP status of the answer, if GitLab answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::Status { status, .. } | Error::Redirect { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True for GitLab's `404 Project Not Found`: the project is gone or no longer visible.
+    pub fn is_project_not_found(&self) -> bool {
+        matches!(self, Error::Status { status: 404, message, .. } if message.contains("Project Not Found"))
+    }
+
+    /// The `reason` label of `gitlab_exporter_api_errors_total` for calls that got no usable
+    /// answer, or `None` when GitLab answered with a status (counted by code instead).
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Error::Timeout { .. } => Some("timeout"),
+            Error::Transport { .. } => Some("transport"),
+            Error::Decode { .. } => Some("decode"),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! gitlab-api-exporter: a Prometheus exporter that turns the GitLab REST API v4 into metrics about
+//! projects, commits and merge requests, collected at scrape time.
+//!
+//! There is no background loop. A request to the telemetry path asks the [`cache`] for a
+//! snapshot; when the cached one is older than `--cache.ttl`, one collection runs (concurrent
+//! scrapes share it), fanning out bounded, concurrent calls through the one [`gitlab::Client`].
+//!
+//! # Layout
+//! - [`config`]: command-line flags, validation, the token ([`config::Secret`]).
+//! - [`server`]: the HTTP server: routes, content negotiation, gzip, graceful shutdown.
+//! - [`cache`]: the snapshot cache: TTL and single flight.
+//! - [`collect`]: one collection: the projects in scope, then per-project details; one file per
+//!   metric family (`projects`, `commits`, `merge_requests`).
+//! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
+//! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
+//!   accounting, retries), pagination and the JSON types.
+//! - [`fake`]: a fake GitLab speaking the REST API, for tests, benchmarks and `--demo`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod cache;
+pub mod collect;
+pub mod config;
+pub mod fake;
+pub mod gitlab;
+pub mod metrics;
+pub mod server;
+
+/// The exporter's version, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::FutureExt as _;
+use tracing::{info, warn};
+
+/// Runs the exporter until `shutdown` completes: starts the demo GitLab if asked, builds the
+/// client, collector and cache, binds the listen address and serves.
+pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let mut config = config;
+    let demo = if config.demo {
+        let fake = fake::FakeGitlab::start(fake::Instance::demo())
+            .await
+            .context("--demo: cannot start the built-in fake GitLab")?;
+        info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");
+        config.gitlab_url = fake.url();
+        config.token = Some(config::Secret::new(fake.token()));
+        Some(fake)
+    } else {
+        None
+    };
+    if config.gitlab_url.starts_with("http://") && !is_loopback_url(&config.gitlab_url) {
+        warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
+    }
+
+    let exporter_metrics = metrics::ExporterMetrics::default();
+    let client = gitlab::Client::new(
+        gitlab::ClientOptions {
+            base_url: config.gitlab_url.clone(),
+            token: config.token.clone(),
+            concurrency: config.concurrency,
+            request_timeout: config.request_timeout,
+        },
+        exporter_metrics.api.clone(),
+    );
+    let collector = collect::Collector::new(client, config.scope.clone(), config.concurrency);
+    let counted = exporter_metrics.clone();
+    let cache = cache::Cache::new(config.cache_ttl, move || {
+        let (collector, counted) = (collector.clone(), counted.clone());
+        async move {
+            let snapshot = collector.collect().await;
+            counted.collection_finished(&snapshot);
+            snapshot
+        }
+        .boxed()
+    });
+    let app = Arc::new(server::App {
+        cache,
+        metrics: exporter_metrics,
+        telemetry_path: config.telemetry_path.clone(),
+        description: describe(&config),
+    });
+
+    let listener = server::bind(&config.listen_address)
+        .await
+        .with_context(|| {
+            format!(
+                "--web.listen-address: cannot listen on {}",
+                config.listen_address
+            )
+        })?;
+    info!(
+        address = %listener.local_addr().context("--web.listen-address: no local address")?,
+        telemetry_path = %config.telemetry_path,
+        gitlab = %config.gitlab_url,
+        version = VERSION,
+        "listening"
+    );
+    server::run(listener, app, shutdown).await;
+    if let Some(fake) = demo {
+        fake.shutdown().await;
+    }
+    Ok(())
+}
+
+/// One line on what is exported from where, for the landing page.
+fn describe(config: &config::Config) -> String {
+    let scope = &config.scope;
+    let mut parts = Vec::new();
+    if scope.is_membership() {
+        parts.push("the projects the token's user is a member of".to_owned());
+    }
+    if scope.all_projects {
+        parts.push("every project the token can see".to_owned());
+    }
+    if !scope.groups.is_empty() {
+        parts.push(format!(
+            "the projects of group(s) {}",
+            scope.groups.join(", ")
+        ));
+    }
+    if !scope.projects.is_empty() {
+        parts.push(format!("project(s) {}", scope.projects.join(", ")));
+    }
+    format!(
+        "Exporting {} ({} archived) from {}, cached for {:?}.",
+        parts.join(", "),
+        if scope.include_archived {
+            "including"
+        } else {
+            "without"
+        },
+        config.gitlab_url,
+        config.cache_ttl,
+    )
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or("")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
+}

@@ -1,0 +1,334 @@
+//! The HTTP side: hyper http1 on a listener, the routes (metrics, landing page, health and
+//! readiness), content negotiation (OpenMetrics or text 0.0.4), gzip, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::cache::Cache;
+use crate::config::ListenAddress;
+use crate::metrics::{ExporterMetrics, Format};
+
+/// How long a client may take to send its request headers (and an idle keep-alive connection
+/// may stay open).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for open connections to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bodies above this size are compressed on the blocking pool, off the async workers.
+const INLINE_GZIP_LIMIT: usize = 256 << 10;
+
+/// What the request handlers share.
+#[derive(Debug)]
+pub struct App {
+    /// The snapshot cache (and through it, the collector).
+    pub cache: Cache,
+    /// The exporter's own metrics.
+    pub metrics: ExporterMetrics,
+    /// Path of the metrics page.
+    pub telemetry_path: String,
+    /// One line describing the scope and the GitLab instance, for the landing page.
+    pub description: String,
+}
+
+/// Binds the listen address: `:port` means every interface (IPv6 and IPv4 where possible).
+pub async fn bind(address: &ListenAddress) -> std::io::Result<TcpListener> {
+    match &address.host {
+        None => match TcpListener::bind(("::", address.port)).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => TcpListener::bind(("0.0.0.0", address.port)).await,
+        },
+        Some(host) => TcpListener::bind((host.as_str(), address.port)).await,
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets open
+/// connections finish (up to 10 s).
+pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let app = Arc::clone(&app);
+                let service = service_fn(move |request| handle(request, Arc::clone(&app), peer));
+                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    info!("shutting down: no new connections, waiting for open ones");
+    tokio::select! {
+        () = graceful.shutdown() => info!("all connections closed"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+        () = terminate => info!("SIGTERM received"),
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    app: Arc<App>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return Ok(response);
+    }
+    let path = request.uri().path();
+    let response = if path == app.telemetry_path {
+        metrics(&request, &app, peer).await
+    } else {
+        match path {
+            "/" => landing_page(&app),
+            "/-/healthy" => plain(StatusCode::OK, "Healthy\n"),
+            "/-/ready" => plain(StatusCode::OK, "Ready\n"),
+            _ => plain(StatusCode::NOT_FOUND, "Not Found\n"),
+        }
+    };
+    Ok(response)
+}
+
+async fn metrics(
+    request: &Request<Incoming>,
+    app: &App,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let format = negotiate_format(header(header::ACCEPT));
+    let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
+    let (snapshot, source) = app.cache.get().await;
+    let body = app.metrics.render(&snapshot, format);
+    debug!(%peer, ?format, gzip, ?source, bytes = body.len(), "scrape");
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, format.content_type())
+        .header(header::VARY, "Accept, Accept-Encoding");
+    let body = if gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        if body.len() > INLINE_GZIP_LIMIT {
+            tokio::task::spawn_blocking(move || gzip_bytes(body.as_bytes()))
+                .await
+                .unwrap_or_default()
+        } else {
+            gzip_bytes(body.as_bytes())
+        }
+    } else {
+        Bytes::from(body)
+    };
+    builder
+        .body(Full::new(body))
+        .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")))
+}
+
+fn gzip_bytes(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    Bytes::from(encoder.finish().unwrap_or_default())
+}
+
+fn landing_page(app: &App) -> Response<Full<Bytes>> {
+    let path = html_escape(&app.telemetry_path);
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>GitLab API Exporter</title></head>\n\
+         <body>\n<h1>GitLab API Exporter</h1>\n<p>Version {version}. {description}</p>\n<ul>\n\
+         <li><a href=\"{path}\">Metrics</a> ({path})</li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
+         <li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body>\n</html>\n",
+        version = crate::VERSION,
+        description = html_escape(&app.description),
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The members of an `Accept` or `Accept-Encoding` header: value (lowercase, without
+/// parameters) and quality.
+fn weighted(header: &str) -> impl Iterator<Item = (String, f32)> + '_ {
+    header.split(',').filter_map(|member| {
+        let mut parts = member.split(';');
+        let value = parts.next()?.trim().to_ascii_lowercase();
+        if value.is_empty() {
+            return None;
+        }
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())?;
+        Some((value, q.clamp(0.0, 1.0)))
+    })
+}
+
+/// OpenMetrics when the client names it with a quality at least that of plain text (as
+/// Prometheus does); otherwise the text format 0.0.4, which is also the answer to `*/*`.
+pub fn negotiate_format(accept: Option<&str>) -> Format {
+    let Some(accept) = accept else {
+        return Format::Text;
+    };
+    // Quality of the most specific range matching each format: (specificity, q).
+    let mut openmetrics: Option<(u8, f32)> = None;
+    let mut text: Option<(u8, f32)> = None;
+    let better = |slot: &mut Option<(u8, f32)>, specificity: u8, q: f32| match slot {
+        Some((s, best)) if *s > specificity || (*s == specificity && *best >= q) => {}
+        _ => *slot = Some((specificity, q)),
+    };
+    for (range, q) in weighted(accept) {
+        match range.as_str() {
+            "application/openmetrics-text" => better(&mut openmetrics, 2, q),
+            "application/*" => better(&mut openmetrics, 1, q),
+            "text/plain" => better(&mut text, 2, q),
+            "text/*" => better(&mut text, 1, q),
+            "*/*" => better(&mut text, 0, q),
+            _ => {}
+        }
+    }
+    match (openmetrics, text) {
+        (Some((_, om)), Some((_, t))) if om > 0.0 && om >= t => Format::OpenMetrics,
+        (Some((_, om)), None) if om > 0.0 => Format::OpenMetrics,
+        _ => Format::Text,
+    }
+}
+
+/// True when `Accept-Encoding` allows gzip (by name or by `*`, with a non-zero quality).
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(header) = accept_encoding else {
+        return false;
+    };
+    let mut wildcard = None;
+    for (coding, q) in weighted(header) {
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return q > 0.0,
+            "*" => wildcard = Some(q > 0.0),
+            _ => {}
+        }
+    }
+    wildcard.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_gets_openmetrics() {
+        let prometheus2 = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate_format(Some(prometheus2)), Format::OpenMetrics);
+        let prometheus3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1";
+        assert_eq!(negotiate_format(Some(prometheus3)), Format::OpenMetrics);
+        assert_eq!(
+            negotiate_format(Some("application/openmetrics-text")),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
+    fn others_get_text() {
+        assert_eq!(negotiate_format(None), Format::Text);
+        assert_eq!(negotiate_format(Some("*/*")), Format::Text);
+        assert_eq!(
+            negotiate_format(Some("text/plain;version=0.0.4")),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate_format(Some("text/plain, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
+        assert_eq!(
+            negotiate_format(Some("application/openmetrics-text;q=0, */*")),
+            Format::Text
+        );
+        assert_eq!(negotiate_format(Some("garbage;;;q=x,,")), Format::Text);
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        assert!(accepts_gzip(Some("gzip")));
+        assert!(accepts_gzip(Some("deflate, gzip;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(Some("gzip;q=0, identity")));
+        assert!(!accepts_gzip(Some("gzip;q=0, *")));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(None));
+    }
+}
