@@ -154,3 +154,36 @@ async fn concurrent_scrapes_share_one_collection() {
     );
     gitlab.shutdown().await;
 }
+
+/// Calls go out concurrently, never more than `--gitlab.concurrency` at once, through one
+/// session that names the exporter in its User-Agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded_by_the_flag() {
+    let gitlab = demo_gitlab().await;
+    gitlab.set_latency(std::time::Duration::from_millis(20));
+    for limit in [1usize, 5] {
+        // Two projects: two detail calls and eight merge-request counts want to go at once.
+        let exporter = Exporter::start(
+            &gitlab,
+            &[
+                "--gitlab.group",
+                "acme/platform",
+                "--gitlab.concurrency",
+                &limit.to_string(),
+            ],
+        );
+        gitlab.reset_counts();
+        let metrics = exporter.scrape().await;
+        assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));
+        assert_eq!(
+            gitlab.max_in_flight(),
+            limit,
+            "--gitlab.concurrency {limit}"
+        );
+    }
+    assert_eq!(
+        gitlab.user_agents(),
+        vec![format!("gitlab-api-exporter/{}", env!("CARGO_PKG_VERSION"))]
+    );
+    gitlab.shutdown().await;
+}

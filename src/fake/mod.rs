@@ -83,6 +83,11 @@ struct Shared {
     /// `true` while requests must wait (see `FakeGitlab::hold`).
     held: watch::Sender<bool>,
     pending: AtomicUsize,
+    /// Requests being served now, and the most at once since start or the last reset.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Every distinct `User-Agent` seen.
+    user_agents: Mutex<BTreeSet<String>>,
     /// `http://127.0.0.1:PORT`.
     url: String,
 }
@@ -99,16 +104,17 @@ impl Shared {
             return;
         }
         self.pending.fetch_add(1, Ordering::SeqCst);
-        let _pending = PendingGuard(&self.pending);
+        let _pending = CountGuard(&self.pending);
         // Err only if the sender is gone, which cannot happen while `self` lives.
         let _ = rx.wait_for(|held| !*held).await;
     }
 }
 
-/// Decrements the pending counter however the wait ends (release or dropped connection).
-struct PendingGuard<'a>(&'a AtomicUsize);
+/// Decrements a counter (pending, in flight) however the wait ends (answer, release or dropped
+/// connection).
+struct CountGuard<'a>(&'a AtomicUsize);
 
-impl Drop for PendingGuard<'_> {
+impl Drop for CountGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -149,6 +155,9 @@ impl FakeGitlab {
             latency_nanos: AtomicU64::new(0),
             held: watch::Sender::new(false),
             pending: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            user_agents: Mutex::new(BTreeSet::new()),
             url,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -198,11 +207,28 @@ impl FakeGitlab {
             .sum()
     }
 
-    /// Sets every request counter to zero.
+    /// Sets every request counter, and the in-flight maximum, to zero.
     pub fn reset_counts(&self) {
         for c in &self.shared.counts {
             c.store(0, Ordering::SeqCst);
         }
+        self.shared.max_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests in flight at once (arrived, not yet answered) since start or the last
+    /// [`reset_counts`](Self::reset_counts).
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Every distinct `User-Agent` header received.
+    pub fn user_agents(&self) -> Vec<String> {
+        let agents = self
+            .shared
+            .user_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        agents.iter().cloned().collect()
     }
 
     /// Every request waits `d` (async sleep) before being answered; default 0.
@@ -319,10 +345,22 @@ async fn serve(
         headers.get("private-token").map(HeaderValue::as_bytes),
         headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
     );
+    let user_agent = headers
+        .get(hyper::header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     drop(req);
 
     let endpoint = Endpoint::parse(&path);
     shared.counts[endpoint.route().index()].fetch_add(1, Ordering::SeqCst);
+    if let Some(agent) = user_agent {
+        let mut agents = shared.user_agents.lock().unwrap_or_else(|e| e.into_inner());
+        if !agents.contains(&agent) {
+            agents.insert(agent);
+        }
+    }
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let _in_flight = CountGuard(&shared.in_flight);
     shared.wait_while_held().await;
     let latency = Duration::from_nanos(shared.latency_nanos.load(Ordering::SeqCst));
     if !latency.is_zero() {
