@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{Exporter, assert_exact, demo_gitlab, expected, expected_membership};
+use common::{
+    Exporter, assert_exact, demo_gitlab, expected, expected_in_group, expected_membership,
+};
 use gitlab_api_exporter::fake::{FakeGitlab, Instance};
 
 /// The default scope: member projects, archived left out, every value exact. Covers: the 20-item
@@ -118,13 +120,7 @@ async fn group_scope_includes_subgroups_not_shared_projects() {
     let gitlab = demo_gitlab().await;
     let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
     let metrics = exporter.scrape().await;
-    let expected: Vec<_> = gitlab.with_instance(|i| {
-        i.projects
-            .iter()
-            .filter(|p| !p.archived && p.path_with_namespace(i).starts_with("acme/"))
-            .map(|p| expected(i, p))
-            .collect()
-    });
+    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
     assert_exact(&metrics, &expected);
     assert!(
         metrics
@@ -242,13 +238,7 @@ async fn offset_limit_switches_to_keyset() {
     let gitlab = FakeGitlab::start(instance).await.unwrap();
     let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
     let metrics = exporter.scrape().await;
-    let expected: Vec<_> = gitlab.with_instance(|i| {
-        i.projects
-            .iter()
-            .filter(|p| !p.archived && p.path_with_namespace(i).starts_with("acme/"))
-            .map(|p| expected(i, p))
-            .collect()
-    });
+    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
     assert!(expected.len() > 100);
     assert_exact(&metrics, &expected);
     assert_eq!(

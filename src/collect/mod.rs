@@ -18,9 +18,8 @@ use tokio::time::Instant;
 
 use futures::StreamExt;
 use prometheus_client::collector::Collector as PromCollector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use tracing::{debug, info, warn};
 
@@ -283,42 +282,60 @@ struct SnapshotMetrics(Arc<Collected>);
 impl PromCollector for SnapshotMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let data = &self.0;
-        let up = ConstGauge::new(i64::from(data.projects.is_ok()));
-        up.encode(encoder.encode_descriptor(
-            "gitlab_up",
-            "1 when the last collection reached GitLab and was authorized, else 0.",
-            None,
-            up.metric_type(),
-        )?)?;
+        encode_gauge(
+            &mut encoder,
+            (
+                "gitlab_up",
+                "1 when the last collection reached GitLab and was authorized, else 0.",
+                None,
+            ),
+            u64::from(data.projects.is_ok()),
+        )?;
         if let Ok(projects) = &data.projects {
             let labels = Labels::new(projects);
             projects::encode(projects, &labels, &mut encoder)?;
             commits::encode(projects, &labels, &mut encoder)?;
             merge_requests::encode(projects, &labels, &mut encoder)?;
         }
-        let duration = ConstGauge::new(data.duration.as_secs_f64());
-        duration.encode(encoder.encode_descriptor(
-            "gitlab_exporter_collect_duration",
-            "Wall time of the collection whose data is served.",
-            Some(&Unit::Seconds),
-            duration.metric_type(),
-        )?)?;
-        let calls = ConstGauge::new(data.api_calls as i64);
-        calls.encode(encoder.encode_descriptor(
-            "gitlab_exporter_collect_api_requests",
-            "GitLab API calls made by the collection whose data is served, retries included.",
-            None,
-            calls.metric_type(),
-        )?)?;
-        let failed = ConstGauge::new(data.failed_calls as i64);
-        failed.encode(encoder.encode_descriptor(
-            "gitlab_exporter_collect_failed_requests",
-            "Project API calls that failed in the collection whose data is served; their series are left out.",
-            None,
-            failed.metric_type(),
-        )?)?;
-        Ok(())
+        encode_gauge(
+            &mut encoder,
+            (
+                "gitlab_exporter_collect_duration",
+                "Wall time of the collection whose data is served.",
+                Some(&Unit::Seconds),
+            ),
+            data.duration.as_secs_f64(),
+        )?;
+        encode_gauge(
+            &mut encoder,
+            (
+                "gitlab_exporter_collect_api_requests",
+                "GitLab API calls made by the collection whose data is served, retries included.",
+                None,
+            ),
+            data.api_calls,
+        )?;
+        encode_gauge(
+            &mut encoder,
+            (
+                "gitlab_exporter_collect_failed_requests",
+                "Project API calls that failed in the collection whose data is served; their series are left out.",
+                None,
+            ),
+            data.failed_calls,
+        )
     }
+}
+
+/// Encodes a gauge family of one unlabelled sample.
+pub fn encode_gauge<V: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    value: V,
+) -> Result<(), std::fmt::Error> {
+    encoder
+        .encode_descriptor(name, help, unit, MetricType::Gauge)?
+        .encode_gauge(&value)
 }
 
 /// Encodes a gauge family with one sample per project that has a value, labelled

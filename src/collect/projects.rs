@@ -2,12 +2,11 @@
 //! already returned, so they cost no call of their own: `gitlab_projects`, `gitlab_project_info`,
 //! stars, forks, open issues, last activity and storage sizes.
 
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 
-use super::{Labels, ProjectMetrics, encode_per_project};
+use super::{Labels, ProjectMetrics, encode_gauge, encode_per_project};
 use crate::gitlab::types::parse_timestamp;
 
 /// Encodes the project families of a successful collection.
@@ -16,14 +15,11 @@ pub fn encode(
     labels: &Labels,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), std::fmt::Error> {
-    encoder
-        .encode_descriptor(
-            "gitlab_projects",
-            "Projects in scope.",
-            None,
-            MetricType::Gauge,
-        )?
-        .encode_gauge(&(projects.len() as u64))?;
+    encode_gauge(
+        encoder,
+        ("gitlab_projects", "Projects in scope.", None),
+        projects.len() as u64,
+    )?;
 
     encode_info(projects, labels, encoder)?;
     encode_per_project(
@@ -84,11 +80,9 @@ pub fn encode(
         };
         let [id, path] = labels.of(i, &p.project);
         for (kind, bytes) in statistics.sizes() {
-            ConstGauge::new(bytes as i64).encode(storage.encode_family(&[
-                id,
-                path,
-                ("storage", kind),
-            ])?)?;
+            storage
+                .encode_family(&[id, path, ("storage", kind)])?
+                .encode_gauge(&bytes)?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@
 //! endpoint handlers), `paginate` (offset and keyset pagination, headers), `ratelimit`
 //! (`RateLimit-*` and 429) and `time` (date formatting).
 //!
-//! ```rust,ignore
+//! ```text
 //! let fake = FakeGitlab::start(Instance::demo()).await?;
 //! // GET {fake.url()}/api/v4/projects?membership=true with header PRIVATE-TOKEN: {fake.token()}
 //! fake.with_instance(|i| i.project_mut(42).map(|p| p.commits += 1));

@@ -395,6 +395,18 @@ pub fn expected_membership(instance: &Instance) -> Vec<Expected> {
         .collect()
 }
 
+/// Expectations for a group scope: the projects under the group's path (subgroups included,
+/// shared-in projects not), archived left out.
+pub fn expected_in_group(instance: &Instance, group: &str) -> Vec<Expected> {
+    let prefix = format!("{group}/");
+    instance
+        .projects
+        .iter()
+        .filter(|p| !p.archived && p.path_with_namespace(instance).starts_with(&prefix))
+        .map(|p| expected(instance, p))
+        .collect()
+}
+
 /// Asserts that the exposition holds exactly the expected projects with exact values.
 pub fn assert_exact(exposition: &Exposition, expected: &[Expected]) {
     assert_eq!(exposition.value("gitlab_up", &[]), Some(1.0));
