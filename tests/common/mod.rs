@@ -81,6 +81,11 @@ impl Exporter {
         Exporter { child, addr, logs }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the exporter logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
