@@ -11,7 +11,7 @@
 //! cached and steady-state measurements, in the tables BENCHMARKS.md keeps.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::time::{Duration, Instant};
