@@ -138,7 +138,7 @@ mod tests {
                     projects: Ok(Vec::new()),
                     duration: work,
                     api_calls: n as u64,
-                    failed_calls: 0,
+                    incomplete_projects: 0,
                 })
             }
             .boxed()

@@ -317,12 +317,32 @@ fn parse_gitlab_url(s: &str) -> Result<String, String> {
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!("'{s}' has no host"));
     }
-    if rest.contains(['?', '#', '@', ' ']) {
+    if rest.contains('@') {
+        // Not repeated: the part before '@' may be a password.
+        return Err("the URL must not contain credentials; give the token with GITLAB_TOKEN or --gitlab.token-file".to_owned());
+    }
+    if rest.contains(['?', '#', ' ']) {
         return Err(format!(
-            "'{s}' must be a plain base URL (no query, fragment or credentials)"
+            "'{s}' must be a plain base URL (no query or fragment)"
         ));
     }
     Ok(url.to_owned())
+}
+
+/// True when the URL's host is `localhost` or a loopback address.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn parse_telemetry_path(s: &str) -> Result<String, String> {
@@ -447,6 +467,32 @@ mod tests {
         ] {
             assert!(parse_gitlab_url(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:80/gitlab",
+            "https://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1.evil.com",
+            "https://gitlab.com",
+            "http://[::2]:80",
+            "http://10.0.0.1",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn url_credentials_are_not_echoed() {
+        let err = parse_gitlab_url("https://user:hunter2@gitlab.example.com").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

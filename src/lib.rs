@@ -51,7 +51,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
     } else {
         None
     };
-    if config.gitlab_url.starts_with("http://") && !is_loopback_url(&config.gitlab_url) {
+    if config.gitlab_url.starts_with("http://") && !config::is_loopback_url(&config.gitlab_url) {
         warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
     }
 
@@ -135,15 +135,4 @@ fn describe(config: &config::Config) -> String {
         config.gitlab_url,
         config.cache_ttl,
     )
-}
-
-fn is_loopback_url(url: &str) -> bool {
-    let host = url
-        .split("://")
-        .nth(1)
-        .unwrap_or("")
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("");
-    host == "localhost" || host.starts_with("127.") || url.contains("://[::1]")
 }

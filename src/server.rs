@@ -161,17 +161,24 @@ async fn metrics(
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, format.content_type())
         .header(header::VARY, "Accept, Accept-Encoding");
-    let body = if gzip {
-        builder = builder.header(header::CONTENT_ENCODING, "gzip");
-        if body.len() > INLINE_GZIP_LIMIT {
-            tokio::task::spawn_blocking(move || gzip_bytes(body.as_bytes()))
-                .await
-                .unwrap_or_default()
-        } else {
-            gzip_bytes(body.as_bytes())
-        }
-    } else {
+    let body = if !gzip {
         Bytes::from(body)
+    } else if body.len() <= INLINE_GZIP_LIMIT {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        gzip_bytes(body.as_bytes())
+    } else {
+        match tokio::task::spawn_blocking(move || gzip_bytes(body.as_bytes())).await {
+            Ok(compressed) => {
+                builder = builder.header(header::CONTENT_ENCODING, "gzip");
+                compressed
+            }
+            Err(e) => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("compression failed: {e}\n"),
+                );
+            }
+        }
     };
     builder
         .body(Full::new(body))

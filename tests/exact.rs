@@ -222,37 +222,69 @@ async fn project_vanishing_mid_scrape_is_left_out() {
     let expected = gitlab.with_instance(|i| expected_membership(i));
     assert!(expected.iter().all(|e| e.id != 42));
     assert_exact(&metrics, &expected);
+    let not_found: f64 = metrics
+        .series("gitlab_exporter_api_requests_total")
+        .iter()
+        .filter(|s| s.labels["code"] == "404")
+        .map(|s| s.value)
+        .sum();
+    assert!(
+        not_found >= 1.0,
+        "the project was listed, then its calls answered 404"
+    );
     assert_eq!(
-        metrics.value("gitlab_exporter_collect_failed_requests", &[]),
+        metrics.value("gitlab_exporter_collect_incomplete_projects", &[]),
         Some(0.0)
     );
     gitlab.shutdown().await;
 }
 
-/// A group listing walks offset pages; when an administrator lowered the offset limit, GitLab
-/// answers 405 past it and the walk goes on with keyset pagination, losing and repeating nothing.
+/// Listings walk by id (keyset on /projects, `id_after` on groups), so an offset limit, even
+/// one an administrator lowered to 100, is never reached: no 405, nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn offset_limit_switches_to_keyset() {
+async fn listings_never_meet_the_offset_limit() {
     let mut instance = Instance::demo();
     instance.offset_limit = 100;
     let gitlab = FakeGitlab::start(instance).await.unwrap();
-    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
-    let metrics = exporter.scrape().await;
-    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
-    assert!(expected.len() > 100);
-    assert_exact(&metrics, &expected);
-    assert_eq!(
-        metrics.value(
-            "gitlab_exporter_api_requests_total",
-            &[("endpoint", "/groups/:id/projects"), ("code", "405")]
+    for (args, expected) in [
+        (vec![], gitlab.with_instance(|i| expected_membership(i))),
+        (
+            vec!["--gitlab.group", "acme"],
+            gitlab.with_instance(|i| expected_in_group(i, "acme")),
         ),
-        Some(1.0)
-    );
+    ] {
+        assert!(expected.len() > 100);
+        let exporter = Exporter::start(&gitlab, &args);
+        let metrics = exporter.scrape().await;
+        assert_exact(&metrics, &expected);
+        assert!(
+            metrics
+                .series("gitlab_exporter_api_requests_total")
+                .iter()
+                .all(|s| s.labels["code"] != "405"),
+            "{args:?}"
+        );
+    }
     gitlab.shutdown().await;
 }
 
-/// More than 10,000 projects: the listing has no X-Total and no X-Total-Pages; the exporter
-/// follows X-Next-Page to the end.
+/// A project deleted while its group is being walked neither hides another project (as an
+/// offset walk would: the next page shifts by one) nor fails the scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_walk_survives_a_deletion() {
+    let gitlab = demo_gitlab().await;
+    let first = gitlab.with_instance(|i| expected_in_group(i, "acme")[0].id);
+    gitlab.vanish_after_listing(first);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
+    let metrics = exporter.scrape().await;
+    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
+    assert!(expected.len() > 100 && expected.iter().all(|e| e.id != first));
+    assert_exact(&metrics, &expected);
+    gitlab.shutdown().await;
+}
+
+/// More than 10,000 projects: `GET /projects` is walked with keyset pagination (no totals at
+/// all) to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_past_ten_thousand_projects() {
     let gitlab = FakeGitlab::start(Instance::generated(10_050).with_merge_requests(false))
@@ -282,8 +314,8 @@ async fn listing_past_ten_thousand_projects() {
     gitlab.shutdown().await;
 }
 
-/// A group of more than 10,000 projects: its offset pages carry no X-Total and no X-Total-Pages;
-/// the walk follows X-Next-Page to the end.
+/// A group of more than 10,000 projects: its pages carry no X-Total and no X-Total-Pages; the
+/// walk follows X-Next-Page to the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_listing_past_ten_thousand_projects() {
     let gitlab = FakeGitlab::start(Instance::generated(10_050).with_merge_requests(false))

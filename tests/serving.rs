@@ -295,3 +295,101 @@ async fn demo_mode_runs_on_its_own() {
         Some(25.0)
     );
 }
+
+/// When the scope is only named projects, a rejected token or an unreachable GitLab still
+/// gives gitlab_up 0, not an empty success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_projects_only_still_report_failures() {
+    let gitlab = demo_gitlab().await;
+    let bad = Exporter::start_with_env(
+        &gitlab.url(),
+        &[("GITLAB_TOKEN", "glpat-WRONG-token-000")],
+        &["--gitlab.project", "acme/api", "--gitlab.project", "7"],
+    );
+    let metrics = bad.scrape().await;
+    assert_eq!(metrics.value("gitlab_up", &[]), Some(0.0));
+    assert!(bad.logs_once("collection failed").contains("401"));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = Exporter::start_with_env(
+        &nowhere,
+        &[("GITLAB_TOKEN", "glpat-x")],
+        &["--gitlab.project", "acme/api"],
+    );
+    let metrics = unreachable.scrape().await;
+    assert_eq!(metrics.value("gitlab_up", &[]), Some(0.0));
+    assert!(
+        unreachable
+            .logs_once("collection failed")
+            .contains("cannot reach GitLab")
+    );
+    gitlab.shutdown().await;
+}
+
+/// A redirect to another host is not followed: the token never reaches that host, the
+/// collection fails with a message saying what to do, and the token is not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::{Arc, Mutex};
+
+    // The other host: 127.0.0.2 (loopback, but another address), recording what it receives.
+    let other = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = Arc::clone(&received);
+    std::thread::spawn(move || {
+        for stream in other.incoming().flatten() {
+            let mut lines = Vec::new();
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                lines.push(std::mem::take(&mut line));
+            }
+            sink.lock().unwrap().push(lines.concat());
+            let _ = (&stream)
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]");
+        }
+    });
+    // The configured GitLab answers every call with a redirect to the other host.
+    let gitlab = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gitlab_addr = gitlab.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in gitlab.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: http://{other_addr}/api/v4/projects?secret=1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = (&stream).write_all(answer.as_bytes());
+        }
+    });
+    let token = "glpat-redirect-secret-123";
+    let exporter = Exporter::start_with_env(
+        &format!("http://{gitlab_addr}"),
+        &[("GITLAB_TOKEN", token)],
+        &[],
+    );
+    let body = exporter.get("/metrics", &[]).await.text();
+    assert_eq!(Exposition::parse(&body).value("gitlab_up", &[]), Some(0.0));
+    let logs = exporter.logs_once("collection failed");
+    assert!(
+        logs.contains("redirect") && logs.contains("--gitlab.url"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("secret=1"),
+        "the redirect's query is not logged: {logs}"
+    );
+    assert!(!logs.contains(token) && !body.contains(token));
+    assert!(
+        received.lock().unwrap().is_empty(),
+        "the other host was contacted: {:?}",
+        received.lock().unwrap()
+    );
+}

@@ -16,10 +16,11 @@ pub async fn count(client: &Client, project: &Project) -> Result<Option<u64>, Er
         return Ok(Some(count));
     }
     if project.empty_repo == Some(true) {
+        // GitLab flags an empty repository whatever the caller's access: 0 commits.
         return Ok(Some(0));
     }
     let Some(branch) = project.default_branch.as_deref() else {
-        // No default branch shown: no code access (or an empty repository GitLab did not flag).
+        // GitLab shows the default branch only to those who can read the code.
         return Ok(None);
     };
     let id = project.id;

@@ -21,7 +21,7 @@ use prometheus_client::collector::Collector as PromCollector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::config::Scope;
 use crate::gitlab::types::Project;
@@ -48,8 +48,8 @@ pub struct Collected {
     pub duration: Duration,
     /// API calls it made, retries included.
     pub api_calls: u64,
-    /// Project calls that failed (their series are left out).
-    pub failed_calls: u64,
+    /// Projects exported with a family left out because a call failed.
+    pub incomplete_projects: u64,
 }
 
 /// A collection encoded once for serving: the data and its exposition in both text formats.
@@ -93,7 +93,7 @@ impl Snapshot {
             projects: Err(reason),
             duration: Duration::ZERO,
             api_calls: 0,
-            failed_calls: 0,
+            incomplete_projects: 0,
         })
     }
 }
@@ -123,35 +123,42 @@ impl Collector {
         let started = Instant::now();
         let client = self.client.for_collection();
         let outcome = match scope::resolve(&client, &self.scope).await {
-            Ok(candidates) => Ok(self.projects(&client, candidates).await),
+            Ok(candidates) => {
+                let only_named = !self.scope.is_membership()
+                    && !self.scope.all_projects
+                    && self.scope.groups.is_empty();
+                self.projects(&client, candidates)
+                    .await
+                    .into_result(only_named)
+            }
             Err(e) => Err(e),
         };
         let duration = started.elapsed();
         let api_calls = client.calls();
         let data = match outcome {
-            Ok((projects, failures)) => {
-                if let Some(first) = failures.first() {
+            Ok(gathered) => {
+                if let Some(first) = &gathered.first_error {
                     warn!(
-                        failed_calls = failures.len(),
+                        incomplete_projects = gathered.incomplete,
                         first_error = %first,
-                        "collection finished with project calls failing; their series are left out"
+                        "collection finished with project calls failing; the series they feed are left out"
                     );
                 }
-                info!(projects = projects.len(), api_calls, duration = ?duration, "collection finished");
+                info!(projects = gathered.projects.len(), api_calls, duration = ?duration, "collection finished");
                 Collected {
-                    projects: Ok(projects),
+                    projects: Ok(gathered.projects),
                     duration,
                     api_calls,
-                    failed_calls: failures.len() as u64,
+                    incomplete_projects: gathered.incomplete,
                 }
             }
             Err(e) => {
-                warn!(error = %e, api_calls, "collection failed: GitLab could not be listed");
+                warn!(error = %e, api_calls, "collection failed");
                 Collected {
                     projects: Err(e.to_string()),
                     duration,
                     api_calls,
-                    failed_calls: 0,
+                    incomplete_projects: 0,
                 }
             }
         };
@@ -159,50 +166,92 @@ impl Collector {
     }
 
     /// The per-project calls of every candidate, `fan_out` projects at a time.
-    async fn projects(
-        &self,
-        client: &Client,
-        candidates: Vec<Candidate>,
-    ) -> (Vec<ProjectMetrics>, Vec<Error>) {
+    async fn projects(&self, client: &Client, candidates: Vec<Candidate>) -> Gathered {
         let mut results = futures::stream::iter(candidates)
             .map(|candidate| collect_project(client, candidate))
             .buffer_unordered(self.fan_out);
-        let mut projects = Vec::new();
-        let mut failures = Vec::new();
+        let mut gathered = Gathered::default();
         let mut seen = std::collections::HashSet::new();
         while let Some(outcome) = results.next().await {
-            failures.extend(outcome.failures);
-            if let Some(project) = outcome.metrics {
-                // A named project may also have been listed under another reference.
-                if seen.insert(project.project.id) {
-                    projects.push(project);
+            match outcome {
+                Outcome::Exported { metrics, error } => {
+                    // A named project may also have been listed under another reference.
+                    if !seen.insert(metrics.project.id) {
+                        continue;
+                    }
+                    gathered.projects.push(metrics);
+                    if let Some(error) = error {
+                        gathered.incomplete += 1;
+                        gathered.note(error);
+                    }
+                }
+                Outcome::Gone => {}
+                Outcome::Failed(error) => {
+                    gathered.failed_named += 1;
+                    gathered.note(error);
                 }
             }
         }
-        projects.sort_by_key(|p| p.project.id);
-        (projects, failures)
+        gathered.projects.sort_by_key(|p| p.project.id);
+        gathered
     }
 }
 
-/// One project's result: `None` when it is gone; the calls that failed.
-struct Outcome {
-    metrics: Option<ProjectMetrics>,
-    failures: Vec<Error>,
+/// The projects of a collection and what went wrong on the way.
+#[derive(Default)]
+struct Gathered {
+    projects: Vec<ProjectMetrics>,
+    /// Exported projects with a family left out by a failed call.
+    incomplete: u64,
+    /// Named projects whose detail call failed (other than not found).
+    failed_named: u64,
+    /// The first failure, to say why in the log.
+    first_error: Option<Error>,
+    /// A call was answered 401: the token was rejected.
+    unauthorized: Option<Error>,
 }
 
-impl Outcome {
-    fn gone(failures: Vec<Error>) -> Outcome {
-        Outcome {
-            metrics: None,
-            failures,
+impl Gathered {
+    fn note(&mut self, error: Error) {
+        if matches!(error, Error::Unauthorized { .. }) {
+            self.unauthorized.get_or_insert(error);
+        } else {
+            self.first_error.get_or_insert(error);
         }
     }
+
+    /// Whether the collection as a whole succeeded: not when GitLab rejected the token, nor when
+    /// the scope is only named projects and none of them could be read (GitLab unreachable).
+    fn into_result(mut self, only_named: bool) -> Result<Gathered, Error> {
+        if let Some(error) = self.unauthorized.take() {
+            return Err(error);
+        }
+        if only_named && self.projects.is_empty() && self.failed_named > 0 {
+            if let Some(error) = self.first_error.take() {
+                return Err(error);
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// What became of one project.
+enum Outcome {
+    /// Exported; `error` when a family was left out because a call failed.
+    Exported {
+        metrics: ProjectMetrics,
+        error: Option<Error>,
+    },
+    /// Not found: deleted after the listing, or a named project that does not exist.
+    Gone,
+    /// A named project that could not be read.
+    Failed(Error),
 }
 
 /// The calls of one project. A 404 "Project Not Found" on any of them means the project
 /// disappeared after the listing: it is left out.
 async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
-    let mut failures = Vec::new();
+    let mut error = None;
     let (project, merge_requests) = match candidate {
         Candidate::Listed(project) => {
             let counts = merge_requests::count(client, &project).await;
@@ -218,7 +267,12 @@ async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
             );
             match detail {
                 Ok(project) => (project, counts),
-                Err(e) => return gone_or_failed(listed.path_with_namespace, e),
+                Err(e) if e.is_project_not_found() => return Outcome::Gone,
+                // The listing has everything but statistics: export that much.
+                Err(e) => {
+                    error = Some(e);
+                    (listed, counts)
+                }
             }
         }
         Candidate::Named(reference) => match project_detail(client, &reference).await {
@@ -226,43 +280,38 @@ async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
                 let counts = merge_requests::count(client, &project).await;
                 (project, counts)
             }
-            Err(e) => return gone_or_failed(reference, e),
+            Err(e) if e.is_project_not_found() => {
+                warn!(
+                    project = reference,
+                    "project not found or not visible to the token; left out"
+                );
+                return Outcome::Gone;
+            }
+            Err(e) => return Outcome::Failed(e),
         },
     };
     let merge_requests = match merge_requests {
         Ok(counts) => counts,
-        Err(e) if e.is_project_not_found() => return Outcome::gone(failures),
+        Err(e) if e.is_project_not_found() => return Outcome::Gone,
         Err(e) => {
-            failures.push(e);
+            error.get_or_insert(e);
             None
         }
     };
     let commits = match commits::count(client, &project).await {
         Ok(count) => count,
-        Err(e) if e.is_project_not_found() => return Outcome::gone(failures),
+        Err(e) if e.is_project_not_found() => return Outcome::Gone,
         Err(e) => {
-            failures.push(e);
+            error.get_or_insert(e);
             None
         }
     };
-    Outcome {
-        metrics: Some(ProjectMetrics {
-            project,
-            commits,
-            merge_requests,
-        }),
-        failures,
-    }
-}
-
-/// A project detail call that failed: gone (404) is not a failure, anything else is.
-fn gone_or_failed(project: String, error: Error) -> Outcome {
-    if error.status() == Some(404) {
-        debug!(project, "project not found; left out");
-        Outcome::gone(Vec::new())
-    } else {
-        Outcome::gone(vec![error])
-    }
+    let metrics = ProjectMetrics {
+        project,
+        commits,
+        merge_requests,
+    };
+    Outcome::Exported { metrics, error }
 }
 
 /// `GET /projects/:id?statistics=true`, by id or full path.
@@ -318,11 +367,11 @@ impl PromCollector for SnapshotMetrics {
         encode_gauge(
             &mut encoder,
             (
-                "gitlab_exporter_collect_failed_requests",
-                "Project API calls that failed in the collection whose data is served; their series are left out.",
+                "gitlab_exporter_collect_incomplete_projects",
+                "Projects exported with series left out because a call failed, in the collection whose data is served.",
                 None,
             ),
-            data.failed_calls,
+            data.incomplete_projects,
         )
     }
 }

@@ -1,11 +1,14 @@
 //! Which projects are in scope: the listings (membership, every project, groups) walked page by
 //! page, and the projects named one by one.
 //!
-//! Listings never trust a total, which GitLab may withhold. `GET /projects` is walked with keyset
-//! pagination (`Link: rel="next"`, `id_after`): unlike offset pages, it neither skips nor repeats
-//! a project when one is created or deleted during the walk, and it has no 50,000 offset limit.
-//! A group's projects are walked with offset pages (`X-Next-Page`), switching to keyset before
-//! the 50,000 offset limit or when GitLab answers 405 because an administrator set a lower one.
+//! Listings are walked by project id, never by page number: each request asks for the 100
+//! projects after the last id seen. Unlike offset pages, such a walk neither skips nor repeats a
+//! project when one is created, deleted or archived during the walk, and it never meets GitLab's
+//! 50,000 offset limit. `GET /projects` is walked with keyset pagination (`pagination=keyset`,
+//! more pages announced by `Link: rel="next"`); the group endpoint has no keyset pagination, so
+//! it is asked for page 1 after `id_after` (more pages announced by `X-Next-Page`). Totals, which
+//! GitLab may withhold, are never used.
+//!
 //! `GET /projects` gives `statistics` in the same call; the group endpoint never does, so its
 //! projects need a detail call.
 
@@ -17,8 +20,6 @@ use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
 /// Projects per page: GitLab's maximum.
 const PER_PAGE: u64 = 100;
-/// GitLab's default `offset_pagination_limit`: `page * per_page` may not exceed it.
-const OFFSET_LIMIT: u64 = 50_000;
 
 /// A project in scope, before its per-project calls.
 #[derive(Debug, Clone)]
@@ -90,7 +91,7 @@ pub async fn resolve(client: &Client, scope: &Scope) -> Result<Vec<Candidate>, E
             endpoint::GROUP_PROJECTS,
             path,
             query,
-            Walk::Offset,
+            Walk::IdAfter,
         ));
     }
     let results = futures::future::join_all(listings).await;
@@ -133,10 +134,10 @@ pub async fn resolve(client: &Client, scope: &Scope) -> Result<Vec<Candidate>, E
 /// How a listing is walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
-    /// Keyset pages from the start.
+    /// Keyset pagination (`GET /projects`).
     Keyset,
-    /// Offset pages while they are allowed, keyset pages after.
-    Offset,
+    /// Page 1 after `id_after` (`GET /groups/:id/projects`, which has no keyset pagination).
+    IdAfter,
 }
 
 /// Every project of a listing, in id order.
@@ -148,48 +149,17 @@ async fn list(
     walk: Walk,
 ) -> Result<Vec<Project>, Error> {
     let mut projects: Vec<Project> = Vec::new();
-    let mut page = 1;
-    let keyset_from = loop {
-        if walk == Walk::Keyset {
-            break None;
-        }
-        if page * PER_PAGE > OFFSET_LIMIT {
-            break projects.last().map(|p| p.id);
-        }
-        let mut query = filters.clone();
-        query.extend([
-            ("order_by", "id".to_owned()),
-            ("sort", "asc".to_owned()),
-            ("per_page", PER_PAGE.to_string()),
-            ("page", page.to_string()),
-        ]);
-        let reply = match client
-            .get::<Vec<Project>>(endpoint, path.clone(), query)
-            .await
-        {
-            Ok(reply) => reply,
-            // A lower offset limit set by the administrator: go on with keyset pagination.
-            Err(Error::Status { status: 405, .. }) if page > 1 => {
-                break projects.last().map(|p| p.id);
-            }
-            Err(e) => return Err(e),
-        };
-        let empty = reply.body.is_empty();
-        projects.extend(reply.body);
-        match reply.page.next_page {
-            Some(next) if next > page && !empty => page = next,
-            _ => return Ok(projects),
-        }
-    };
-    let mut id_after = keyset_from;
+    let mut id_after: Option<u64> = None;
     loop {
         let mut query = filters.clone();
         query.extend([
-            ("pagination", "keyset".to_owned()),
             ("order_by", "id".to_owned()),
             ("sort", "asc".to_owned()),
             ("per_page", PER_PAGE.to_string()),
         ]);
+        if walk == Walk::Keyset {
+            query.push(("pagination", "keyset".to_owned()));
+        }
         if let Some(id) = id_after {
             query.push(("id_after", id.to_string()));
         }
@@ -198,21 +168,19 @@ async fn list(
             .await?;
         let last = reply.body.last().map(|p| p.id);
         projects.extend(reply.body);
-        let next = reply
-            .page
-            .next_link_param("id_after")
-            .and_then(|v| v.parse::<u64>().ok());
-        match (next, last) {
-            (Some(next), Some(_)) if Some(next) > id_after => id_after = Some(next),
-            (Some(next), _) => {
+        if !reply.page.has_next() {
+            return Ok(projects);
+        }
+        match last {
+            Some(last) if id_after.is_none_or(|after| last > after) => id_after = Some(last),
+            _ => {
                 return Err(Error::Decode {
                     endpoint,
                     detail: format!(
-                        "keyset pagination did not advance (next page after id {next})"
+                        "a next page was announced after id {id_after:?}, but the walk did not advance"
                     ),
                 });
             }
-            (None, _) => return Ok(projects),
         }
     }
 }

@@ -434,7 +434,9 @@ impl Listing {
         };
         let order_by = q.choice("order_by", orders)?;
         let desc = q.choice("sort", &["asc", "desc"])? != Some("asc");
-        let keyset = q.choice("pagination", &["offset", "keyset"])? == Some("keyset");
+        // The group endpoint paginates with plain offsets (`paginate`, not
+        // `paginate_with_strategies`): it ignores `pagination=keyset` and has no offset limit.
+        let keyset = !group && q.choice("pagination", &["offset", "keyset"])? == Some("keyset");
         let flag = |k: &str| q.bool(k).map(|b| b.unwrap_or(false));
         let listing = Listing {
             page: PageRequest::from_query(q)?,
@@ -566,7 +568,10 @@ fn project_page(
             Some(group_scope(inst, g.id, listing.include_subgroups))
         }
     };
-    if listing.keyset.is_none() && listing.page.exceeds_offset_limit(inst.offset_limit) {
+    if group.is_none()
+        && listing.keyset.is_none()
+        && listing.page.exceeds_offset_limit(inst.offset_limit)
+    {
         return Err(Reply::error(
             405,
             &offset_limit_message(inst.offset_limit, "Project"),
@@ -1466,8 +1471,18 @@ mod tests {
         let expected = json!({"error": "Offset pagination has a maximum allowed offset of 50000 for requests that return objects of type Project. Remaining records can be retrieved using keyset pagination."});
         let r = call(&mut live, "/projects?page=501&per_page=100");
         assert_eq!((r.status, body(&r)), (405, expected.clone()));
+        // The group endpoint paginates with plain offsets: no limit, and keyset is ignored.
         let r = call(&mut live, "/groups/acme/projects?page=2501&per_page=20");
-        assert_eq!((r.status, body(&r)), (405, expected));
+        assert_eq!((r.status, items(&r).len()), (200, 0));
+        let r = call(
+            &mut live,
+            "/groups/acme/projects?pagination=keyset&order_by=name&per_page=2",
+        );
+        assert_eq!((r.status, items(&r).len()), (200, 2));
+        assert!(
+            r.headers.iter().any(|(k, _)| *k == "X-Page"),
+            "offset headers"
+        );
         let r = call(&mut live, "/projects?page=500&per_page=100");
         assert_eq!((r.status, items(&r).len()), (200, 0));
         // Merge requests have no offset limit.

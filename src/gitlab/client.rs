@@ -131,7 +131,12 @@ impl Client {
     /// carry the token to wherever they point), non-2xx answers returned with their headers.
     pub fn new(options: ClientOptions, counters: ApiCounters) -> Client {
         let pool = options.concurrency.max(4);
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder();
+        if crate::config::is_loopback_url(&options.base_url) {
+            // A proxy from the environment (HTTPS_PROXY, ALL_PROXY) would catch loopback too.
+            config = config.proxy(None);
+        }
+        let agent: ureq::Agent = config
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(options.request_timeout))
@@ -274,7 +279,7 @@ impl Shared {
                     Failure {
                         error: Error::Decode {
                             endpoint,
-                            detail: e.to_string(),
+                            detail: self.scrub(e.to_string()),
                         },
                         retry: Retry::Never,
                     }
@@ -314,7 +319,7 @@ impl Shared {
                     error: Error::Status {
                         endpoint,
                         status,
-                        message: error_message(&body),
+                        message: self.scrub(error_message(&body)),
                     },
                     retry,
                 })
@@ -342,7 +347,7 @@ impl Shared {
             other => (
                 Error::Transport {
                     endpoint,
-                    detail: other.to_string(),
+                    detail: self.scrub(other.to_string()),
                 },
                 Retry::Backoff,
             ),
@@ -351,6 +356,17 @@ impl Shared {
             self.count_error(endpoint, reason);
         }
         Failure { error, retry }
+    }
+
+    /// Text that came from the network, with the token cut out in case something echoed it
+    /// (a proxy reflecting request headers, a body quoting them).
+    fn scrub(&self, text: String) -> String {
+        match &self.token {
+            Some(token) if !token.expose().is_empty() && text.contains(token.expose()) => {
+                text.replace(token.expose(), "<redacted>")
+            }
+            _ => text,
+        }
     }
 
     fn count_error(&self, endpoint: &'static str, reason: &'static str) {
