@@ -179,7 +179,7 @@ impl Collector {
                     if !seen.insert(metrics.project.id) {
                         continue;
                     }
-                    gathered.projects.push(metrics);
+                    gathered.projects.push(*metrics);
                     if let Some(error) = error {
                         gathered.incomplete += 1;
                         gathered.note(error);
@@ -239,7 +239,7 @@ impl Gathered {
 enum Outcome {
     /// Exported; `error` when a family was left out because a call failed.
     Exported {
-        metrics: ProjectMetrics,
+        metrics: Box<ProjectMetrics>,
         error: Option<Error>,
     },
     /// Not found: deleted after the listing, or a named project that does not exist.
@@ -306,11 +306,11 @@ async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
             None
         }
     };
-    let metrics = ProjectMetrics {
+    let metrics = Box::new(ProjectMetrics {
         project,
         commits,
         merge_requests,
-    };
+    });
     Outcome::Exported { metrics, error }
 }
 
