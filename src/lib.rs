@@ -12,6 +12,7 @@
 //! - [`collect`]: one collection: the projects in scope, then per-project details; one file per
 //!   metric family (`projects`, `commits`, `merge_requests`).
 //! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
+//! - [`exposition`]: an encoded exposition held compressed, and the HTTP bodies serving it.
 //! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
 //!   accounting, retries), pagination and the JSON types.
 //! - [`fake`]: a fake GitLab speaking the REST API, for tests, benchmarks and `--demo`.
@@ -21,6 +22,7 @@
 pub mod cache;
 pub mod collect;
 pub mod config;
+pub mod exposition;
 pub mod fake;
 pub mod gitlab;
 pub mod metrics;

@@ -1,5 +1,6 @@
-//! The exposition: a snapshot's pre-encoded families followed by the exporter's own metrics,
-//! in OpenMetrics 1.0 or Prometheus text 0.0.4, as negotiated.
+//! The exporter's own metrics, and the two text formats (OpenMetrics 1.0 or Prometheus text
+//! 0.0.4) a scrape negotiates. A scrape is a snapshot's families (encoded once per collection,
+//! see [`crate::collect::Snapshot::encoded`]) followed by these metrics.
 //!
 //! The exporter's own metrics live for the whole process (API calls by endpoint and code,
 //! collections) or are computed per scrape (age of the served data); the GitLab data is encoded
@@ -68,7 +69,8 @@ impl ExporterMetrics {
             .inc();
     }
 
-    /// The full exposition of `snapshot` plus the exporter's own metrics.
+    /// The exporter's own metrics, as of now, in `format`: what a scrape appends to the
+    /// snapshot's families (with the final `# EOF` in OpenMetrics).
     pub fn render(&self, snapshot: &Snapshot, format: Format) -> String {
         let mut registry = Registry::default();
         registry.register(
@@ -97,21 +99,14 @@ impl ExporterMetrics {
             "Version of the exporter",
             Info::new(vec![("version", crate::VERSION)]),
         );
-        let data = match format {
-            Format::OpenMetrics => &snapshot.openmetrics,
-            Format::Text => &snapshot.text,
-        };
-        let mut out = String::with_capacity(data.len() + 4096);
-        out.push_str(data);
+        let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail, and every name and HELP text is a constant.
-        match format {
-            Format::OpenMetrics => {
-                let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-            }
+        let _ = match format {
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
             Format::Text => {
-                let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
             }
-        }
+        };
         out
     }
 }

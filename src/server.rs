@@ -3,13 +3,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -22,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
 use crate::config::ListenAddress;
+use crate::exposition::ExpositionBody;
 use crate::metrics::{ExporterMetrics, Format};
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
@@ -29,8 +28,6 @@ use crate::metrics::{ExporterMetrics, Format};
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for open connections to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bodies above this size are compressed on the blocking pool, off the async workers.
-const INLINE_GZIP_LIMIT: usize = 256 << 10;
 
 /// What the request handlers share.
 #[derive(Debug)]
@@ -120,7 +117,7 @@ async fn handle(
     request: Request<Incoming>,
     app: Arc<App>,
     peer: SocketAddr,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ExpositionBody>, Infallible> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         response
@@ -146,7 +143,7 @@ async fn metrics(
     request: &Request<Incoming>,
     app: &App,
     peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<ExpositionBody> {
     let header = |name| {
         request
             .headers()
@@ -156,46 +153,39 @@ async fn metrics(
     let format = negotiate_format(header(header::ACCEPT));
     let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
     let (snapshot, source) = app.cache.get().await;
-    let body = app.metrics.render(&snapshot, format);
-    debug!(%peer, ?format, gzip, ?source, bytes = body.len(), "scrape");
+    if !snapshot.is_encoded(format) {
+        // Encoding a big instance takes a while: not on the async workers.
+        let snapshot = Arc::clone(&snapshot);
+        let encoded = tokio::task::spawn_blocking(move || {
+            snapshot.encoded(format);
+        });
+        if let Err(e) = encoded.await {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("encoding failed: {e}\n"),
+            );
+        }
+    }
+    let families = snapshot.encoded(format);
+    let own = app.metrics.render(&snapshot, format);
+    debug!(%peer, ?format, gzip, ?source, bytes = families.text_len() + own.len() as u64, "scrape");
+    let body = if gzip {
+        families.gzip_body(&own)
+    } else {
+        families.plain_body(own)
+    };
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, format.content_type())
         .header(header::VARY, "Accept, Accept-Encoding");
-    let body = if !gzip {
-        Bytes::from(body)
-    } else if body.len() <= INLINE_GZIP_LIMIT {
+    if gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
-        gzip_bytes(body.as_bytes())
-    } else {
-        match tokio::task::spawn_blocking(move || gzip_bytes(body.as_bytes())).await {
-            Ok(compressed) => {
-                builder = builder.header(header::CONTENT_ENCODING, "gzip");
-                compressed
-            }
-            Err(e) => {
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("compression failed: {e}\n"),
-                );
-            }
-        }
-    };
+    }
     builder
-        .body(Full::new(body))
+        .body(body)
         .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")))
 }
 
-fn gzip_bytes(data: &[u8]) -> Bytes {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 8),
-        flate2::Compression::fast(),
-    );
-    // Writing into a Vec cannot fail.
-    let _ = encoder.write_all(data);
-    Bytes::from(encoder.finish().unwrap_or_default())
-}
-
-fn landing_page(app: &App) -> Response<Full<Bytes>> {
+fn landing_page(app: &App) -> Response<ExpositionBody> {
     let path = html_escape(&app.telemetry_path);
     let body = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>GitLab API Exporter</title></head>\n\
@@ -205,7 +195,7 @@ fn landing_page(app: &App) -> Response<Full<Bytes>> {
         version = crate::VERSION,
         description = html_escape(&app.description),
     );
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(ExpositionBody::chunks([Bytes::from(body)]));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -213,8 +203,10 @@ fn landing_page(app: &App) -> Response<Full<Bytes>> {
     response
 }
 
-fn plain(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+fn plain(status: StatusCode, body: &str) -> Response<ExpositionBody> {
+    let mut response = Response::new(ExpositionBody::chunks([Bytes::copy_from_slice(
+        body.as_bytes(),
+    )]));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -11,7 +11,7 @@ pub mod merge_requests;
 pub mod projects;
 pub mod scope;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -24,8 +24,10 @@ use prometheus_client::registry::{Registry, Unit};
 use tracing::{info, warn};
 
 use crate::config::Scope;
+use crate::exposition::Compressed;
 use crate::gitlab::types::Project;
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
+use crate::metrics::Format;
 use scope::Candidate;
 
 /// What one project contributes to a snapshot.
@@ -52,7 +54,7 @@ pub struct Collected {
     pub incomplete_projects: u64,
 }
 
-/// A collection encoded once for serving: the data and its exposition in both text formats.
+/// A collection, and its exposition encoded at most once per format.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The collection.
@@ -61,29 +63,19 @@ pub struct Snapshot {
     pub finished: Instant,
     /// The same, as wall-clock time.
     pub finished_at: SystemTime,
-    /// OpenMetrics 1.0 text, without the final `# EOF`.
-    pub openmetrics: String,
-    /// Prometheus text format 0.0.4.
-    pub text: String,
+    openmetrics: OnceLock<Compressed>,
+    text: OnceLock<Compressed>,
 }
 
 impl Snapshot {
-    /// Encodes a collection that just finished.
+    /// A collection that just finished.
     pub fn new(data: Collected) -> Snapshot {
-        let data = Arc::new(data);
-        let mut registry = Registry::default();
-        registry.register_collector(Box::new(SnapshotMetrics(Arc::clone(&data))));
-        let mut openmetrics = String::new();
-        let mut text = String::new();
-        // Writing into a String cannot fail, and every name and HELP text is a constant.
-        let _ = prometheus_client::encoding::text::encode_registry(&mut openmetrics, &registry);
-        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &registry);
         Snapshot {
-            data,
+            data: Arc::new(data),
             finished: Instant::now(),
             finished_at: SystemTime::now(),
-            openmetrics,
-            text,
+            openmetrics: OnceLock::new(),
+            text: OnceLock::new(),
         }
     }
 
@@ -95,6 +87,34 @@ impl Snapshot {
             api_calls: 0,
             incomplete_projects: 0,
         })
+    }
+
+    /// The collection's families in `format` (OpenMetrics without its `# EOF`), compressed.
+    /// Encoded on first use, once: CPU-bound for a big instance, so call it on the blocking
+    /// pool unless [`Snapshot::is_encoded`].
+    pub fn encoded(&self, format: Format) -> &Compressed {
+        self.cell(format).get_or_init(|| {
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(SnapshotMetrics(Arc::clone(&self.data))));
+            Compressed::encode(|w| match format {
+                Format::OpenMetrics => {
+                    prometheus_client::encoding::text::encode_registry(w, &registry)
+                }
+                Format::Text => prometheus_client::encoding::prometheus_text::encode(w, &registry),
+            })
+        })
+    }
+
+    /// True when [`Snapshot::encoded`] would not have to encode.
+    pub fn is_encoded(&self, format: Format) -> bool {
+        self.cell(format).get().is_some()
+    }
+
+    fn cell(&self, format: Format) -> &OnceLock<Compressed> {
+        match format {
+            Format::OpenMetrics => &self.openmetrics,
+            Format::Text => &self.text,
+        }
     }
 }
 

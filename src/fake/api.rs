@@ -1,12 +1,13 @@
 //! Routing, authentication, permissions and the endpoint handlers of the fake GitLab REST API v4.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use serde_json::{Map, Value, json};
 
+use super::history::{Mr, MrFilter, MrOrder, MrState, has_history};
 use super::instance::{
-    FakeProject, Instance, MergeRequestCounts, Namespace, Role, USER_ID, USER_NAMESPACE_ID,
-    Visibility, splitmix64,
+    FakeGroup, FakeProject, Instance, Namespace, Role, USER_ID, USER_NAMESPACE_ID, Visibility,
+    splitmix64,
 };
 use super::paginate::{
     BadParam, KeysetOrder, OffsetPage, PageRequest, Query, decode_component, keyset_headers,
@@ -25,6 +26,7 @@ pub(crate) enum Route {
     Project,
     GroupProjects,
     MergeRequests,
+    GroupMergeRequests,
     Branch,
     Commits,
     CommitSequence,
@@ -35,11 +37,12 @@ pub(crate) enum Route {
 
 impl Route {
     /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 10] = [
+    pub(crate) const ALL: [Route; 11] = [
         Route::Projects,
         Route::Project,
         Route::GroupProjects,
         Route::MergeRequests,
+        Route::GroupMergeRequests,
         Route::Branch,
         Route::Commits,
         Route::CommitSequence,
@@ -55,6 +58,7 @@ impl Route {
             Route::Project => "/projects/:id",
             Route::GroupProjects => "/groups/:id/projects",
             Route::MergeRequests => "/projects/:id/merge_requests",
+            Route::GroupMergeRequests => "/groups/:id/merge_requests",
             Route::Branch => "/projects/:id/repository/branches/:branch",
             Route::Commits => "/projects/:id/repository/commits",
             Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
@@ -77,6 +81,7 @@ pub(crate) enum Endpoint {
     Project(String),
     GroupProjects(String),
     MergeRequests(String),
+    GroupMergeRequests(String),
     Branch(String, String),
     Commits(String),
     CommitSequence(String, String),
@@ -110,6 +115,7 @@ impl Endpoint {
                 Endpoint::CommitSequence(d(id), d(sha))
             }
             ["groups", id, "projects"] => Endpoint::GroupProjects(d(id)),
+            ["groups", id, "merge_requests"] => Endpoint::GroupMergeRequests(d(id)),
             ["user"] => Endpoint::User,
             ["version"] => Endpoint::Version,
             _ => Endpoint::Unknown,
@@ -123,6 +129,7 @@ impl Endpoint {
             Endpoint::Project(_) => Route::Project,
             Endpoint::GroupProjects(_) => Route::GroupProjects,
             Endpoint::MergeRequests(_) => Route::MergeRequests,
+            Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,
             Endpoint::Branch(..) => Route::Branch,
             Endpoint::Commits(_) => Route::Commits,
             Endpoint::CommitSequence(..) => Route::CommitSequence,
@@ -151,7 +158,7 @@ pub(crate) struct ApiRequest<'a> {
     pub(crate) query: Option<&'a str>,
     /// Token from `PRIVATE-TOKEN` or `Authorization: Bearer`.
     pub(crate) token: Option<&'a str>,
-    /// Unix seconds, for the rate limiter.
+    /// Unix seconds on the fake's clock, for the rate limiter.
     pub(crate) now: u64,
 }
 
@@ -344,6 +351,7 @@ fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -
         Endpoint::GroupProjects(id) => return list_projects(live, ctx, Some(id)),
         Endpoint::Project(id) => single_project(inst, ctx, id),
         Endpoint::MergeRequests(id) => merge_requests(inst, ctx, id),
+        Endpoint::GroupMergeRequests(id) => group_merge_requests(inst, ctx, id),
         Endpoint::Branch(id, name) => branch(inst, ctx, id, name),
         Endpoint::Commits(id) => commits(inst, ctx, id),
         Endpoint::CommitSequence(id, sha) => sequence(inst, ctx, id, sha),
@@ -522,6 +530,25 @@ fn in_scope(p: &FakeProject, scope: &BTreeSet<u64>, with_shared: bool) -> bool {
         || (with_shared && p.shared_with_groups.iter().any(|g| scope.contains(g)))
 }
 
+/// A numeric id or a full path, visible to the caller. Groups have no visibility of their own
+/// here: one is visible when the caller can see something in it (or is an administrator).
+fn find_group<'i>(inst: &'i Instance, caller: Caller, id: &str) -> Result<&'i FakeGroup, Reply> {
+    let g = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        id.parse().ok().and_then(|n| inst.group(n))
+    } else {
+        inst.group_by_path(id)
+    };
+    let not_found = || Reply::message(404, "404 Group Not Found");
+    let g = g.ok_or_else(not_found)?;
+    let whole = group_scope(inst, g.id, true);
+    let visible = caller.admin()
+        || inst
+            .projects
+            .iter()
+            .any(|p| in_scope(p, &whole, true) && caller.can_see(p));
+    if visible { Ok(g) } else { Err(not_found()) }
+}
+
 /// `GET /projects` (`group = None`) and `GET /groups/:id/projects`.
 fn list_projects(live: &mut Live, ctx: &Ctx<'_>, group: Option<&String>) -> Reply {
     let (reply, returned) = match project_page(&live.instance, ctx, group) {
@@ -547,24 +574,7 @@ fn project_page(
     let scope = match group {
         None => None,
         Some(id) => {
-            let g = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-                id.parse().ok().and_then(|n| inst.group(n))
-            } else {
-                inst.group_by_path(id)
-            };
-            let not_found = || Reply::message(404, "404 Group Not Found");
-            let g = g.ok_or_else(not_found)?;
-            // Groups have no visibility of their own here: one is visible when the caller can
-            // see something in it (or is an administrator).
-            let whole = group_scope(inst, g.id, true);
-            let visible = ctx.caller.admin()
-                || inst
-                    .projects
-                    .iter()
-                    .any(|p| in_scope(p, &whole, true) && ctx.caller.can_see(p));
-            if !visible {
-                return Err(not_found());
-            }
+            let g = find_group(inst, ctx.caller, id)?;
             Some(group_scope(inst, g.id, listing.include_subgroups))
         }
     };
@@ -823,7 +833,7 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
 
     put("visibility", json!(p.visibility));
     put("archived", json!(p.archived));
-    put("updated_at", json!(rfc3339_z(p.last_activity_at)));
+    put("updated_at", json!(rfc3339_z(p.updated_at())));
     put("empty_repo", json!(p.is_empty_repo()));
     if p.namespace == Namespace::User {
         put("owner", user_json(inst, base));
@@ -901,60 +911,171 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
 // ---------------------------------------------------------------------------------------------
 
 const MR_STATES: [&str; 5] = ["opened", "closed", "locked", "merged", "all"];
-const MR_ORDERS: [&str; 4] = ["created_at", "updated_at", "title", "merged_at"];
+/// `order_by` values GitLab accepts. `created_at` (the default) and `updated_at` are modelled;
+/// the others sort like `created_at`.
+const MR_ORDERS: [&str; 8] = [
+    "created_at",
+    "updated_at",
+    "title",
+    "merged_at",
+    "label_priority",
+    "milestone_due",
+    "popularity",
+    "priority",
+];
+/// `scope` values. Only `all` matches anything: the fake's merge requests are authored by,
+/// assigned to and reviewed by other users than the token's.
+const MR_SCOPES: [&str; 6] = [
+    "created-by-me",
+    "assigned-to-me",
+    "created_by_me",
+    "assigned_to_me",
+    "reviews_for_me",
+    "all",
+];
 
-/// Merge requests are numbered by age: merged first, then closed, locked, and the newest are
-/// opened. Each state is then one contiguous iid range, so any page is computed in O(page).
-fn iid_range(c: &MergeRequestCounts, state: &str) -> (u64, u64) {
-    match state {
-        "merged" => (1, c.merged),
-        "closed" => (1 + c.merged, c.closed),
-        "locked" => (1 + c.merged + c.closed, c.locked),
-        "opened" => (1 + c.merged + c.closed + c.locked, c.opened),
-        _ => (1, c.total()),
+/// Parameters common to both merge request listings.
+struct MrQuery {
+    filter: MrFilter,
+    order: MrOrder,
+    desc: bool,
+    simple: bool,
+    page: PageRequest,
+}
+
+impl MrQuery {
+    fn parse(q: &Query) -> Result<MrQuery, BadParam> {
+        let state = q.choice("state", &MR_STATES)?;
+        let simple = q.choice("view", &["simple"])?.is_some();
+        let order = match q.choice("order_by", &MR_ORDERS)? {
+            Some("updated_at") => MrOrder::Updated,
+            _ => MrOrder::Created,
+        };
+        let desc = q.choice("sort", &["asc", "desc"])? != Some("asc");
+        // No default here (the project and group endpoints): a missing scope means all. Only
+        // `GET /merge_requests` defaults to `created_by_me`.
+        let scope = q.choice("scope", &MR_SCOPES)?.unwrap_or("all");
+        let filter = MrFilter {
+            state: state.and_then(MrState::parse),
+            created_after: q.datetime("created_after", true)?,
+            created_before: q.datetime("created_before", false)?,
+            updated_after: q.datetime("updated_after", true)?,
+            updated_before: q.datetime("updated_before", false)?,
+            nothing: scope != "all",
+        };
+        Ok(MrQuery {
+            filter,
+            order,
+            desc,
+            simple,
+            page: PageRequest::from_query(q)?,
+        })
     }
 }
 
-fn mr_state(c: &MergeRequestCounts, iid: u64) -> &'static str {
-    if iid <= c.merged {
-        "merged"
-    } else if iid <= c.merged + c.closed {
-        "closed"
-    } else if iid <= c.merged + c.closed + c.locked {
-        "locked"
-    } else {
-        "opened"
-    }
+/// The global merge request id (`id`, as opposed to the per-project `iid`).
+fn merge_request_id(p: &FakeProject, iid: u64) -> u64 {
+    p.id.wrapping_mul(1_000_000).wrapping_add(iid)
 }
 
 /// `GET /projects/:id/merge_requests`: offset pagination, totals up to 10,000, no offset limit.
 fn merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
-    let q = ctx.query;
-    let state = q.choice("state", &MR_STATES)?.unwrap_or("all");
-    let simple = q.choice("view", &["simple"])?.is_some();
-    q.choice("order_by", &MR_ORDERS)?;
-    let desc = q.choice("sort", &["asc", "desc"])? != Some("asc");
-    let req = PageRequest::from_query(q)?;
+    let mq = MrQuery::parse(ctx.query)?;
     let p = find_project(inst, ctx.caller, id)?;
     if !ctx.caller.can_read_merge_requests(p) {
         return Err(Reply::message(403, "403 Forbidden"));
     }
-    let (first, count) = iid_range(&p.merge_requests, state);
-    let page = OffsetPage::for_total(&req, count);
-    let start = req.offset().min(count);
-    let end = req.offset().saturating_add(req.per_page).min(count);
+    let view = p.merge_request_view();
+    let page = OffsetPage::for_total(&mq.page, view.count(&mq.filter));
+    let mut sorted = view.sorted(&mq.filter, mq.order, mq.desc);
+    sorted.skip_items(mq.page.offset());
     let pwn = p.path_with_namespace(inst);
-    let items: Vec<Value> = (start..end)
-        .map(|pos| {
-            let iid = if desc {
-                first + count - 1 - pos
-            } else {
-                first + pos
-            };
-            merge_request_json(ctx.base, p, &pwn, iid, simple)
+    let items: Vec<Value> = sorted
+        .take(mq.page.per_page as usize)
+        .filter_map(|(_, iid)| view.get(iid))
+        .map(|m| merge_request_json(ctx.base, p, &pwn, &m, mq.simple, None))
+        .collect();
+    let headers = page.headers(ctx.query, ctx.base, ctx.path);
+    Ok(Reply::json(200, &Value::Array(items)).with_headers(headers))
+}
+
+/// `GET /groups/:id/merge_requests`: the merge requests of every project in the group and its
+/// subgroups (always, as GitLab's group finder), not of projects merely shared into it, that the
+/// caller may read (`read_merge_request`, as on the project endpoint); archived projects only
+/// with `non_archived=false`. Sorted across projects by the `order_by` time, then the id.
+fn group_merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
+    let mq = MrQuery::parse(ctx.query)?;
+    let non_archived = ctx.query.bool("non_archived")?.unwrap_or(true);
+    let group = find_group(inst, ctx.caller, id)?;
+    let scope = group_scope(inst, group.id, true);
+    let f = &mq.filter;
+
+    // One sorted stream per project with matches. The count is cheap (O(log N) per project, and
+    // O(1) for a window after everything synthesised), so this scan stays fast on 100,000 projects.
+    let mut streams = Vec::new();
+    let mut total = 0u64;
+    let only_changed = f.after_horizon();
+    for p in inst.projects.iter().filter(|_| !f.nothing) {
+        if (only_changed && !has_history(p))
+            || (non_archived && p.archived)
+            || !matches!(p.namespace, Namespace::Group(g) if scope.contains(&g))
+            || !ctx.caller.can_read_merge_requests(p)
+        {
+            continue;
+        }
+        let view = p.merge_request_view();
+        let n = view.count(f);
+        if n > 0 {
+            total += n;
+            streams.push((p, view, view.sorted(f, mq.order, mq.desc)));
+        }
+    }
+
+    // k-way merge on (time, id): a max-heap, with both keys inverted for ascending order.
+    let desc = mq.desc;
+    let rank = |key: i64, id: u64| if desc { (key, id) } else { (!key, !id) };
+    let mut heap = BinaryHeap::with_capacity(streams.len());
+    for (i, (p, _, sorted)) in streams.iter_mut().enumerate() {
+        if let Some((key, iid)) = sorted.next() {
+            heap.push((rank(key, merge_request_id(p, iid)), i, iid));
+        }
+    }
+    let (offset, per_page) = (mq.page.offset(), mq.page.per_page as usize);
+    let mut page_items = Vec::with_capacity(per_page);
+    let mut skipped = 0u64;
+    while page_items.len() < per_page {
+        let Some((_, i, iid)) = heap.pop() else {
+            break;
+        };
+        let (p, _, sorted) = &mut streams[i];
+        if let Some((key, next)) = sorted.next() {
+            heap.push((rank(key, merge_request_id(p, next)), i, next));
+        }
+        if skipped < offset {
+            skipped += 1;
+        } else {
+            page_items.push((i, iid));
+        }
+    }
+    let items: Vec<Value> = page_items
+        .into_iter()
+        .filter_map(|(i, iid)| {
+            let (p, view, _) = &streams[i];
+            let m = view.get(iid)?;
+            let pwn = p.path_with_namespace(inst);
+            Some(merge_request_json(
+                ctx.base,
+                p,
+                &pwn,
+                &m,
+                mq.simple,
+                Some(group.id),
+            ))
         })
         .collect();
-    Ok(Reply::json(200, &Value::Array(items)).with_headers(page.headers(q, ctx.base, ctx.path)))
+    let page = OffsetPage::for_total(&mq.page, total);
+    let headers = page.headers(ctx.query, ctx.base, ctx.path);
+    Ok(Reply::json(200, &Value::Array(items)).with_headers(headers))
 }
 
 const VERBS: [&str; 8] = [
@@ -987,29 +1108,33 @@ fn title(seed: u64) -> String {
     )
 }
 
-/// Creation time of merge request `iid`: spread evenly over the project's life.
-fn mr_created_at(p: &FakeProject, iid: u64) -> i64 {
-    let created = p.created_at();
-    let span = i128::from(p.last_activity_at.saturating_sub(created).max(1));
-    let total = i128::from(p.merge_requests.total()) + 1;
-    let offset = span * i128::from(iid) / total;
-    created.saturating_add(i64::try_from(offset).unwrap_or(0))
-}
-
-fn merge_request_json(base: &str, p: &FakeProject, pwn: &str, iid: u64, simple: bool) -> Value {
-    let state = mr_state(&p.merge_requests, iid);
+/// The merge request entity: `MergeRequestSimple` for `view=simple`, else `MergeRequestBasic`.
+/// `group`: the group a group listing is for (`references.relative` is relative to it).
+fn merge_request_json(
+    base: &str,
+    p: &FakeProject,
+    pwn: &str,
+    mr: &Mr,
+    simple: bool,
+    group: Option<u64>,
+) -> Value {
+    let iid = mr.iid;
+    let state = mr.state.as_str();
     let seed = p.id.wrapping_shl(24) ^ iid;
-    let created = mr_created_at(p, iid);
-    let updated = created + 3_600 * (1 + (iid % 48) as i64);
+    let name = match mr.edits {
+        0 => title(seed),
+        n => format!("{} (edit {n})", title(seed)),
+    };
+    let updated = mr.updated_at;
     let web_url = format!("{base}/{pwn}/-/merge_requests/{iid}");
     let mut m = json!({
-        "id": p.id.wrapping_mul(1_000_000).wrapping_add(iid),
+        "id": merge_request_id(p, iid),
         "iid": iid,
         "project_id": p.id,
-        "title": title(seed),
+        "title": name,
         "description": format!("Merge request {iid} of {pwn}."),
         "state": state,
-        "created_at": rfc3339_z(created),
+        "created_at": rfc3339_z(mr.created_at),
         "updated_at": rfc3339_z(updated),
         "web_url": web_url,
     });
@@ -1023,6 +1148,12 @@ fn merge_request_json(base: &str, p: &FakeProject, pwn: &str, iid: u64, simple: 
         } else {
             Value::Null
         }
+    };
+    // `to_reference(group)`: the project path alone inside its own namespace, else the full path.
+    let relative = match group {
+        None => format!("!{iid}"),
+        Some(g) if p.namespace == Namespace::Group(g) => format!("{}!{iid}", p.path),
+        Some(_) => format!("{pwn}!{iid}"),
     };
     let extra = json!({
         "merged_at": finished("merged"),
@@ -1052,7 +1183,7 @@ fn merge_request_json(base: &str, p: &FakeProject, pwn: &str, iid: u64, simple: 
         "user_notes_count": splitmix64(seed ^ 3) % 12,
         "references": {
             "short": format!("!{iid}"),
-            "relative": format!("!{iid}"),
+            "relative": relative,
             "full": format!("{pwn}!{iid}"),
         },
     });
@@ -1201,6 +1332,8 @@ fn version(ctx: &Ctx<'_>) -> Result<Reply, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake::history::{HISTORY_HORIZON, MergeRequestChange};
+    use crate::fake::instance::MergeRequestCounts;
 
     const URL: &str = "http://127.0.0.1:1";
 
@@ -1845,6 +1978,605 @@ mod tests {
             respond(&mut live, &limiter, URL, &req, &ep)
                 .headers
                 .is_empty()
+        );
+    }
+
+    /// A fixed "now" after the horizon, so the tests do not depend on the host's clock.
+    const NOW: i64 = HISTORY_HORIZON + 5 * 86_400;
+
+    fn total(r: &Reply) -> Option<u64> {
+        header(r, "X-Total").and_then(|t| t.parse().ok())
+    }
+
+    fn change(live: &mut Live, id: u64, c: MergeRequestChange, at: i64) -> bool {
+        live.instance.change_merge_request(id, c, at)
+    }
+
+    /// `(project_id, iid, state)` of every item.
+    fn triples(r: &Reply) -> Vec<(u64, u64, String)> {
+        items(r)
+            .iter()
+            .map(|m| {
+                (
+                    m["project_id"].as_u64().unwrap_or(0),
+                    m["iid"].as_u64().unwrap_or(0),
+                    m["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn merge_request_changes_move_counts_and_windows() {
+        use MergeRequestChange as C;
+        let mut live = demo();
+        let since = rfc3339_z(NOW);
+        let recent = format!(
+            "/projects/42/merge_requests?state=all&updated_after={since}&view=simple&per_page=1"
+        );
+        let x_total = |live: &mut Live, target: &str| total(&call(live, target));
+        assert_eq!(x_total(&mut live, &recent), Some(0));
+        assert_eq!(
+            x_total(
+                &mut live,
+                &format!(
+                    "/projects/42/merge_requests?updated_after={}",
+                    rfc3339_z(HISTORY_HORIZON)
+                )
+            ),
+            Some(0),
+            "nothing synthesised after the horizon"
+        );
+
+        assert!(change(&mut live, 42, C::Open, NOW));
+        assert_eq!(
+            live.instance.project(42).map(|p| p.merge_requests.opened),
+            Some(8)
+        );
+        let r = call(
+            &mut live,
+            &format!("/projects/42/merge_requests?updated_after={since}"),
+        );
+        assert_eq!(triples(&r), vec![(42, 363, "opened".to_string())]);
+        let opened = &items(&r)[0];
+        assert_eq!(
+            (opened["created_at"].as_str(), opened["updated_at"].as_str()),
+            (Some(since.as_str()), Some(since.as_str()))
+        );
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=opened&per_page=1"
+            ),
+            Some(8)
+        );
+
+        assert!(change(&mut live, 42, C::Merge, NOW + 10));
+        let r = call(
+            &mut live,
+            &format!("/projects/42/merge_requests?state=merged&updated_after={since}"),
+        );
+        assert_eq!(triples(&r), vec![(42, 363, "merged".to_string())]);
+        assert_eq!(items(&r)[0]["updated_at"], rfc3339_z(NOW + 10));
+        assert_eq!(items(&r)[0]["merged_at"], rfc3339_z(NOW + 10));
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=merged&per_page=1"
+            ),
+            Some(313)
+        );
+        assert!(
+            change(&mut live, 42, C::Close, NOW + 20),
+            "closes 362, the newest opened"
+        );
+        assert!(
+            change(&mut live, 42, C::Reopen, NOW + 30),
+            "reopens 362, the newest closed"
+        );
+        assert!(change(&mut live, 42, C::Lock, NOW + 40));
+        let counts = live.instance.project(42).map(|p| p.merge_requests);
+        assert_eq!(
+            counts,
+            Some(MergeRequestCounts {
+                opened: 6,
+                merged: 313,
+                closed: 41,
+                locked: 3
+            })
+        );
+        let r = call(
+            &mut live,
+            &format!("/projects/42/merge_requests?updated_after={since}&order_by=updated_at"),
+        );
+        assert_eq!(
+            triples(&r),
+            vec![
+                (42, 362, "locked".to_string()),
+                (42, 363, "merged".to_string())
+            ]
+        );
+        for (state, n) in [
+            ("opened", 6),
+            ("merged", 313),
+            ("closed", 41),
+            ("locked", 3),
+            ("all", 363),
+        ] {
+            let t = format!("/projects/42/merge_requests?state={state}&per_page=1");
+            assert_eq!(x_total(&mut live, &t), Some(n), "{state}");
+        }
+
+        let before = items(&call(&mut live, "/projects/42/merge_requests?per_page=1"));
+        assert!(change(&mut live, 42, C::Edit, NOW + 50));
+        let after = items(&call(&mut live, "/projects/42/merge_requests?per_page=1"));
+        assert_eq!(
+            (before[0]["iid"].as_u64(), after[0]["iid"].as_u64()),
+            (Some(363), Some(363))
+        );
+        assert_ne!(before[0]["title"], after[0]["title"]);
+        assert_eq!(
+            (after[0]["state"].as_str(), after[0]["updated_at"].clone()),
+            (Some("merged"), json!(rfc3339_z(NOW + 50)))
+        );
+
+        // Delete: 363 is gone from every listing, count and window.
+        assert!(change(&mut live, 42, C::Delete, NOW + 60));
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=merged&per_page=1"
+            ),
+            Some(312)
+        );
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=all&per_page=1"
+            ),
+            Some(362)
+        );
+        let r = call(
+            &mut live,
+            &format!("/projects/42/merge_requests?updated_after={since}&per_page=100"),
+        );
+        assert_eq!(triples(&r), vec![(42, 362, "locked".to_string())]);
+        let everything = all_pages(
+            &mut live,
+            "/projects/42/merge_requests?state=all&per_page=100",
+        );
+        assert_eq!(everything.len(), 362);
+        assert!(everything.iter().all(|m| m["iid"] != 363));
+
+        // Impossible changes change nothing.
+        assert!(!change(&mut live, 2, C::Merge, NOW), "no opened MR");
+        assert!(!change(&mut live, 2, C::Reopen, NOW), "no closed MR");
+        assert!(!change(&mut live, 29, C::Open, NOW), "MRs disabled");
+        assert!(!change(&mut live, 3, C::Open, NOW), "archived is read-only");
+        assert!(!change(&mut live, 4_242, C::Open, NOW), "no such project");
+        assert_eq!(
+            live.instance.project(2).map(|p| p.merge_requests.total()),
+            Some(1)
+        );
+
+        // Editing the counts directly is invisible to the windows.
+        if let Some(p) = live.instance.project_mut(42) {
+            p.merge_requests.opened += 2;
+            p.merge_requests.merged -= 2;
+        }
+        live.instance.reconcile_changes();
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=opened&per_page=1"
+            ),
+            Some(8)
+        );
+        assert_eq!(
+            x_total(
+                &mut live,
+                "/projects/42/merge_requests?state=merged&per_page=1"
+            ),
+            Some(310)
+        );
+        assert_eq!(x_total(&mut live, &recent), Some(1));
+
+        let bad = call(
+            &mut live,
+            "/projects/42/merge_requests?updated_after=yesterday",
+        );
+        assert_eq!(
+            (bad.status, body(&bad)),
+            (400, json!({"error": "updated_after is invalid"}))
+        );
+        assert_eq!(
+            call(&mut live, "/projects/42/merge_requests?scope=mine").status,
+            400
+        );
+        assert_eq!(
+            x_total(&mut live, "/projects/42/merge_requests?scope=created_by_me"),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn windows_before_the_horizon_are_exact() {
+        let mut live = demo();
+        assert!(change(&mut live, 42, MergeRequestChange::Close, NOW));
+        let all = all_pages(
+            &mut live,
+            "/projects/42/merge_requests?state=all&per_page=100",
+        );
+        assert_eq!(all.len(), 362);
+        let times = |m: &Value, k: &str| m[k].as_str().unwrap_or("").to_string();
+        // Windows around synthesised times: X-Total and items agree with filtering by hand.
+        let mid_created = times(&all[200], "created_at");
+        let mid_updated = times(&all[100], "updated_at");
+        for (state, q) in [
+            ("all", format!("created_before={mid_created}")),
+            ("merged", format!("created_after={mid_created}")),
+            (
+                "all",
+                format!("updated_after={mid_updated}&created_before={mid_created}"),
+            ),
+            ("closed", format!("updated_before={mid_updated}")),
+            (
+                "all",
+                format!("updated_after={}", rfc3339_z(HISTORY_HORIZON - 86_400 * 3)),
+            ),
+        ] {
+            let keep = |m: &Value| {
+                let c = times(m, "created_at");
+                let u = times(m, "updated_at");
+                (state == "all" || m["state"] == state)
+                    && q.split('&').all(|kv| match kv.split_once('=') {
+                        Some(("created_before", t)) => c.as_str() <= t,
+                        Some(("created_after", t)) => c.as_str() >= t,
+                        Some(("updated_before", t)) => u.as_str() <= t,
+                        Some(("updated_after", t)) => u.as_str() >= t,
+                        _ => false,
+                    })
+            };
+            let expected: Vec<&Value> = all.iter().filter(|m| keep(m)).collect();
+            let target = format!("/projects/42/merge_requests?state={state}&{q}&per_page=100");
+            let listed = all_pages(&mut live, &target);
+            assert_eq!(
+                total(&call(&mut live, &target)),
+                Some(expected.len() as u64),
+                "{target}"
+            );
+            assert_eq!(listed.len(), expected.len(), "{target}");
+            assert!(
+                listed
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, b)| a["id"] == b["id"]),
+                "{target}"
+            );
+        }
+        // Default order: created_at desc; asc and updated_at orders are sorted too.
+        let created: Vec<String> = all.iter().map(|m| times(m, "created_at")).collect();
+        assert!(created.windows(2).all(|w| w[0] >= w[1]));
+        let by_updated = all_pages(
+            &mut live,
+            "/projects/42/merge_requests?order_by=updated_at&sort=asc&per_page=100",
+        );
+        assert_eq!(by_updated.len(), 362);
+        assert!(
+            by_updated
+                .windows(2)
+                .all(|w| times(&w[0], "updated_at") <= times(&w[1], "updated_at"))
+        );
+        assert_eq!(
+            by_updated[361]["state"], "closed",
+            "the MR closed now is the last updated"
+        );
+    }
+
+    #[test]
+    fn group_merge_requests_scope_and_permissions() {
+        use MergeRequestChange as C;
+        let mut live = demo();
+        let since = rfc3339_z(NOW);
+        // acme/legacy is archived: changes need it active for a moment.
+        if let Some(p) = live.instance.project_mut(3) {
+            p.archived = false;
+        }
+        for (id, c) in [
+            (42, C::Open),  // acme/api
+            (88, C::Merge), // acme/platform/infra/terraform (nested subgroup)
+            (3, C::Open),   // acme/legacy (archived again below)
+            (9, C::Open),   // other-org/public-lib, shared into acme
+            (77, C::Open),  // labs/secret: Guest on private, MRs forbidden
+            (21, C::Close), // labs/guest-public: Guest on public, MRs readable
+        ] {
+            assert!(change(&mut live, id, c, NOW), "{id}");
+        }
+        if let Some(p) = live.instance.project_mut(3) {
+            p.archived = true;
+        }
+        let ids = |r: &Reply| -> BTreeSet<u64> { triples(r).into_iter().map(|t| t.0).collect() };
+
+        let exporter = format!(
+            "/groups/acme/merge_requests?state=all&scope=all&updated_after={since}&non_archived=false&view=simple&per_page=100"
+        );
+        let r = call(&mut live, &exporter);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            ids(&r),
+            BTreeSet::from([3, 42, 88]),
+            "subgroups and archived in, shared-in out"
+        );
+        assert_eq!(total(&r), Some(3));
+        assert!(
+            items(&r)
+                .iter()
+                .all(|m| m.as_object().map(Map::len) == Some(9))
+        );
+        let r = call(
+            &mut live,
+            &format!("/groups/10/merge_requests?updated_after={since}"),
+        );
+        assert_eq!(
+            ids(&r),
+            BTreeSet::from([42, 88]),
+            "archived excluded by default"
+        );
+        let r = call(
+            &mut live,
+            &format!("/groups/labs/merge_requests?updated_after={since}"),
+        );
+        assert_eq!(
+            triples(&r),
+            vec![(21, 18, "closed".to_string())],
+            "labs/secret is forbidden"
+        );
+        let r = call(
+            &mut live,
+            &format!("/groups/acme%2Fplatform/merge_requests?updated_after={since}"),
+        );
+        assert_eq!(triples(&r), vec![(88, 23, "merged".to_string())]);
+        let r = call(
+            &mut live,
+            &format!("/groups/other-org/merge_requests?updated_after={since}&state=opened"),
+        );
+        assert_eq!(triples(&r), vec![(9, 96, "opened".to_string())]);
+
+        // Totals without a window: the sum of the readable projects' counts.
+        let project_total = |live: &mut Live, id: u64| {
+            total(&call(
+                live,
+                &format!("/projects/{id}/merge_requests?per_page=1"),
+            ))
+            .unwrap_or(0)
+        };
+        let platform = project_total(&mut live, 7) + project_total(&mut live, 88);
+        let r = call(
+            &mut live,
+            "/groups/acme%2Fplatform/merge_requests?per_page=1",
+        );
+        assert_eq!(total(&r), Some(platform));
+        let labs = call(&mut live, "/groups/labs/merge_requests?per_page=1");
+        assert_eq!(total(&labs), Some(project_total(&mut live, 21)));
+        let acme = call(&mut live, "/groups/acme/merge_requests?per_page=100&page=2");
+        assert_eq!(
+            (total(&acme), header(&acme, "X-Next-Page")),
+            (None, Some("3")),
+            "over 10,000"
+        );
+
+        // Every page, sorted across projects, each MR once.
+        for order in ["order_by=updated_at&sort=asc", "sort=desc"] {
+            let listed = all_pages(
+                &mut live,
+                &format!("/groups/acme%2Fplatform/merge_requests?{order}&per_page=7"),
+            );
+            assert_eq!(listed.len() as u64, platform);
+            let key = if order.contains("updated") {
+                "updated_at"
+            } else {
+                "created_at"
+            };
+            let keys: Vec<(String, u64)> = listed
+                .iter()
+                .map(|m| {
+                    (
+                        m[key].as_str().unwrap_or("").to_string(),
+                        m["id"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            let mut sorted = keys.clone();
+            sorted.sort();
+            if !order.contains("asc") {
+                sorted.reverse();
+            }
+            assert_eq!(keys, sorted, "{order}");
+        }
+
+        // Full view: references relative to the group.
+        let full = items(&call(
+            &mut live,
+            &format!("/groups/acme/merge_requests?updated_after={since}"),
+        ));
+        let refs: BTreeSet<String> = full
+            .iter()
+            .filter_map(|m| m["references"]["relative"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(
+            refs,
+            BTreeSet::from([
+                "api!363".to_string(),
+                "acme/platform/infra/terraform!23".to_string()
+            ])
+        );
+
+        let r = call(&mut live, "/groups/nope/merge_requests");
+        assert_eq!(
+            (r.status, body(&r)),
+            (404, json!({"message": "404 Group Not Found"}))
+        );
+        assert_eq!(
+            call_as(&mut live, "/groups/acme%2Fweb/merge_requests", None).status,
+            404
+        );
+        assert_eq!(
+            total(&call(
+                &mut live,
+                "/groups/acme/merge_requests?scope=created_by_me"
+            )),
+            Some(0)
+        );
+        assert_eq!(
+            call(&mut live, "/groups/acme/merge_requests?scope=everything").status,
+            400
+        );
+        assert_eq!(
+            call(&mut live, "/groups/acme/merge_requests?non_archived=maybe").status,
+            400
+        );
+        assert_eq!(
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/merge_requests")
+                .route()
+                .template(),
+            "/groups/:id/merge_requests"
+        );
+    }
+
+    #[test]
+    fn push_moves_head_statistics_and_activity() {
+        let mut live = demo();
+        let project = |live: &mut Live| body(&call(live, "/projects/7?statistics=true"));
+        let before = project(&mut live);
+        let old_commits = items(&call(
+            &mut live,
+            "/projects/7/repository/commits?per_page=100",
+        ));
+        let last_activity = live.instance.project(7).map_or(0, |p| p.last_activity_at);
+        assert!(last_activity < NOW - 3_600);
+
+        assert!(live.instance.push(7, 3, NOW));
+        let head = live
+            .instance
+            .project(7)
+            .and_then(FakeProject::head_sha)
+            .unwrap_or_default();
+        let branch = body(&call(&mut live, "/projects/7/repository/branches/main"));
+        assert_eq!(branch["commit"]["id"].as_str(), Some(head.as_str()));
+        assert_eq!(branch["commit"]["committed_date"], rfc3339_offset(NOW));
+        let seq = body(&call(
+            &mut live,
+            &format!("/projects/7/repository/commits/{head}/sequence"),
+        ));
+        assert_eq!(seq, json!({"count": 28}));
+        let after = project(&mut live);
+        assert_eq!(after["statistics"]["commit_count"], 28);
+        let grown = after["statistics"]["repository_size"].as_u64().unwrap_or(0)
+            - before["statistics"]["repository_size"]
+                .as_u64()
+                .unwrap_or(0);
+        assert_eq!(grown, 3 * 14_336);
+        assert_eq!(after["last_activity_at"], rfc3339_z(NOW));
+        assert_eq!(after["updated_at"], rfc3339_z(NOW));
+        assert_eq!(
+            after["created_at"], before["created_at"],
+            "created_at is stable"
+        );
+        let new_commits = items(&call(
+            &mut live,
+            "/projects/7/repository/commits?per_page=100",
+        ));
+        assert_eq!(new_commits.len(), 28);
+        assert_eq!(
+            new_commits[3..],
+            old_commits[..],
+            "old commits keep their SHAs and dates"
+        );
+        assert_eq!(new_commits[2]["parent_ids"][0], old_commits[0]["id"]);
+
+        // Within the hour, last_activity_at stays; updated_at follows the repository (5 min).
+        assert!(live.instance.push(7, 1, NOW + 1_800));
+        let p = project(&mut live);
+        assert_eq!(
+            (p["last_activity_at"].clone(), p["updated_at"].clone()),
+            (json!(rfc3339_z(NOW)), json!(rfc3339_z(NOW + 1_800)))
+        );
+        assert!(live.instance.push(7, 1, NOW + 1_900));
+        assert_eq!(
+            project(&mut live)["updated_at"],
+            rfc3339_z(NOW + 1_800),
+            "less than 5 minutes later"
+        );
+        assert!(live.instance.push(7, 1, NOW + 3_600));
+        let p = project(&mut live);
+        assert_eq!(
+            (
+                p["last_activity_at"].clone(),
+                p["statistics"]["commit_count"].clone()
+            ),
+            (json!(rfc3339_z(NOW + 3_600)), json!(31))
+        );
+        // Merge request events are project events too, throttled the same way.
+        assert!(change(&mut live, 7, MergeRequestChange::Open, NOW + 3_700));
+        assert_eq!(
+            project(&mut live)["last_activity_at"],
+            rfc3339_z(NOW + 3_600)
+        );
+        assert!(change(&mut live, 7, MergeRequestChange::Merge, NOW + 7_200));
+        assert_eq!(
+            project(&mut live)["last_activity_at"],
+            rfc3339_z(NOW + 7_200)
+        );
+
+        assert!(!live.instance.push(3, 1, NOW), "archived");
+        assert!(!live.instance.push(7, 0, NOW));
+        assert!(
+            live.instance.push(61, 2, NOW),
+            "first push to an empty repository"
+        );
+        let r = call(&mut live, "/projects/61/repository/branches/main");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            body(&call(
+                &mut live,
+                "/projects/61/repository/commits/main/sequence"
+            )),
+            json!({"count": 2})
+        );
+    }
+
+    #[test]
+    fn group_window_is_fast_on_a_big_instance() {
+        let mut live = Live {
+            instance: Instance::generated(100_000),
+            vanishing: BTreeSet::new(),
+        };
+        for (id, c) in [
+            (7, MergeRequestChange::Open),
+            (55_555, MergeRequestChange::Edit),
+            (99_999, MergeRequestChange::Delete),
+        ] {
+            assert!(change(&mut live, id, c, NOW));
+        }
+        let target = format!(
+            "/groups/scale/merge_requests?state=all&scope=all&updated_after={}&non_archived=false&view=simple&per_page=100",
+            rfc3339_z(NOW)
+        );
+        call(&mut live, &target); // warm-up
+        let t0 = std::time::Instant::now();
+        let r = call(&mut live, &target);
+        let elapsed = t0.elapsed();
+        eprintln!("group merge requests, updated_after, 100,000 projects: {elapsed:?}");
+        let ids: BTreeSet<u64> = triples(&r).into_iter().map(|t| t.0).collect();
+        assert_eq!(
+            ids,
+            BTreeSet::from([7, 55_555]),
+            "the deleted MR leaves no trace"
+        );
+        assert_eq!(total(&r), Some(2));
+        assert!(
+            elapsed < std::time::Duration::from_millis(200),
+            "{elapsed:?}"
         );
     }
 

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::history::History;
+
 /// User id of the instance user (the owner of the valid token).
 pub(crate) const USER_ID: u64 = 1;
 /// Namespace id of the instance user's personal namespace (group ids should avoid it).
@@ -191,6 +193,8 @@ pub struct FakeProject {
     pub storage: Storage,
     /// Groups this project is shared with (listed by `/groups/:id/projects` with `with_shared=true`).
     pub shared_with_groups: Vec<u64>,
+    /// Changes made through the change API (merge request events, pushes); `None` until the first.
+    pub(crate) history: Option<Box<History>>,
 }
 
 impl FakeProject {
@@ -219,6 +223,7 @@ impl FakeProject {
                 ..Storage::default()
             },
             shared_with_groups: Vec::new(),
+            history: None,
         }
     }
 
@@ -260,8 +265,12 @@ impl FakeProject {
         own.eq_ignore_ascii_case(sha).then_some(k)
     }
 
-    /// `created_at`: well before the first commit, derived from the other fields.
+    /// `created_at`: well before the first commit, derived from the other fields (frozen at the
+    /// project's first change through the change API).
     pub(crate) fn created_at(&self) -> i64 {
+        if let Some(h) = &self.history {
+            return h.created_at;
+        }
         let commits = i64::try_from(self.commits).unwrap_or(i64::MAX / 2);
         let spacing = commits.saturating_add(24).saturating_mul(COMMIT_SPACING);
         self.last_activity_at
@@ -269,8 +278,19 @@ impl FakeProject {
             .saturating_sub((self.id % 997) as i64 * 60)
     }
 
-    /// Commit time of commit number `k` (the head commit is at `last_activity_at`).
+    /// `updated_at`: `last_activity_at`, or later when a push touched the project since.
+    pub(crate) fn updated_at(&self) -> i64 {
+        self.history.as_ref().map_or(self.last_activity_at, |h| {
+            h.updated_at.max(self.last_activity_at)
+        })
+    }
+
+    /// Commit time of commit number `k` (the head commit is at `last_activity_at`; after a push,
+    /// older commits keep their times and pushed ones are at the push time).
     pub(crate) fn commit_time(&self, k: u64) -> i64 {
+        if let Some(h) = &self.history {
+            return h.commit_time(k);
+        }
         let behind = i64::try_from(self.commits.saturating_sub(k)).unwrap_or(i64::MAX / 2);
         self.last_activity_at
             .saturating_sub(behind.saturating_mul(COMMIT_SPACING))

@@ -2,9 +2,10 @@
 //! the integration tests, the benchmarks and `--demo` mode. This file owns the public handle
 //! ([`FakeGitlab`]) and the server loop.
 //!
-//! Layout: `instance` (data model, demo and generated instances), `api` (routing, permissions,
-//! endpoint handlers), `paginate` (offset and keyset pagination, headers), `ratelimit`
-//! (`RateLimit-*` and 429) and `time` (date formatting).
+//! Layout: `instance` (data model, demo and generated instances), `history` (changes on top of
+//! the synthesised data, and the merge request model), `api` (routing, permissions, endpoint
+//! handlers), `paginate` (offset and keyset pagination, headers), `ratelimit` (`RateLimit-*` and
+//! 429) and `time` (date formatting and parsing).
 //!
 //! ```text
 //! let fake = FakeGitlab::start(Instance::demo()).await?;
@@ -13,6 +14,21 @@
 //! assert_eq!(fake.requests("/projects"), 1);
 //! fake.shutdown().await;
 //! ```
+//!
+//! # Clock and changes
+//!
+//! The fake has its own clock, [`FakeGitlab::now`]: the host's time plus an offset
+//! ([`FakeGitlab::set_clock_offset`], e.g. -600 for a GitLab 10 minutes behind). Every answer
+//! carries `Date` from it, as GitLab does, and every change is stamped with it.
+//!
+//! Everything synthesised (merge requests, commits, project times) lies at or before
+//! [`HISTORY_HORIZON`] (2026-11-20T10:15:00Z). Changes happen on top:
+//! [`FakeGitlab::change_merge_request`] ([`MergeRequestChange`]: open, merge, close, reopen, lock,
+//! edit, delete) and [`FakeGitlab::push`]. They show in every endpoint at once, including the
+//! `created_after`/`created_before`/`updated_after`/`updated_before` windows of
+//! `/projects/:id/merge_requests` and `/groups/:id/merge_requests`, which are exact for any window.
+//! Editing `merge_requests` counts through [`FakeGitlab::with_instance`] still works and models a
+//! change no signal can see (no `updated_at` moves).
 //!
 //! # The demo instance ([`Instance::demo`])
 //!
@@ -38,25 +54,27 @@
 //! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues |
 
 mod api;
+mod history;
 mod instance;
 mod paginate;
 mod ratelimit;
 mod time;
 
+pub use history::{HISTORY_HORIZON, MergeRequestChange};
 pub use instance::{
     FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, DATE, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -88,6 +106,8 @@ struct Shared {
     max_in_flight: AtomicUsize,
     /// Every distinct `User-Agent` seen.
     user_agents: Mutex<BTreeSet<String>>,
+    /// Seconds added to the host's clock to make the fake's.
+    clock_offset: AtomicI64,
     /// `http://127.0.0.1:PORT`.
     url: String,
 }
@@ -96,6 +116,13 @@ impl Shared {
     fn live(&self) -> MutexGuard<'_, Live> {
         // A test closure that panicked inside `with_instance` must not take the server down.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fake's clock, Unix seconds.
+    fn now(&self) -> i64 {
+        i64::try_from(time::now_unix())
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.clock_offset.load(Ordering::SeqCst))
     }
 
     async fn wait_while_held(&self) {
@@ -145,6 +172,7 @@ impl FakeGitlab {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         instance.sort_projects();
+        instance.reconcile_changes();
         let shared = Arc::new(Shared {
             live: Mutex::new(Live {
                 instance,
@@ -158,6 +186,7 @@ impl FakeGitlab {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             user_agents: Mutex::new(BTreeSet::new()),
+            clock_offset: AtomicI64::new(0),
             url,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -254,11 +283,48 @@ impl FakeGitlab {
 
     /// Reads or mutates the live data (e.g. to change projects between scrapes). Projects are
     /// re-sorted by id afterwards if the closure left them out of order.
+    ///
+    /// Editing a project's `merge_requests` counts here models a change no signal can see: the
+    /// listings follow, but no merge request's `updated_at` moves (a removal leaves no trace; an
+    /// addition is dated before [`HISTORY_HORIZON`]). Use
+    /// [`change_merge_request`](Self::change_merge_request) for visible changes.
     pub fn with_instance<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> R {
         let mut live = self.shared.live();
         let result = f(&mut live.instance);
         live.instance.sort_projects();
+        live.instance.reconcile_changes();
         result
+    }
+
+    /// The fake's clock (Unix seconds): the host's time plus the offset. It dates every answer
+    /// (`Date`) and every change.
+    pub fn now(&self) -> i64 {
+        self.shared.now()
+    }
+
+    /// Sets the fake's clock to the host's time plus `seconds` (e.g. -600: GitLab's clock is
+    /// 10 minutes behind the host's). Default 0.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Changes one merge request of a project, stamped with the fake's clock; see
+    /// [`Instance::change_merge_request`]. False (nothing changed) when the change is impossible.
+    pub fn change_merge_request(&self, project_id: u64, change: MergeRequestChange) -> bool {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance.change_merge_request(project_id, change, now)
+    }
+
+    /// Pushes `commits` commits to a project's default branch, stamped with the fake's clock;
+    /// see [`Instance::push`]. Head SHA, commits list, `sequence` and `statistics.commit_count`
+    /// follow at once (real GitLab refreshes `statistics` up to ~15 minutes later), and
+    /// `last_activity_at` moves to now only if it is at least an hour old. False (nothing
+    /// changed) for an unknown or archived project, or 0 commits.
+    pub fn push(&self, project_id: u64, commits: u64) -> bool {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance.push(project_id, commits, now)
     }
 
     /// The project is still returned by the next project listing (`/projects` or
@@ -366,12 +432,13 @@ async fn serve(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let now = shared.now();
     let request = ApiRequest {
         method: &method,
         path: &path,
         query: query.as_deref(),
         token: token.as_deref(),
-        now: time::now_unix(),
+        now: u64::try_from(now).unwrap_or(0),
     };
     let reply = api::respond(
         &mut shared.live(),
@@ -380,15 +447,19 @@ async fn serve(
         &request,
         &endpoint,
     );
-    Ok(into_response(reply))
+    Ok(into_response(reply, now))
 }
 
-fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+/// The hyper response, with `Date` from the fake's clock (hyper adds its own only when absent).
+fn into_response(reply: Reply, now: i64) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
     *resp.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if let Ok(date) = HeaderValue::from_str(&time::http_date(now)) {
+        h.insert(DATE, date);
+    }
     for (name, value) in reply.headers {
         match (
             HeaderName::from_bytes(name.as_bytes()),
@@ -678,6 +749,110 @@ mod tests {
             a.header("ratelimit-resettime")
                 .is_some_and(|s| s.ends_with(" GMT"))
         );
+    }
+
+    /// The `Date` header as Unix seconds (checked by formatting candidates around `near`).
+    fn date_of(a: &Answer, near: i64) -> Option<i64> {
+        let date = a.header("date")?;
+        (near - 5..=near + 5).find(|t| time::http_date(*t) == date)
+    }
+
+    #[tokio::test]
+    async fn date_header_follows_the_fake_clock() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        let host = i64::try_from(time::now_unix()).unwrap_or(0);
+        assert!((fake.now() - host).abs() <= 1);
+        let a = get(&fake, "/api/v4/version").await;
+        assert!(date_of(&a, host).is_some(), "{:?}", a.header("date"));
+        assert_eq!(a.headers.iter().filter(|(k, _)| k == "date").count(), 1);
+
+        fake.set_clock_offset(-600);
+        assert!((fake.now() - (host - 600)).abs() <= 2);
+        for path in [
+            "/api/v4/projects/42",
+            "/api/v4/nothing",
+            "/api/v4/projects/999",
+        ] {
+            let a = get(&fake, path).await;
+            assert!(
+                date_of(&a, host - 600).is_some(),
+                "{path}: {:?}",
+                a.header("date")
+            );
+        }
+        let mut c = Client::connect(&fake).await;
+        let a = c.send("GET", "/api/v4/user", Some("wrong")).await;
+        assert_eq!(a.status, 401);
+        assert!(date_of(&a, host - 600).is_some(), "errors carry Date too");
+    }
+
+    #[tokio::test]
+    async fn changes_are_stamped_with_the_fake_clock() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        fake.set_clock_offset(-600);
+        // GitLab's clock, as the exporter reads it: the Date of an answer.
+        let first = get(&fake, "/api/v4/version").await;
+        let since = date_of(&first, fake.now()).expect("Date");
+        let window = |id: &str| {
+            format!(
+                "/api/v4/groups/{id}/merge_requests?state=all&scope=all&updated_after={}&non_archived=false&view=simple&per_page=100",
+                time::rfc3339_z(since)
+            )
+        };
+        assert_eq!(
+            get(&fake, &window("acme")).await.header("x-total"),
+            Some("0")
+        );
+
+        assert!(fake.change_merge_request(42, MergeRequestChange::Open));
+        assert!(fake.change_merge_request(88, MergeRequestChange::Close));
+        assert!(!fake.change_merge_request(61, MergeRequestChange::Merge));
+        let a = get(&fake, &window("acme")).await;
+        assert_eq!(a.header("x-total"), Some("2"));
+        let changed: Vec<(u64, String)> = a.json().as_array().map_or(Vec::new(), |l| {
+            l.iter()
+                .map(|m| {
+                    (
+                        m["project_id"].as_u64().unwrap_or(0),
+                        m["state"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        });
+        assert!(
+            changed.contains(&(42, "opened".to_string()))
+                && changed.contains(&(88, "closed".to_string()))
+        );
+        let stamp = a.json()[0]["updated_at"].as_str().unwrap_or("").to_string();
+        let stamped = (since..=since + 5).any(|t| time::rfc3339_z(t) == stamp);
+        assert!(stamped, "{stamp} is on the fake clock (host - 600 s)");
+        assert_eq!(fake.requests("/groups/:id/merge_requests"), 2);
+
+        // A project outside any group: X-Total of the project endpoint.
+        assert!(fake.change_merge_request(2, MergeRequestChange::Open));
+        let own = format!(
+            "/api/v4/projects/2/merge_requests?state=all&updated_after={}&view=simple&per_page=1",
+            time::rfc3339_z(since)
+        );
+        assert_eq!(get(&fake, &own).await.header("x-total"), Some("1"));
+
+        // Counts edited directly: listings follow, the window does not.
+        fake.with_instance(|i| i.project_mut(42).map(|p| p.merge_requests.merged -= 10));
+        let merged = get(
+            &fake,
+            "/api/v4/projects/42/merge_requests?state=merged&per_page=1",
+        )
+        .await;
+        assert_eq!(merged.header("x-total"), Some("302"));
+        assert_eq!(
+            get(&fake, &window("acme")).await.header("x-total"),
+            Some("2")
+        );
+
+        assert!(fake.push(7, 2));
+        let seq = get(&fake, "/api/v4/projects/7/repository/commits/main/sequence").await;
+        assert_eq!(seq.json()["count"], 27);
+        assert!(!fake.push(3, 1), "archived");
     }
 
     #[tokio::test]

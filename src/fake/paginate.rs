@@ -1,5 +1,7 @@
 //! Query-string parsing, offset and keyset page selection, and GitLab's pagination headers (`X-*`, `Link`).
 
+use super::time::parse_datetime;
+
 /// `per_page` when missing or not positive.
 pub(crate) const DEFAULT_PER_PAGE: u64 = 20;
 /// `per_page` is silently clamped to this.
@@ -82,6 +84,16 @@ impl Query {
         self.get(key)
             .map(|v| v.trim().parse::<i64>().map_err(|_| BadParam::invalid(key)))
             .transpose()
+    }
+
+    /// A Grape `DateTime` parameter as an inclusive bound in whole seconds: a lower bound
+    /// (`*_after`, `>=`) rounds a fraction up, an upper bound (`*_before`, `<=`) down.
+    pub(crate) fn datetime(&self, key: &str, lower: bool) -> Result<Option<i64>, BadParam> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let (secs, fraction) = parse_datetime(v).ok_or_else(|| BadParam::invalid(key))?;
+        Ok(Some(if lower && fraction { secs + 1 } else { secs }))
     }
 
     /// A parameter restricted to `allowed` values.
@@ -560,6 +572,14 @@ mod tests {
         assert_eq!(q.get("a"), None);
         assert_eq!(q.get("c"), Some("✓"));
         assert_eq!(q.bool("b"), Err(BadParam("b is invalid".into())));
+        let q = Query::parse(Some(
+            "a=2026-11-20T10:15:00.5Z&b=2026-11-20T11:15:00%2B01:00&c=soon",
+        ));
+        assert_eq!(q.datetime("a", true), Ok(Some(1_795_169_701)));
+        assert_eq!(q.datetime("a", false), Ok(Some(1_795_169_700)));
+        assert_eq!(q.datetime("b", true), Ok(Some(1_795_169_700)));
+        assert_eq!(q.datetime("c", true), Err(BadParam("c is invalid".into())));
+        assert_eq!(q.datetime("d", true), Ok(None));
         assert_eq!(
             Query::parse(Some("s=up")).choice("s", &["asc", "desc"]),
             Err(BadParam("s does not have a valid value".into()))
