@@ -17,7 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Exporter, http_request};
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use gitlab_api_exporter::fake::{FakeGitlab, Instance, MergeRequestChange};
 
 /// Benchmark settings from the command line.
 struct Settings {
@@ -226,18 +226,22 @@ async fn steady(exporter: &Exporter, gitlab: &FakeGitlab, n: usize) -> String {
     scrape(exporter, true).await;
     let (same_calls, same_wall) = (gitlab.total_requests(), started.elapsed());
 
+    // 1 % of the projects change: a merge request merged (or opened), and a push.
     let changed = (n / 100).max(1);
-    gitlab.with_instance(|i| {
-        for p in i.projects.iter_mut().step_by(100).take(changed) {
-            if p.merge_requests.opened > 0 {
-                p.merge_requests.opened -= 1;
-                p.merge_requests.merged += 1;
-            } else {
-                p.merge_requests.opened += 1;
-            }
-            p.commits += 1;
-        }
+    let ids: Vec<u64> = gitlab.with_instance(|i| {
+        i.projects
+            .iter()
+            .step_by(100)
+            .take(changed)
+            .map(|p| p.id)
+            .collect()
     });
+    for id in ids {
+        if !gitlab.change_merge_request(id, MergeRequestChange::Merge) {
+            gitlab.change_merge_request(id, MergeRequestChange::Open);
+        }
+        gitlab.push(id, 1);
+    }
     tokio::time::sleep(ttl).await;
     gitlab.reset_counts();
     let started = Instant::now();

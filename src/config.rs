@@ -83,6 +83,13 @@ struct Cli {
           value_parser = parse_positive_duration)]
     request_timeout: Duration,
 
+    /// Count every project from scratch at least this often, spread over the interval (what no
+    /// change signal shows: merge requests deleted by an administrator). 0s: every collection
+    /// counts everything.
+    #[arg(long = "collect.full-refresh-interval", value_name = "DURATION", default_value = "24h",
+          value_parser = parse_duration)]
+    full_refresh_interval: Duration,
+
     /// Export the projects of this group and its subgroups (id or full path; repeatable).
     #[arg(long = "gitlab.group", value_name = "GROUP", value_parser = parse_reference)]
     groups: Vec<String>,
@@ -170,6 +177,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Timeout of one API call.
     pub request_timeout: Duration,
+    /// Every project is counted from scratch at least this often (zero: at every collection).
+    pub full_refresh_interval: Duration,
     /// The projects to export.
     pub scope: Scope,
     /// Run against the built-in fake GitLab.
@@ -222,6 +231,7 @@ impl Config {
             cache_ttl: cli.cache_ttl,
             concurrency: usize::from(cli.concurrency),
             request_timeout: cli.request_timeout,
+            full_refresh_interval: cli.full_refresh_interval,
             scope,
             demo: cli.demo,
             log_level: cli.log_level,
@@ -516,6 +526,7 @@ mod tests {
         assert_eq!(c.cache_ttl, Duration::from_secs(60));
         assert_eq!(c.concurrency, 16);
         assert_eq!(c.request_timeout, Duration::from_secs(15));
+        assert_eq!(c.full_refresh_interval, Duration::from_secs(24 * 3600));
         assert!(c.scope.is_membership() && !c.scope.include_archived);
         assert_eq!(c.log_level, LogLevel::Info);
     }

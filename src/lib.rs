@@ -67,7 +67,12 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         },
         exporter_metrics.api.clone(),
     );
-    let collector = collect::Collector::new(client, config.scope.clone(), config.concurrency);
+    let collector = collect::Collector::new(
+        client,
+        config.scope.clone(),
+        config.concurrency,
+        config.full_refresh_interval,
+    );
     let counted = exporter_metrics.clone();
     let cache = cache::Cache::new(config.cache_ttl, move || {
         let (collector, counted) = (collector.clone(), counted.clone());

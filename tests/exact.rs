@@ -136,8 +136,40 @@ async fn group_scope_includes_subgroups_not_shared_projects() {
         gitlab.requests("/groups/:id/projects"),
         expected.len().div_ceil(100) as u64
     );
-    assert_eq!(gitlab.requests("/projects/:id"), expected.len() as u64);
-    assert_eq!(gitlab.requests("/projects"), 0);
+    // The token user's own projects come with statistics: no detail call for them.
+    let own = gitlab.with_instance(|i| expected_membership(i)).len();
+    assert_eq!(gitlab.requests("/projects"), own.div_ceil(100) as u64);
+    assert_eq!(gitlab.requests("/projects/:id"), 0);
+    gitlab.shutdown().await;
+}
+
+/// A group whose projects the token user is not a member of: their statistics can only come
+/// with `GET /projects/:id` (here they are hidden: not a member), so each gets one detail call,
+/// and commits come from the branch head and the sequence endpoint. The next collection knows
+/// the statistics are hidden and makes no detail call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_of_non_member_projects() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--gitlab.group", "other-org", "--cache.ttl", "0s"],
+    );
+    let metrics = exporter.scrape().await;
+    let expected = gitlab.with_instance(|i| expected_in_group(i, "other-org"));
+    assert_eq!(expected.len(), 2);
+    assert_exact(&metrics, &expected);
+    assert_eq!(gitlab.requests("/projects/:id"), 2);
+    assert_eq!(
+        gitlab.requests("/projects/:id/repository/commits/:sha/sequence"),
+        2
+    );
+    gitlab.reset_counts();
+    assert_exact(&exporter.scrape().await, &expected);
+    assert_eq!(gitlab.requests("/projects/:id"), 0);
+    assert_eq!(
+        gitlab.requests("/projects/:id/repository/commits/:sha/sequence"),
+        0
+    );
     gitlab.shutdown().await;
 }
 
@@ -330,6 +362,11 @@ async fn group_listing_past_ten_thousand_projects() {
     assert_eq!(metrics.value("gitlab_projects", &[]), Some(10_050.0));
     assert_eq!(metrics.series("gitlab_project_commits").len(), 10_050);
     assert_eq!(gitlab.requests("/groups/:id/projects"), 101);
-    assert_eq!(gitlab.requests("/projects/:id"), 10_050);
+    assert_eq!(
+        gitlab.requests("/projects"),
+        101,
+        "the user's own projects, for statistics"
+    );
+    assert_eq!(gitlab.requests("/projects/:id"), 0);
     gitlab.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! `gitlab_project_commits`: commits on the default branch. Free from the listing's
 //! `statistics.commit_count` (Reporter role and above); otherwise exact at two calls, the default
-//! branch's head and `GET /repository/commits/:sha/sequence`. Never counted by paging the
-//! commits list, which has no total and a phantom last page.
+//! branch's head and `GET /repository/commits/:sha/sequence`, or one when the head is the one
+//! counted last time. Never counted by paging the commits list, which has no total and a phantom
+//! last page.
 
 use prometheus_client::encoding::DescriptorEncoder;
 use tracing::debug;
@@ -10,14 +11,38 @@ use super::{Labels, ProjectMetrics, encode_per_project};
 use crate::gitlab::types::{Branch, Project, Sequence};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
+/// A commit count, and the head it was counted from when it took the branch's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// Commits on the default branch.
+    pub commits: u64,
+    /// The head commit, when the count came from the sequence endpoint.
+    pub head: Option<String>,
+}
+
+impl Counted {
+    fn stored(commits: u64) -> Option<Counted> {
+        Some(Counted {
+            commits,
+            head: None,
+        })
+    }
+}
+
 /// The commits on the project's default branch; `None` when the token cannot read its code.
-pub async fn count(client: &Client, project: &Project) -> Result<Option<u64>, Error> {
+/// `known` is a head and its count from an earlier collection: when the head has not moved,
+/// the count is reused.
+pub async fn count(
+    client: &Client,
+    project: &Project,
+    known: Option<&(String, u64)>,
+) -> Result<Option<Counted>, Error> {
     if let Some(count) = project.statistics.as_ref().and_then(|s| s.commit_count) {
-        return Ok(Some(count));
+        return Ok(Counted::stored(count));
     }
     if project.empty_repo == Some(true) {
         // GitLab flags an empty repository whatever the caller's access: 0 commits.
-        return Ok(Some(0));
+        return Ok(Counted::stored(0));
     }
     let Some(branch) = project.default_branch.as_deref() else {
         // GitLab shows the default branch only to those who can read the code.
@@ -42,6 +67,14 @@ pub async fn count(client: &Client, project: &Project) -> Result<Option<u64>, Er
         }
         Err(e) => return Err(e),
     };
+    if let Some((head, commits)) = known {
+        if *head == sha {
+            return Ok(Some(Counted {
+                commits: *commits,
+                head: Some(sha),
+            }));
+        }
+    }
     let sequence = client
         .get::<Sequence>(
             endpoint::COMMIT_SEQUENCE,
@@ -52,7 +85,10 @@ pub async fn count(client: &Client, project: &Project) -> Result<Option<u64>, Er
             Vec::new(),
         )
         .await?;
-    Ok(Some(sequence.body.count))
+    Ok(Some(Counted {
+        commits: sequence.body.count,
+        head: Some(sha),
+    }))
 }
 
 /// 403 (no code access) or a 404 about the branch or repository rather than the project.

@@ -2,13 +2,19 @@
 //! `X-Total` at `per_page=1`. Above 10,000 GitLab withholds the total; the count is then found
 //! exactly by searching for the last page at `per_page=100` (a handful of calls), never by
 //! guessing 0 or 10,000.
+//!
+//! Counts are read again only for projects whose merge requests changed since the last
+//! collection ([`changed_since`]): every creation or state change of a merge request updates its
+//! `updated_at`, which the group merge-request list filters on (`updated_after`), one query per
+//! group rather than one per project.
 
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
+use super::memory::{Dirty, Memory};
 use super::{Labels, ProjectMetrics};
-use crate::gitlab::types::{Ignored, Project};
-use crate::gitlab::{Client, Error, endpoint};
+use crate::gitlab::types::{Ignored, MergeRequestRef, Project, format_timestamp};
+use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
 /// The states GitLab knows, in the order they are exported.
 pub const STATES: [&str; 4] = ["opened", "merged", "closed", "locked"];
@@ -128,6 +134,139 @@ async fn search(client: &Client, id: u64, state: &str) -> Result<u64, Error> {
     })
 }
 
+/// The remembered projects whose merge requests were created or changed since the memory's
+/// clock, or whose query failed. Projects of one top-level group are asked about together,
+/// through their closest common group (`GET /groups/:id/merge_requests?updated_after=`);
+/// a project alone in its top-level group, or in a personal namespace, is asked about alone.
+pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
+    let mut dirty = Dirty::default();
+    let Some(since) = memory.since else {
+        return dirty;
+    };
+    let after = format_timestamp(since);
+    let mut by_top_group: std::collections::BTreeMap<&str, Vec<(u64, &str)>> = Default::default();
+    let mut alone = Vec::new();
+    for (id, known) in memory.watched() {
+        if known.user_namespace {
+            alone.push(id);
+        } else {
+            let top = known.namespace.split('/').next().unwrap_or_default();
+            by_top_group
+                .entry(top)
+                .or_default()
+                .push((id, known.namespace.as_str()));
+        }
+    }
+    let mut groups = Vec::new();
+    for projects in by_top_group.into_values() {
+        if projects.len() == 1 {
+            alone.push(projects[0].0);
+        } else {
+            let common = common_group(projects.iter().map(|(_, ns)| *ns));
+            groups.push((
+                common,
+                projects.into_iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            ));
+        }
+    }
+    let group_queries = futures::future::join_all(
+        groups
+            .iter()
+            .map(|(group, _)| changed_in_group(client, group, &after)),
+    );
+    let project_queries = futures::future::join_all(
+        alone
+            .iter()
+            .map(|id| changed_in_project(client, *id, &after)),
+    );
+    let (group_results, project_results) = futures::join!(group_queries, project_queries);
+    for ((_, ids), result) in groups.iter().zip(group_results) {
+        match result {
+            Ok(changed) => ids
+                .iter()
+                .filter(|id| changed.contains(id))
+                .for_each(|id| dirty.insert(*id)),
+            Err(e) => {
+                tracing::debug!(error = %e, "merge-request change query failed; its projects are counted again");
+                ids.iter().for_each(|id| dirty.insert(*id));
+            }
+        }
+    }
+    for (id, result) in alone.iter().zip(project_results) {
+        if result.unwrap_or(true) {
+            dirty.insert(*id);
+        }
+    }
+    dirty
+}
+
+/// The longest common ancestor (by path segments) of group paths of one top-level group.
+fn common_group<'a>(mut paths: impl Iterator<Item = &'a str>) -> String {
+    let first: Vec<&str> = paths.next().unwrap_or_default().split('/').collect();
+    let mut len = first.len();
+    for path in paths {
+        len = len.min(
+            first
+                .iter()
+                .zip(path.split('/'))
+                .take_while(|(a, b)| *a == b)
+                .count(),
+        );
+    }
+    first[..len.max(1)].join("/")
+}
+
+/// Ids of the projects of `group` (subgroups included) with a merge request updated after
+/// `after`, walking the pages by `X-Next-Page`.
+async fn changed_in_group(
+    client: &Client,
+    group: &str,
+    after: &str,
+) -> Result<std::collections::HashSet<u64>, Error> {
+    let mut changed = std::collections::HashSet::new();
+    let mut page = 1;
+    loop {
+        let reply = client
+            .get::<Vec<MergeRequestRef>>(
+                endpoint::GROUP_MERGE_REQUESTS,
+                format!("/groups/{}/merge_requests", encode_segment(group)),
+                vec![
+                    ("state", "all".to_owned()),
+                    ("scope", "all".to_owned()),
+                    ("non_archived", "false".to_owned()),
+                    ("view", "simple".to_owned()),
+                    ("updated_after", after.to_owned()),
+                    ("per_page", SEARCH_PER_PAGE.to_string()),
+                    ("page", page.to_string()),
+                ],
+            )
+            .await?;
+        let empty = reply.body.is_empty();
+        changed.extend(reply.body.into_iter().map(|mr| mr.project_id));
+        match reply.page.next_page {
+            Some(next) if next > page && !empty => page = next,
+            _ => return Ok(changed),
+        }
+    }
+}
+
+/// Whether a project has a merge request updated after `after`.
+async fn changed_in_project(client: &Client, id: u64, after: &str) -> Result<bool, Error> {
+    let reply = client
+        .get::<Vec<Ignored>>(
+            endpoint::MERGE_REQUESTS,
+            format!("/projects/{id}/merge_requests"),
+            vec![
+                ("state", "all".to_owned()),
+                ("view", "simple".to_owned()),
+                ("updated_after", after.to_owned()),
+                ("per_page", "1".to_owned()),
+            ],
+        )
+        .await?;
+    Ok(!reply.body.is_empty())
+}
+
 /// Encodes `gitlab_project_merge_requests`.
 pub fn encode(
     projects: &[ProjectMetrics],
@@ -152,4 +291,17 @@ pub fn encode(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_groups() {
+        assert_eq!(common_group(["acme/a/b", "acme/a/c"].into_iter()), "acme/a");
+        assert_eq!(common_group(["acme/a", "acme/b/c"].into_iter()), "acme");
+        assert_eq!(common_group(["acme", "acme/b"].into_iter()), "acme");
+        assert_eq!(common_group(["acme/x", "acme/x"].into_iter()), "acme/x");
+    }
 }

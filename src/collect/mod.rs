@@ -7,11 +7,13 @@
 //! and fails nothing else. Only a failed listing fails the collection (`gitlab_up 0`).
 
 pub mod commits;
+pub mod memory;
 pub mod merge_requests;
 pub mod projects;
 pub mod scope;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -28,6 +30,7 @@ use crate::exposition::Compressed;
 use crate::gitlab::types::Project;
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::metrics::Format;
+use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
 use scope::Candidate;
 
 /// What one project contributes to a snapshot.
@@ -118,22 +121,34 @@ impl Snapshot {
     }
 }
 
-/// Runs collections for one scope through one client.
+/// Runs collections for one scope through one client, each re-reading only what changed since
+/// the last (see [`memory`]).
 #[derive(Debug, Clone)]
 pub struct Collector {
     client: Client,
     scope: Scope,
     fan_out: usize,
+    full_refresh_interval: Duration,
+    memory: Arc<Mutex<Arc<Memory>>>,
 }
 
 impl Collector {
     /// A collector for `scope`. `concurrency` is the client's limit on calls in flight; about
-    /// as many projects are worked on at once, so that the limit, not the fan-out, is what binds.
-    pub fn new(client: Client, scope: Scope, concurrency: usize) -> Collector {
+    /// as many projects are worked on at once, so that the limit, not the fan-out, is what
+    /// binds. Every project is counted from scratch at least once per `full_refresh_interval`
+    /// (zero: at every collection).
+    pub fn new(
+        client: Client,
+        scope: Scope,
+        concurrency: usize,
+        full_refresh_interval: Duration,
+    ) -> Collector {
         Collector {
             client,
             scope,
             fan_out: concurrency.max(1) * 2,
+            full_refresh_interval,
+            memory: Arc::default(),
         }
     }
 
@@ -142,21 +157,37 @@ impl Collector {
     pub async fn collect(&self) -> Snapshot {
         let started = Instant::now();
         let client = self.client.for_collection();
-        let outcome = match scope::resolve(&client, &self.scope).await {
-            Ok(candidates) => {
-                let only_named = !self.scope.is_membership()
-                    && !self.scope.all_projects
-                    && self.scope.groups.is_empty();
-                self.projects(&client, candidates)
-                    .await
-                    .into_result(only_named)
-            }
-            Err(e) => Err(e),
+        let memory = if self.full_refresh_interval.is_zero() {
+            Arc::default()
+        } else {
+            Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
         };
+        let (sink, mut candidates) = tokio::sync::mpsc::unbounded_channel();
+        let listing = scope::resolve(&client, &self.scope, sink);
+        let work = async {
+            // Which remembered projects changed is asked while the listing starts; their calls
+            // wait for the answer, the listing does not.
+            let dirty = merge_requests::changed_since(&client, &memory).await;
+            let context = Context {
+                client: &client,
+                memory: &memory,
+                dirty: &dirty,
+                now: Instant::now(),
+                interval: self.full_refresh_interval,
+            };
+            let projects = futures::stream::poll_fn(|cx| candidates.poll_recv(cx))
+                .map(|candidate| collect_project(&context, candidate))
+                .buffer_unordered(self.fan_out);
+            (Gathered::from_stream(projects).await, dirty.len())
+        };
+        let (listed, (gathered, changed)) = futures::join!(listing, work);
+        let only_named =
+            !self.scope.is_membership() && !self.scope.all_projects && self.scope.groups.is_empty();
+        let outcome = listed.and_then(|()| gathered.into_result(only_named));
         let duration = started.elapsed();
         let api_calls = client.calls();
         let data = match outcome {
-            Ok(gathered) => {
+            Ok(mut gathered) => {
                 if let Some(first) = &gathered.first_error {
                     warn!(
                         incomplete_projects = gathered.incomplete,
@@ -164,7 +195,24 @@ impl Collector {
                         "collection finished with project calls failing; the series they feed are left out"
                     );
                 }
-                info!(projects = gathered.projects.len(), api_calls, duration = ?duration, "collection finished");
+                info!(
+                    projects = gathered.projects.len(),
+                    changed_since_last = changed,
+                    api_calls,
+                    duration = ?duration,
+                    "collection finished"
+                );
+                if !self.full_refresh_interval.is_zero() {
+                    let since =
+                        client.gitlab_time().unwrap_or_else(host_time) - OVERLAP.as_secs() as i64;
+                    let remembered = std::mem::take(&mut gathered.remembered);
+                    let next = Memory {
+                        since: Some(since),
+                        projects: remembered,
+                    };
+                    *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+                }
+                gathered.projects.sort_by_key(|p| p.project.id);
                 Collected {
                     projects: Ok(gathered.projects),
                     duration,
@@ -184,43 +232,29 @@ impl Collector {
         };
         Snapshot::new(data)
     }
-
-    /// The per-project calls of every candidate, `fan_out` projects at a time.
-    async fn projects(&self, client: &Client, candidates: Vec<Candidate>) -> Gathered {
-        let mut results = futures::stream::iter(candidates)
-            .map(|candidate| collect_project(client, candidate))
-            .buffer_unordered(self.fan_out);
-        let mut gathered = Gathered::default();
-        let mut seen = std::collections::HashSet::new();
-        while let Some(outcome) = results.next().await {
-            match outcome {
-                Outcome::Exported { metrics, error } => {
-                    // A named project may also have been listed under another reference.
-                    if !seen.insert(metrics.project.id) {
-                        continue;
-                    }
-                    gathered.projects.push(*metrics);
-                    if let Some(error) = error {
-                        gathered.incomplete += 1;
-                        gathered.note(error);
-                    }
-                }
-                Outcome::Gone => {}
-                Outcome::Failed(error) => {
-                    gathered.failed_named += 1;
-                    gathered.note(error);
-                }
-            }
-        }
-        gathered.projects.sort_by_key(|p| p.project.id);
-        gathered
-    }
 }
 
-/// The projects of a collection and what went wrong on the way.
+/// The host's clock, when GitLab sent no `Date` (it always does; a proxy might strip it).
+fn host_time() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What every project's calls share within one collection.
+struct Context<'a> {
+    client: &'a Client,
+    memory: &'a Memory,
+    dirty: &'a Dirty,
+    now: Instant,
+    interval: Duration,
+}
+
+/// The projects of a collection, what went wrong on the way, and what to remember.
 #[derive(Default)]
 struct Gathered {
     projects: Vec<ProjectMetrics>,
+    remembered: HashMap<u64, Remembered>,
     /// Exported projects with a family left out by a failed call.
     incomplete: u64,
     /// Named projects whose detail call failed (other than not found).
@@ -232,6 +266,46 @@ struct Gathered {
 }
 
 impl Gathered {
+    async fn from_stream(mut outcomes: impl futures::Stream<Item = Outcome> + Unpin) -> Gathered {
+        let mut gathered = Gathered::default();
+        while let Some(outcome) = outcomes.next().await {
+            match outcome {
+                Outcome::Exported {
+                    metrics,
+                    remembered,
+                    error,
+                } => {
+                    // A named project may also have been listed under another reference.
+                    if gathered.remembered.contains_key(&metrics.project.id)
+                        || gathered
+                            .projects
+                            .iter()
+                            .any(|p| p.project.id == metrics.project.id)
+                    {
+                        continue;
+                    }
+                    match error {
+                        // Not remembered: counted from scratch next time.
+                        Some(error) => {
+                            gathered.incomplete += 1;
+                            gathered.note(error);
+                        }
+                        None => {
+                            gathered.remembered.insert(metrics.project.id, remembered);
+                        }
+                    }
+                    gathered.projects.push(*metrics);
+                }
+                Outcome::Gone => {}
+                Outcome::Failed(error) => {
+                    gathered.failed_named += 1;
+                    gathered.note(error);
+                }
+            }
+        }
+        gathered
+    }
+
     fn note(&mut self, error: Error) {
         if matches!(error, Error::Unauthorized { .. }) {
             self.unauthorized.get_or_insert(error);
@@ -260,6 +334,7 @@ enum Outcome {
     /// Exported; `error` when a family was left out because a call failed.
     Exported {
         metrics: Box<ProjectMetrics>,
+        remembered: Remembered,
         error: Option<Error>,
     },
     /// Not found: deleted after the listing, or a named project that does not exist.
@@ -268,37 +343,60 @@ enum Outcome {
     Failed(Error),
 }
 
-/// The calls of one project. A 404 "Project Not Found" on any of them means the project
-/// disappeared after the listing: it is left out.
-async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
+/// The calls of one project, as few as the memory allows. A 404 "Project Not Found" on any of
+/// them means the project disappeared after the listing: it is left out.
+async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome {
+    let Context {
+        client,
+        memory,
+        dirty,
+        now,
+        ..
+    } = *context;
     let mut error = None;
-    let (project, merge_requests) = match candidate {
+    let counts = |project: &Project, plan: &Plan| {
+        let known = plan.merge_requests;
+        let project = project.clone();
+        async move {
+            match known {
+                Some(known) => Ok(known),
+                None => merge_requests::count(client, &project).await,
+            }
+        }
+    };
+    let (project, plan, merge_requests) = match candidate {
         Candidate::Listed(project) => {
-            let counts = merge_requests::count(client, &project).await;
-            (project, counts)
+            let plan = memory.plan(&project, dirty, now);
+            let counts = counts(&project, &plan).await;
+            (project, plan, counts)
         }
         Candidate::FromGroup(listed) => {
-            // Statistics (commits, storage) only come with the project itself; merge requests
-            // need nothing from it, so both go at once.
-            let id = listed.id.to_string();
-            let (detail, counts) = futures::join!(
-                project_detail(client, &id),
-                merge_requests::count(client, &listed)
-            );
-            match detail {
-                Ok(project) => (project, counts),
-                Err(e) if e.is_project_not_found() => return Outcome::Gone,
-                // The listing has everything but statistics: export that much.
-                Err(e) => {
-                    error = Some(e);
-                    (listed, counts)
+            let plan = memory.plan(&listed, dirty, now);
+            if plan.statistics_hidden {
+                let counts = counts(&listed, &plan).await;
+                (listed, plan, counts)
+            } else {
+                // Statistics (commits, storage) only come with the project itself; merge
+                // requests need nothing from it, so both go at once.
+                let id = listed.id.to_string();
+                let (detail, counts) =
+                    futures::join!(project_detail(client, &id), counts(&listed, &plan));
+                match detail {
+                    Ok(project) => (project, plan, counts),
+                    Err(e) if e.is_project_not_found() => return Outcome::Gone,
+                    // The listing has everything but statistics: export that much.
+                    Err(e) => {
+                        error = Some(e);
+                        (listed, plan, counts)
+                    }
                 }
             }
         }
         Candidate::Named(reference) => match project_detail(client, &reference).await {
             Ok(project) => {
-                let counts = merge_requests::count(client, &project).await;
-                (project, counts)
+                let plan = memory.plan(&project, dirty, now);
+                let counts = counts(&project, &plan).await;
+                (project, plan, counts)
             }
             Err(e) if e.is_project_not_found() => {
                 warn!(
@@ -318,7 +416,7 @@ async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
             None
         }
     };
-    let commits = match commits::count(client, &project).await {
+    let commits = match commits::count(client, &project, plan.head.as_ref()).await {
         Ok(count) => count,
         Err(e) if e.is_project_not_found() => return Outcome::Gone,
         Err(e) => {
@@ -326,12 +424,31 @@ async fn collect_project(client: &Client, candidate: Candidate) -> Outcome {
             None
         }
     };
+    let refresh_at = match (plan.fresh, memory.projects.get(&project.id)) {
+        (false, Some(known)) => known.refresh_at,
+        (_, known) => memory::refresh_at(project.id, now, context.interval, known.is_none()),
+    };
+    let remembered = Remembered {
+        merge_requests,
+        gate: Gate::of(&project),
+        namespace: project.namespace_path().to_owned(),
+        user_namespace: project.in_user_namespace(),
+        head: commits
+            .as_ref()
+            .and_then(|c| Some((c.head.clone()?, c.commits))),
+        statistics_hidden: project.statistics.is_none(),
+        refresh_at,
+    };
     let metrics = Box::new(ProjectMetrics {
+        commits: commits.map(|c| c.commits),
         project,
-        commits,
         merge_requests,
     });
-    Outcome::Exported { metrics, error }
+    Outcome::Exported {
+        metrics,
+        remembered,
+        error,
+    }
 }
 
 /// `GET /projects/:id?statistics=true`, by id or full path.

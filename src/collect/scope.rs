@@ -12,6 +12,9 @@
 //! `GET /projects` gives `statistics` in the same call; the group endpoint never does, so its
 //! projects need a detail call.
 
+use std::collections::{HashMap, HashSet};
+
+use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
 
 use crate::config::Scope;
@@ -42,93 +45,143 @@ impl Candidate {
     }
 }
 
-/// Where a listing comes from.
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    /// `GET /projects` (membership or every project).
-    Projects,
-    /// `GET /groups/:id/projects`.
-    Group(&'a str),
-}
-
-/// Lists the projects in scope, each once. A group or project that does not exist (or that
-/// the token cannot see) is logged and left out; any other failure fails the collection, since
-/// a partial list would make projects vanish from the metrics.
-pub async fn resolve(client: &Client, scope: &Scope) -> Result<Vec<Candidate>, Error> {
+/// Lists the projects in scope and sends each, once, to `sink` as soon as its page arrives,
+/// so that their own calls can start while the listing goes on.
+///
+/// - The default scope and `--gitlab.all-projects`: `GET /projects` (with `statistics`).
+/// - Groups: `GET /groups/:id/projects` (subgroups included, shared-in projects left out). The
+///   group endpoint has no statistics; the token user's own projects are listed too, with
+///   statistics, and a group project found there needs no detail call.
+/// - Named projects: sent last, unless already sent under their id or path.
+///
+/// A group that does not exist (or that the token cannot see) is logged and left out; any
+/// other failure fails the collection, since a partial list would make projects vanish from
+/// the metrics.
+pub async fn resolve(
+    client: &Client,
+    scope: &Scope,
+    sink: UnboundedSender<Candidate>,
+) -> Result<(), Error> {
     let mut filters: Vec<(&'static str, String)> = vec![("statistics", "true".into())];
     if !scope.include_archived {
         filters.push(("archived", "false".into()));
     }
-    let mut sources = Vec::new();
-    let mut listings = Vec::new();
+    let mut membership = filters.clone();
+    membership.push(("membership", "true".into()));
+    let mut sent = Sent::default();
+
     if scope.is_membership() || scope.all_projects {
-        let mut query = filters.clone();
-        if !scope.all_projects {
-            query.push(("membership", "true".into()));
-        }
-        sources.push(Source::Projects);
-        listings.push(list(
+        let query = if scope.all_projects {
+            filters
+        } else {
+            membership
+        };
+        list(
             client,
             endpoint::PROJECTS,
             "/projects".to_owned(),
             query,
             Walk::Keyset,
-        ));
-    }
-    for group in &scope.groups {
-        let mut query = vec![
-            ("include_subgroups", "true".into()),
-            // Shared-in projects belong to other groups; counting them here would count them twice.
-            ("with_shared", "false".into()),
-        ];
-        if !scope.include_archived {
-            query.push(("archived", "false".into()));
-        }
-        let path = format!("/groups/{}/projects", encode_segment(group));
-        sources.push(Source::Group(group));
-        listings.push(list(
+            |page| {
+                for project in page {
+                    sent.send(&sink, Candidate::Listed(project));
+                }
+            },
+        )
+        .await?;
+    } else if !scope.groups.is_empty() {
+        let mut own = HashMap::new();
+        let own_listing = list(
             client,
-            endpoint::GROUP_PROJECTS,
-            path,
-            query,
-            Walk::IdAfter,
-        ));
-    }
-    let results = futures::future::join_all(listings).await;
-
-    let mut seen = std::collections::HashSet::new();
-    let mut candidates = Vec::new();
-    for (source, result) in sources.into_iter().zip(results) {
-        let projects = match (result, source) {
-            (Ok(projects), _) => projects,
-            (Err(e @ Error::Status { status: 404, .. }), Source::Group(group)) => {
-                warn!(group, error = %e, "group not found or not visible to the token; its projects are left out");
-                continue;
-            }
-            (Err(e), _) => return Err(e),
-        };
-        for project in projects {
-            if seen.insert(project.id) {
-                candidates.push(match source {
-                    Source::Projects => Candidate::Listed(project),
-                    Source::Group(_) => Candidate::FromGroup(project),
-                });
+            endpoint::PROJECTS,
+            "/projects".to_owned(),
+            membership,
+            Walk::Keyset,
+            |page| {
+                own.extend(page.into_iter().map(|p| (p.id, p)));
+            },
+        );
+        let group_listings =
+            futures::future::join_all(scope.groups.iter().map(|group| async move {
+                let mut query = vec![
+                    ("include_subgroups", "true".into()),
+                    // Shared-in projects belong to other groups; counting them here would count them twice.
+                    ("with_shared", "false".into()),
+                ];
+                if !scope.include_archived {
+                    query.push(("archived", "false".into()));
+                }
+                let path = format!("/groups/{}/projects", encode_segment(group));
+                let mut projects = Vec::new();
+                let listed = list(
+                    client,
+                    endpoint::GROUP_PROJECTS,
+                    path,
+                    query,
+                    Walk::IdAfter,
+                    |page| projects.extend(page),
+                )
+                .await;
+                (group, listed.map(|()| projects))
+            }));
+        let (own_listed, groups) = futures::join!(own_listing, group_listings);
+        own_listed?;
+        for (group, listed) in groups {
+            let projects = match listed {
+                Ok(projects) => projects,
+                Err(e @ Error::Status { status: 404, .. }) => {
+                    warn!(group = %group, error = %e, "group not found or not visible to the token; its projects are left out");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for project in projects {
+                let candidate = match own.get(&project.id) {
+                    Some(with_statistics) => Candidate::Listed(with_statistics.clone()),
+                    None => Candidate::FromGroup(project),
+                };
+                sent.send(&sink, candidate);
             }
         }
     }
     for reference in &scope.projects {
-        let known = candidates.iter().any(|c| match c {
-            Candidate::Listed(p) | Candidate::FromGroup(p) => {
-                p.id.to_string() == *reference
-                    || p.path_with_namespace.eq_ignore_ascii_case(reference)
-            }
-            Candidate::Named(r) => r.eq_ignore_ascii_case(reference),
-        });
-        if !known {
-            candidates.push(Candidate::Named(reference.clone()));
+        if !sent.knows(reference) {
+            sent.send(&sink, Candidate::Named(reference.clone()));
         }
     }
-    Ok(candidates)
+    Ok(())
+}
+
+/// The candidates sent so far, by id and by lowercase path, so that each goes once.
+#[derive(Default)]
+struct Sent {
+    ids: HashSet<u64>,
+    references: HashSet<String>,
+}
+
+impl Sent {
+    fn send(&mut self, sink: &UnboundedSender<Candidate>, candidate: Candidate) {
+        match &candidate {
+            Candidate::Listed(p) | Candidate::FromGroup(p) => {
+                if !self.ids.insert(p.id) {
+                    return;
+                }
+                self.references.insert(p.id.to_string());
+                self.references.insert(p.path_with_namespace.to_lowercase());
+            }
+            Candidate::Named(reference) => {
+                if !self.references.insert(reference.to_lowercase()) {
+                    return;
+                }
+            }
+        }
+        // The receiver only goes away when the collection is abandoned.
+        let _ = sink.send(candidate);
+    }
+
+    fn knows(&self, reference: &str) -> bool {
+        self.references.contains(&reference.to_lowercase())
+    }
 }
 
 /// How a listing is walked.
@@ -140,15 +193,15 @@ enum Walk {
     IdAfter,
 }
 
-/// Every project of a listing, in id order.
+/// Every project of a listing, in id order, page by page to `on_page`.
 async fn list(
     client: &Client,
     endpoint: &'static str,
     path: String,
     filters: Vec<(&'static str, String)>,
     walk: Walk,
-) -> Result<Vec<Project>, Error> {
-    let mut projects: Vec<Project> = Vec::new();
+    mut on_page: impl FnMut(Vec<Project>),
+) -> Result<(), Error> {
     let mut id_after: Option<u64> = None;
     loop {
         let mut query = filters.clone();
@@ -167,9 +220,10 @@ async fn list(
             .get::<Vec<Project>>(endpoint, path.clone(), query)
             .await?;
         let last = reply.body.last().map(|p| p.id);
-        projects.extend(reply.body);
-        if !reply.page.has_next() {
-            return Ok(projects);
+        let more = reply.page.has_next();
+        on_page(reply.body);
+        if !more {
+            return Ok(());
         }
         match last {
             Some(last) if id_after.is_none_or(|after| last > after) => id_after = Some(last),

@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,6 +20,7 @@ use tracing::debug;
 
 use super::Error;
 use super::pagination::PageInfo;
+use super::types::parse_http_date;
 use crate::config::Secret;
 
 /// Largest body read from a successful answer (a page of 100 projects is a few hundred KiB).
@@ -88,6 +89,8 @@ pub struct Reply<T> {
 pub struct Client {
     shared: Arc<Shared>,
     calls: Arc<AtomicU64>,
+    /// The earliest `Date` GitLab sent to this clone, in Unix seconds (`i64::MAX`: none yet).
+    clock: Arc<AtomicI64>,
 }
 
 struct Shared {
@@ -155,15 +158,23 @@ impl Client {
                 counters,
             }),
             calls: Arc::new(AtomicU64::new(0)),
+            clock: Arc::new(AtomicI64::new(i64::MAX)),
         }
     }
 
-    /// A clone sharing everything but the call count, which starts at 0.
+    /// A clone sharing everything but the call count, which starts at 0, and the clock.
     pub fn for_collection(&self) -> Client {
         Client {
             shared: Arc::clone(&self.shared),
             calls: Arc::new(AtomicU64::new(0)),
+            clock: Arc::new(AtomicI64::new(i64::MAX)),
         }
+    }
+
+    /// GitLab's clock at the first answer this clone received (the earliest `Date` header), in
+    /// Unix seconds: a time no later than any change GitLab made after that answer.
+    pub fn gitlab_time(&self) -> Option<i64> {
+        Some(self.clock.load(Ordering::Relaxed)).filter(|t| *t != i64::MAX)
     }
 
     /// Calls made through this clone (and the clones made from it by `clone`), retries included.
@@ -198,9 +209,15 @@ impl Client {
                         detail: "the client is shutting down".to_owned(),
                     })?;
                 let shared = Arc::clone(&self.shared);
-                let (path, query) = (Arc::clone(&path), Arc::clone(&query));
-                tokio::task::spawn_blocking(move || shared.fetch::<T>(endpoint, &path, &query))
-                    .await
+                let (path, query, clock) = (
+                    Arc::clone(&path),
+                    Arc::clone(&query),
+                    Arc::clone(&self.clock),
+                );
+                tokio::task::spawn_blocking(move || {
+                    shared.fetch::<T>(endpoint, &path, &query, &clock)
+                })
+                .await
             };
             self.calls.fetch_add(1, Ordering::Relaxed);
             let failure = match attempt {
@@ -237,6 +254,7 @@ impl Shared {
         endpoint: &'static str,
         path: &str,
         query: &[(&'static str, String)],
+        clock: &AtomicI64,
     ) -> Result<Reply<T>, Failure> {
         let mut request = self.agent.get(format!("{}{}", self.api_url, path));
         for (key, value) in query {
@@ -251,6 +269,14 @@ impl Shared {
             Err(e) => return Err(self.no_answer(endpoint, e)),
         };
         let status = response.status().as_u16();
+        if let Some(date) = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_http_date)
+        {
+            clock.fetch_min(date, Ordering::Relaxed);
+        }
         self.counters
             .requests
             .get_or_create(&ApiRequestLabels {

@@ -24,6 +24,8 @@ pub mod endpoint {
     pub const GROUP_PROJECTS: &str = "/groups/:id/projects";
     /// `GET /projects/:id/merge_requests`: a project's merge requests.
     pub const MERGE_REQUESTS: &str = "/projects/:id/merge_requests";
+    /// `GET /groups/:id/merge_requests`: merge requests of a group and its subgroups.
+    pub const GROUP_MERGE_REQUESTS: &str = "/groups/:id/merge_requests";
     /// `GET /projects/:id/repository/branches/:branch`: one branch and its head commit.
     pub const BRANCH: &str = "/projects/:id/repository/branches/:branch";
     /// `GET /projects/:id/repository/commits/:sha/sequence`: the number of commits up to a commit.

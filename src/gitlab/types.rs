@@ -70,6 +70,11 @@ impl Project {
         self.visibility.as_deref() == Some("private") && access.is_some_and(|level| level < 20)
     }
 
+    /// True when the project lives in a user's personal namespace rather than a group.
+    pub fn in_user_namespace(&self) -> bool {
+        self.namespace.as_ref().and_then(|ns| ns.kind.as_deref()) == Some("user")
+    }
+
     /// The namespace's full path, or the project path's parent when GitLab left it out.
     pub fn namespace_path(&self) -> &str {
         match &self.namespace {
@@ -88,6 +93,9 @@ pub struct Namespace {
     /// `group/subgroup` or a username.
     #[serde(default)]
     pub full_path: String,
+    /// `group` or `user`.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// `permissions` of a project: the token user's access through the project and its group.
@@ -183,6 +191,13 @@ pub struct Sequence {
     pub count: u64,
 }
 
+/// A merge request, reduced to the project it belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MergeRequestRef {
+    /// The (target) project's id.
+    pub project_id: u64,
+}
+
 /// Any list item when only the number of items matters.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Ignored {}
@@ -236,6 +251,40 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
     Some(seconds as f64 + fraction)
 }
 
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-25T09:13:32Z`), as GitLab's `*_after`
+/// parameters take it.
+pub fn format_timestamp(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Parses an HTTP date (`Wed, 25 Nov 2026 09:13:32 GMT`, RFC 9110 IMF-fixdate) to Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut parts = s.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month_name = parts.next()?;
+    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut clock = parts.next()?.split(':').map(|v| v.parse::<i64>().ok());
+    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 fn num_at(s: &str, range: std::ops::Range<usize>) -> Option<i64> {
     let part = s.get(range)?;
     part.bytes()
@@ -254,9 +303,45 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_and_formatted_timestamps() {
+        assert_eq!(
+            parse_http_date("Wed, 25 Nov 2026 09:13:32 GMT"),
+            Some(1_795_598_012)
+        );
+        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        for bad in [
+            "",
+            "Wed, 25 Nov 2026 09:13:32",
+            "Wed, 25 Foo 2026 09:13:32 GMT",
+            "Wed, 25 Nov 2026 09:13 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_timestamp(1_795_598_012), "2026-11-25T09:13:32Z");
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_timestamp(1_709_164_800), "2024-02-29T00:00:00Z");
+        for t in [0, 951_782_400, 1_795_598_012, 4_102_444_800] {
+            assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t as f64));
+        }
+    }
 
     #[test]
     fn timestamps() {

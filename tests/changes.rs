@@ -1,0 +1,223 @@
+//! Change-driven refresh: after a first collection, a collection re-reads only what changed,
+//! and every change shows exactly at the next collection, whatever GitLab's clock says.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Exporter, assert_exact, demo_gitlab, expected_in_group, expected_membership};
+use gitlab_api_exporter::fake::{FakeGitlab, FakeProject, MergeRequestChange, Namespace};
+
+/// The calls of a scrape, by route.
+fn calls(gitlab: &FakeGitlab) -> BTreeMap<String, u64> {
+    let calls = gitlab.requests_by_route();
+    gitlab.reset_counts();
+    calls
+}
+
+fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
+    pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
+}
+
+/// Nothing changed: the listing, one change query for the `acme` group (its projects share it),
+/// one per project alone in its namespace (`labs/guest-public`, `demo-user/dotfiles`), and the
+/// branch head of the one project without statistics. Values stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_changed_costs_the_listing_and_a_handful() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    exporter.scrape().await;
+    gitlab.reset_counts();
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    assert_eq!(
+        calls(&gitlab),
+        routes(&[
+            ("/projects", 2),
+            ("/groups/:id/merge_requests", 1),
+            ("/projects/:id/merge_requests", 2),
+            ("/projects/:id/repository/branches/:branch", 1),
+        ])
+    );
+    gitlab.shutdown().await;
+}
+
+/// Merge requests opened, merged, closed, reopened, locked and edited, and pushes, in group,
+/// subgroup and personal projects, with and without statistics: the next collection shows each
+/// exactly, re-counting only the projects concerned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_shows_at_the_next_collection() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    exporter.scrape().await;
+
+    // acme/api 42, acme/platform/deploy 7, labs/guest-public 21, demo-user/dotfiles 2.
+    for (project, change) in [
+        (42, MergeRequestChange::Merge),
+        (42, MergeRequestChange::Open),
+        (7, MergeRequestChange::Close),
+        (21, MergeRequestChange::Lock),
+        (2, MergeRequestChange::Open),
+        (7, MergeRequestChange::Reopen),
+    ] {
+        assert!(
+            gitlab.change_merge_request(project, change),
+            "{project} {change:?}"
+        );
+    }
+    assert!(gitlab.push(88, 3), "terraform: statistics");
+    assert!(gitlab.push(21, 2), "guest-public: no statistics");
+    gitlab.reset_counts();
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    assert_eq!(
+        metrics.project("gitlab_project_commits", "labs/guest-public"),
+        Some(59.0)
+    );
+    assert_eq!(
+        metrics.project("gitlab_project_commits", "acme/platform/infra/terraform"),
+        Some(203.0)
+    );
+    // Four projects re-counted (4 calls each), the moved head counted again (sequence).
+    assert_eq!(
+        calls(&gitlab),
+        routes(&[
+            ("/projects", 2),
+            ("/groups/:id/merge_requests", 1),
+            ("/projects/:id/merge_requests", 2 + 4 * 4),
+            ("/projects/:id/repository/branches/:branch", 1),
+            ("/projects/:id/repository/commits/:sha/sequence", 1),
+        ])
+    );
+    // An edit changes no count but is a change like any other; nothing else is re-counted.
+    assert!(gitlab.change_merge_request(15, MergeRequestChange::Edit));
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    gitlab.shutdown().await;
+}
+
+/// GitLab's clock 10 minutes behind the exporter's host: changes are found by GitLab's own
+/// clock (its `Date` header), so none is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_loses_no_change() {
+    for offset in [-600, 600] {
+        let gitlab = demo_gitlab().await;
+        gitlab.set_clock_offset(offset);
+        let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+        exporter.scrape().await;
+        assert!(gitlab.change_merge_request(42, MergeRequestChange::Merge));
+        assert!(gitlab.change_merge_request(2, MergeRequestChange::Open));
+        let metrics = exporter.scrape().await;
+        assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+        gitlab.shutdown().await;
+    }
+}
+
+/// Projects that appear, disappear, are renamed, moved to another group or archived are right
+/// at the next collection, counts included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_that_come_go_or_move_are_right() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    exporter.scrape().await;
+    gitlab.with_instance(|i| {
+        let mut new = FakeProject::new(5000, "brand-new", Namespace::Group(10));
+        new.merge_requests.opened = 3;
+        i.projects.push(new);
+        i.remove_project(7);
+        i.project_mut(42).unwrap().path = "api-renamed".to_owned();
+        // acme/platform/infra/terraform moves to labs.
+        i.project_mut(88).unwrap().namespace = Namespace::Group(20);
+        i.project_mut(50).unwrap().archived = true;
+    });
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    assert!(
+        metrics
+            .project("gitlab_project_commits", "acme/api-renamed")
+            .is_some()
+    );
+    assert!(
+        metrics
+            .project("gitlab_project_commits", "labs/terraform")
+            .is_some()
+    );
+    assert_eq!(
+        metrics.value(
+            "gitlab_project_merge_requests",
+            &[("project", "acme/brand-new"), ("state", "opened")]
+        ),
+        Some(3.0)
+    );
+    // After the move, changes to the moved project are still seen.
+    assert!(gitlab.change_merge_request(88, MergeRequestChange::Open));
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    gitlab.shutdown().await;
+}
+
+/// What no signal shows (a merge request deleted by an administrator) is caught by the rolling
+/// re-read within `--collect.full-refresh-interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_refresh_catches_what_no_signal_shows() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--cache.ttl", "0s", "--collect.full-refresh-interval", "2s"],
+    );
+    exporter.scrape().await;
+    assert!(gitlab.change_merge_request(42, MergeRequestChange::Delete));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    gitlab.shutdown().await;
+}
+
+/// `--collect.full-refresh-interval 0s`: every collection counts everything, as the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_interval_counts_everything_every_time() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--cache.ttl", "0s", "--collect.full-refresh-interval", "0s"],
+    );
+    exporter.scrape().await;
+    let first = calls(&gitlab);
+    exporter.scrape().await;
+    assert_eq!(calls(&gitlab), first);
+    gitlab.shutdown().await;
+}
+
+/// A group scope in steady state: the group and the token user's own projects listed (the
+/// latter give statistics, so no project needs a detail call), one change query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_scope_steady_state() {
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "acme"]);
+    exporter.scrape().await;
+    assert_eq!(
+        gitlab.requests("/projects/:id"),
+        0,
+        "member projects need no detail call"
+    );
+    gitlab.reset_counts();
+    assert!(gitlab.change_merge_request(15, MergeRequestChange::Merge));
+    assert!(gitlab.push(42, 1));
+    let metrics = exporter.scrape().await;
+    assert_exact(
+        &metrics,
+        &gitlab.with_instance(|i| expected_in_group(i, "acme")),
+    );
+    assert_eq!(
+        calls(&gitlab),
+        routes(&[
+            ("/groups/:id/projects", 2),
+            ("/projects", 2),
+            ("/groups/:id/merge_requests", 1),
+            // acme/web/frontend re-counted: 4 states, plus the searches past 10,000 (closed
+            // 10,001: page 101 at once; merged 12,346: 8 probes).
+            ("/projects/:id/merge_requests", 4 + 1 + 8),
+        ])
+    );
+    gitlab.shutdown().await;
+}
