@@ -221,3 +221,51 @@ async fn group_scope_steady_state() {
     );
     gitlab.shutdown().await;
 }
+
+/// Once the project ids are known, the listing goes in windows of 100 projects, all at once; a
+/// window that gained projects takes a second page, nothing is lost or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_in_parallel_windows_is_exact() {
+    use gitlab_api_exporter::fake::Instance;
+    let mut instance = Instance::generated(1_000).with_merge_requests(false);
+    // Projects 101..=150 come later, inside a window.
+    let later: Vec<FakeProject> = (101..=150)
+        .filter_map(|id| instance.remove_project(id))
+        .collect();
+    let gitlab = FakeGitlab::start(instance).await.unwrap();
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    exporter.scrape().await;
+    gitlab.reset_counts();
+    let metrics = exporter.scrape().await;
+    assert_eq!(metrics.value("gitlab_projects", &[]), Some(950.0));
+    // 9 windows of 100 known projects and the open window after the last: no empty page.
+    assert_eq!(gitlab.requests("/projects"), 10);
+
+    gitlab.with_instance(|i| {
+        i.projects.extend(later);
+        for id in [300, 301, 640] {
+            i.remove_project(id);
+        }
+        let mut p = FakeProject::new(5_000, "newest", Namespace::Group(11));
+        p.merge_requests_enabled = false;
+        i.projects.push(p);
+    });
+    gitlab.reset_counts();
+    let metrics = exporter.scrape().await;
+    let ids: Vec<u64> = gitlab.with_instance(|i| i.projects.iter().map(|p| p.id).collect());
+    assert_eq!(ids.len(), 998);
+    assert_eq!(metrics.value("gitlab_projects", &[]), Some(998.0));
+    assert_eq!(metrics.series("gitlab_project_commits").len(), 998);
+    for id in ids {
+        let id = id.to_string();
+        assert!(
+            metrics
+                .value("gitlab_project_commits", &[("project_id", &id)])
+                .is_some(),
+            "project {id}"
+        );
+    }
+    // The window that gained 50 projects took two pages.
+    assert_eq!(gitlab.requests("/projects"), 11);
+    gitlab.shutdown().await;
+}

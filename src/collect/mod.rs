@@ -163,7 +163,9 @@ impl Collector {
             Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
         };
         let (sink, mut candidates) = tokio::sync::mpsc::unbounded_channel();
-        let listing = scope::resolve(&client, &self.scope, sink);
+        let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
+        known_ids.sort_unstable();
+        let listing = scope::resolve(&client, &self.scope, &known_ids, sink);
         let work = async {
             // Which remembered projects changed is asked while the listing starts; their calls
             // wait for the answer, the listing does not.

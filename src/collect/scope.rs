@@ -13,6 +13,7 @@
 //! projects need a detail call.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::warn;
@@ -60,6 +61,7 @@ impl Candidate {
 pub async fn resolve(
     client: &Client,
     scope: &Scope,
+    known_ids: &[u64],
     sink: UnboundedSender<Candidate>,
 ) -> Result<(), Error> {
     let mut filters: Vec<(&'static str, String)> = vec![("statistics", "true".into())];
@@ -68,7 +70,12 @@ pub async fn resolve(
     }
     let mut membership = filters.clone();
     membership.push(("membership", "true".into()));
-    let mut sent = Sent::default();
+    let sent = Mutex::new(Sent::default());
+    let send = |candidate| {
+        sent.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(&sink, candidate)
+    };
 
     if scope.is_membership() || scope.all_projects {
         let query = if scope.all_projects {
@@ -76,19 +83,30 @@ pub async fn resolve(
         } else {
             membership
         };
-        list(
-            client,
-            endpoint::PROJECTS,
-            "/projects".to_owned(),
-            query,
-            Walk::Keyset,
-            |page| {
-                for project in page {
-                    sent.send(&sink, Candidate::Listed(project));
-                }
-            },
-        )
-        .await?;
+        let windows = windows(known_ids);
+        let walks = windows.iter().map(|window| {
+            // One window: keyset pages (the first collection), or page 1 after `id_after` within
+            // the window of 100 projects the last collection saw there.
+            let walk = if windows.len() == 1 {
+                Walk::Keyset
+            } else {
+                Walk::IdAfter
+            };
+            list(
+                client,
+                endpoint::PROJECTS,
+                "/projects".to_owned(),
+                query.clone(),
+                walk,
+                *window,
+                |page| {
+                    page.into_iter().for_each(|p| send(Candidate::Listed(p)));
+                },
+            )
+        });
+        for walked in futures::future::join_all(walks).await {
+            walked?;
+        }
     } else if !scope.groups.is_empty() {
         let mut own = HashMap::new();
         let own_listing = list(
@@ -97,6 +115,7 @@ pub async fn resolve(
             "/projects".to_owned(),
             membership,
             Walk::Keyset,
+            (None, None),
             |page| {
                 own.extend(page.into_iter().map(|p| (p.id, p)));
             },
@@ -119,6 +138,7 @@ pub async fn resolve(
                     path,
                     query,
                     Walk::IdAfter,
+                    (None, None),
                     |page| projects.extend(page),
                 )
                 .await;
@@ -140,13 +160,17 @@ pub async fn resolve(
                     Some(with_statistics) => Candidate::Listed(with_statistics.clone()),
                     None => Candidate::FromGroup(project),
                 };
-                sent.send(&sink, candidate);
+                send(candidate);
             }
         }
     }
     for reference in &scope.projects {
-        if !sent.knows(reference) {
-            sent.send(&sink, Candidate::Named(reference.clone()));
+        let known = sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .knows(reference);
+        if !known {
+            send(Candidate::Named(reference.clone()));
         }
     }
     Ok(())
@@ -184,6 +208,28 @@ impl Sent {
     }
 }
 
+/// Id windows of 100 projects each, from the ids the last collection saw (sorted): each window
+/// is listed on its own, all at once. Without enough known ids, one window: everything.
+fn windows(known_ids: &[u64]) -> Vec<(Option<u64>, Option<u64>)> {
+    if known_ids.len() < 2 * PER_PAGE as usize {
+        return vec![(None, None)];
+    }
+    let bounds: Vec<u64> = known_ids
+        .iter()
+        .skip(PER_PAGE as usize - 1)
+        .step_by(PER_PAGE as usize)
+        .copied()
+        .collect();
+    let mut windows = Vec::with_capacity(bounds.len() + 1);
+    let mut after = None;
+    for bound in bounds {
+        windows.push((after, Some(bound)));
+        after = Some(bound);
+    }
+    windows.push((after, None));
+    windows
+}
+
 /// How a listing is walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
@@ -193,16 +239,17 @@ enum Walk {
     IdAfter,
 }
 
-/// Every project of a listing, in id order, page by page to `on_page`.
+/// Every project of a listing with an id in `window` (after, up to and including), in id
+/// order, page by page to `on_page`.
 async fn list(
     client: &Client,
     endpoint: &'static str,
     path: String,
     filters: Vec<(&'static str, String)>,
     walk: Walk,
+    (mut id_after, last_id): (Option<u64>, Option<u64>),
     mut on_page: impl FnMut(Vec<Project>),
 ) -> Result<(), Error> {
-    let mut id_after: Option<u64> = None;
     loop {
         let mut query = filters.clone();
         query.extend([
@@ -215,6 +262,9 @@ async fn list(
         }
         if let Some(id) = id_after {
             query.push(("id_after", id.to_string()));
+        }
+        if let Some(id) = last_id {
+            query.push(("id_before", (id + 1).to_string()));
         }
         let reply = client
             .get::<Vec<Project>>(endpoint, path.clone(), query)
@@ -236,5 +286,25 @@ async fn list(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_of_a_hundred_known_ids() {
+        assert_eq!(windows(&[]), vec![(None, None)]);
+        assert_eq!(windows(&(1..=150).collect::<Vec<_>>()), vec![(None, None)]);
+        let ids: Vec<u64> = (1..=250).map(|i| i * 10).collect();
+        assert_eq!(
+            windows(&ids),
+            vec![
+                (None, Some(1000)),
+                (Some(1000), Some(2000)),
+                (Some(2000), None)
+            ]
+        );
     }
 }

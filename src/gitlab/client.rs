@@ -146,6 +146,11 @@ impl Client {
             .user_agent(format!("gitlab-api-exporter/{}", crate::VERSION))
             .max_idle_connections(pool)
             .max_idle_connections_per_host(pool)
+            // ureq's defaults (128 KiB each way per connection) cost 16 MiB at 64 pooled
+            // connections; GitLab's answer headers fit in a few KiB and requests are bare GETs.
+            .max_response_header_size(32 << 10)
+            .input_buffer_size(32 << 10)
+            .output_buffer_size(8 << 10)
             .build()
             .into();
         Client {
