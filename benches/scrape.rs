@@ -94,8 +94,10 @@ async fn run(settings: Settings) {
         };
         for (k, &c) in concurrencies.iter().enumerate() {
             gitlab.reset_counts();
+            // The last exporter goes on to the cached and steady-state measurements: the cache
+            // holds long enough for the former, then is waited out for the latter.
             let ttl = if k + 1 == concurrencies.len() {
-                "2s"
+                "30s"
             } else {
                 "1h"
             };
@@ -103,25 +105,30 @@ async fn run(settings: Settings) {
                 &gitlab,
                 &["--gitlab.concurrency", &c.to_string(), "--cache.ttl", ttl],
             );
+            let cpu_before = cpu_seconds(&exporter);
             let started = Instant::now();
             let cold = scrape(&exporter, true).await;
             let wall = started.elapsed();
+            let cpu = cpu_seconds(&exporter) - cpu_before;
             let calls = gitlab.total_requests();
             // Sequential steps no schedule can avoid: the first listing page, then one call per
             // project after it.
             let rtt_bound = settings.rtt * (2 + bound_calls.div_ceil(c as u64) as u32);
             println!(
-                "| {n} | {c} | {calls} | {bound_calls} | {:.3} | {:.2} s | {:.2} s | {:.2} | {} |",
+                "| {n} | {c} | {calls} | {bound_calls} | {:.3} | {:.2} s | {:.2} s | {:.2} | {:.1} s ({:.0} µs/call) | {} |",
                 calls as f64 / bound_calls as f64,
                 wall.as_secs_f64(),
                 rtt_bound.as_secs_f64(),
                 wall.as_secs_f64() / rtt_bound.as_secs_f64(),
+                cpu,
+                cpu * 1e6 / calls as f64,
                 mib(peak_rss(&exporter)),
             );
             assert!(cold.len() > 100, "a real exposition");
             if k + 1 == concurrencies.len() {
+                let cold_done = Instant::now();
                 cached_rows.push(cached(&exporter, n, settings.cached_scrapes).await);
-                steady_rows.push(steady(&exporter, &gitlab, n).await);
+                steady_rows.push(steady(&exporter, &gitlab, n, cold_done).await);
             }
         }
         gitlab.shutdown().await;
@@ -218,9 +225,9 @@ async fn cached(exporter: &Exporter, n: usize, scrapes: usize) -> String {
 
 /// Calls and wall time of scrapes after the TTL expired, first with nothing changed, then with
 /// 1 % of the projects changed (a merge request merged, a push).
-async fn steady(exporter: &Exporter, gitlab: &FakeGitlab, n: usize) -> String {
-    let ttl = Duration::from_secs(2);
-    tokio::time::sleep(ttl).await;
+async fn steady(exporter: &Exporter, gitlab: &FakeGitlab, n: usize, cold_done: Instant) -> String {
+    let ttl = Duration::from_secs(31);
+    tokio::time::sleep((cold_done + ttl).saturating_duration_since(Instant::now())).await;
     gitlab.reset_counts();
     let started = Instant::now();
     scrape(exporter, true).await;
@@ -253,6 +260,24 @@ async fn steady(exporter: &Exporter, gitlab: &FakeGitlab, n: usize) -> String {
         changed_wall.as_secs_f64(),
         mib(peak_rss(exporter)),
     )
+}
+
+/// CPU time (user and system) the exporter process used so far, in seconds.
+fn cpu_seconds(exporter: &Exporter) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{}/stat", exporter.pid())).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    // The kernel reports clock ticks of 1/100 s on Linux.
+    ticks / 100.0
 }
 
 /// Peak resident set size of the exporter process (VmHWM), in bytes.

@@ -40,7 +40,7 @@ pub struct Remembered {
     /// What decided readability; when it changes, the counts are read again.
     pub gate: Gate,
     /// The namespace the counts were read under: change queries go by group.
-    pub namespace: String,
+    pub namespace: std::sync::Arc<str>,
     /// True for a personal (user) namespace.
     pub user_namespace: bool,
     /// The default branch's head and its commit count, for projects without statistics.
@@ -99,7 +99,7 @@ impl Memory {
         }
         let unchanged = !dirty.contains(project.id)
             && known.gate == Gate::of(project)
-            && known.namespace == project.namespace_path();
+            && *known.namespace == *project.namespace_path();
         Plan {
             merge_requests: unchanged.then_some(known.merge_requests),
             head: known.head.clone(),

@@ -61,6 +61,19 @@ pub async fn count(client: &Client, project: &Project) -> Result<Option<Counts>,
     Ok(Some(result))
 }
 
+/// The counts remembered from the last collection when `known` has them (`Some(None)`: not
+/// readable), else [`count`].
+pub async fn count_unless_known(
+    client: &Client,
+    project: &Project,
+    known: Option<Option<Counts>>,
+) -> Result<Option<Counts>, Error> {
+    match known {
+        Some(known) => Ok(known),
+        None => count(client, project).await,
+    }
+}
+
 /// One page of one state's list: its length and whether GitLab says another page follows.
 async fn page(
     client: &Client,
@@ -154,7 +167,7 @@ pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
             by_top_group
                 .entry(top)
                 .or_default()
-                .push((id, known.namespace.as_str()));
+                .push((id, &*known.namespace));
         }
     }
     let mut groups = Vec::new();
@@ -283,7 +296,7 @@ pub fn encode(
         let Some(counts) = &p.merge_requests else {
             continue;
         };
-        let [id, path] = labels.of(i, &p.project);
+        let [id, path] = labels.of(i, p);
         for (state, count) in STATES.iter().zip(counts) {
             family
                 .encode_family(&[id, path, ("state", *state)])?

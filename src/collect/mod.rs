@@ -27,21 +27,59 @@ use tracing::{info, warn};
 
 use crate::config::Scope;
 use crate::exposition::Compressed;
-use crate::gitlab::types::Project;
+use crate::gitlab::types::{Project, parse_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::metrics::Format;
 use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
 use scope::Candidate;
 
-/// What one project contributes to a snapshot.
+/// What one project contributes to a snapshot, kept compact: a big instance holds 100,000 of
+/// them, and strings that repeat (namespaces, branch names, visibilities) are shared.
 #[derive(Debug, Clone)]
 pub struct ProjectMetrics {
-    /// The project entity (from the listing or `GET /projects/:id`).
-    pub project: Project,
+    /// Numeric id.
+    pub id: u64,
+    /// `path_with_namespace`.
+    pub path: Box<str>,
+    /// The namespace's full path.
+    pub namespace: Arc<str>,
+    /// `private`, `internal` or `public` (empty when GitLab did not say).
+    pub visibility: Arc<str>,
+    /// The default branch, when shown.
+    pub default_branch: Option<Arc<str>>,
+    /// Archived.
+    pub archived: bool,
+    /// Stars.
+    pub stars: Option<u64>,
+    /// Forks, when shown.
+    pub forks: Option<u64>,
+    /// Open issues, when shown.
+    pub open_issues: Option<u64>,
+    /// Last activity, Unix seconds.
+    pub last_activity: Option<f64>,
+    /// Storage sizes by kind, from the statistics (empty without them).
+    pub storage: Box<[(&'static str, u64)]>,
     /// Commits on the default branch, when they could be counted.
     pub commits: Option<u64>,
     /// Merge requests per state, when the project's merge requests are readable.
     pub merge_requests: Option<merge_requests::Counts>,
+}
+
+/// Shares the strings that repeat across projects.
+#[derive(Debug, Default)]
+struct Interner(std::collections::HashSet<Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Arc<str> {
+        match self.0.get(s) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = s.into();
+                self.0.insert(Arc::clone(&shared));
+                shared
+            }
+        }
+    }
 }
 
 /// The outcome of one collection: what GitLab said, when, and at what cost.
@@ -214,7 +252,7 @@ impl Collector {
                     };
                     *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
                 }
-                gathered.projects.sort_by_key(|p| p.project.id);
+                gathered.projects.sort_by_key(|p| p.id);
                 Collected {
                     projects: Ok(gathered.projects),
                     duration,
@@ -257,6 +295,8 @@ struct Context<'a> {
 struct Gathered {
     projects: Vec<ProjectMetrics>,
     remembered: HashMap<u64, Remembered>,
+    seen: std::collections::HashSet<u64>,
+    strings: Interner,
     /// Exported projects with a family left out by a failed call.
     incomplete: u64,
     /// Named projects whose detail call failed (other than not found).
@@ -272,32 +312,9 @@ impl Gathered {
         let mut gathered = Gathered::default();
         while let Some(outcome) = outcomes.next().await {
             match outcome {
-                Outcome::Exported {
-                    metrics,
-                    remembered,
-                    error,
-                } => {
-                    // A named project may also have been listed under another reference.
-                    if gathered.remembered.contains_key(&metrics.project.id)
-                        || gathered
-                            .projects
-                            .iter()
-                            .any(|p| p.project.id == metrics.project.id)
-                    {
-                        continue;
-                    }
-                    match error {
-                        // Not remembered: counted from scratch next time.
-                        Some(error) => {
-                            gathered.incomplete += 1;
-                            gathered.note(error);
-                        }
-                        None => {
-                            gathered.remembered.insert(metrics.project.id, remembered);
-                        }
-                    }
-                    gathered.projects.push(*metrics);
-                }
+                // A named project may also have been listed under another reference.
+                Outcome::Exported(exported, _) if !gathered.seen.insert(exported.project.id) => {}
+                Outcome::Exported(exported, error) => gathered.add(*exported, error),
                 Outcome::Gone => {}
                 Outcome::Failed(error) => {
                     gathered.failed_named += 1;
@@ -306,6 +323,66 @@ impl Gathered {
             }
         }
         gathered
+    }
+
+    /// Keeps an exported project, and remembers it unless a call failed (it is then counted
+    /// from scratch next time).
+    fn add(&mut self, exported: Exported, error: Option<Error>) {
+        let Exported {
+            project,
+            commits,
+            merge_requests,
+            refresh_at,
+        } = exported;
+        let namespace = self.strings.get(project.namespace_path());
+        match error {
+            Some(error) => {
+                self.incomplete += 1;
+                self.note(error);
+            }
+            None => {
+                let remembered = Remembered {
+                    merge_requests,
+                    gate: Gate::of(&project),
+                    namespace: Arc::clone(&namespace),
+                    user_namespace: project.in_user_namespace(),
+                    head: commits
+                        .as_ref()
+                        .and_then(|c| Some((c.head.clone()?, c.commits))),
+                    statistics_hidden: project.statistics.is_none(),
+                    refresh_at,
+                };
+                self.remembered.insert(project.id, remembered);
+            }
+        }
+        let row = ProjectMetrics {
+            id: project.id,
+            visibility: self
+                .strings
+                .get(project.visibility.as_deref().unwrap_or("")),
+            default_branch: project
+                .default_branch
+                .as_deref()
+                .map(|b| self.strings.get(b)),
+            archived: project.archived == Some(true),
+            stars: project.star_count,
+            forks: project.forks_count,
+            open_issues: project.open_issues_count,
+            last_activity: project
+                .last_activity_at
+                .as_deref()
+                .and_then(parse_timestamp),
+            storage: project
+                .statistics
+                .as_ref()
+                .map(|s| s.sizes().collect())
+                .unwrap_or_default(),
+            commits: commits.map(|c| c.commits),
+            merge_requests,
+            namespace,
+            path: project.path_with_namespace.into_boxed_str(),
+        };
+        self.projects.push(row);
     }
 
     fn note(&mut self, error: Error) {
@@ -333,16 +410,21 @@ impl Gathered {
 
 /// What became of one project.
 enum Outcome {
-    /// Exported; `error` when a family was left out because a call failed.
-    Exported {
-        metrics: Box<ProjectMetrics>,
-        remembered: Remembered,
-        error: Option<Error>,
-    },
+    /// Exported; with an error when a family was left out because a call failed.
+    Exported(Box<Exported>, Option<Error>),
     /// Not found: deleted after the listing, or a named project that does not exist.
     Gone,
     /// A named project that could not be read.
     Failed(Error),
+}
+
+/// What one project's calls found.
+struct Exported {
+    project: Project,
+    commits: Option<commits::Counted>,
+    merge_requests: Option<merge_requests::Counts>,
+    /// When its counts are next due for a re-read from scratch.
+    refresh_at: Instant,
 }
 
 /// The calls of one project, as few as the memory allows. A 404 "Project Not Found" on any of
@@ -356,15 +438,8 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         ..
     } = *context;
     let mut error = None;
-    let counts = |project: &Project, plan: &Plan| {
-        let known = plan.merge_requests;
-        let project = project.clone();
-        async move {
-            match known {
-                Some(known) => Ok(known),
-                None => merge_requests::count(client, &project).await,
-            }
-        }
+    let counts = |project, plan: &Plan| {
+        merge_requests::count_unless_known(client, project, plan.merge_requests)
     };
     let (project, plan, merge_requests) = match candidate {
         Candidate::Listed(project) => {
@@ -430,27 +505,13 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         (false, Some(known)) => known.refresh_at,
         (_, known) => memory::refresh_at(project.id, now, context.interval, known.is_none()),
     };
-    let remembered = Remembered {
+    let exported = Exported {
+        project,
+        commits,
         merge_requests,
-        gate: Gate::of(&project),
-        namespace: project.namespace_path().to_owned(),
-        user_namespace: project.in_user_namespace(),
-        head: commits
-            .as_ref()
-            .and_then(|c| Some((c.head.clone()?, c.commits))),
-        statistics_hidden: project.statistics.is_none(),
         refresh_at,
     };
-    let metrics = Box::new(ProjectMetrics {
-        commits: commits.map(|c| c.commits),
-        project,
-        merge_requests,
-    });
-    Outcome::Exported {
-        metrics,
-        remembered,
-        error,
-    }
+    Outcome::Exported(Box::new(exported), error)
 }
 
 /// `GET /projects/:id?statistics=true`, by id or full path.
@@ -538,9 +599,7 @@ pub fn encode_per_project<V: EncodeGaugeValue>(
     let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
     for (i, p) in projects.iter().enumerate() {
         if let Some(v) = value(p) {
-            family
-                .encode_family(&labels.of(i, &p.project))?
-                .encode_gauge(&v)?;
+            family.encode_family(&labels.of(i, p))?.encode_gauge(&v)?;
         }
     }
     Ok(())
@@ -555,15 +614,15 @@ pub struct Labels {
 impl Labels {
     fn new(projects: &[ProjectMetrics]) -> Labels {
         Labels {
-            ids: projects.iter().map(|p| p.project.id.to_string()).collect(),
+            ids: projects.iter().map(|p| p.id.to_string()).collect(),
         }
     }
 
     /// `[("project_id", ..), ("project", ..)]` of the `i`-th project.
-    pub fn of<'a>(&'a self, i: usize, project: &'a Project) -> [(&'static str, &'a str); 2] {
+    pub fn of<'a>(&'a self, i: usize, project: &'a ProjectMetrics) -> [(&'static str, &'a str); 2] {
         [
             ("project_id", self.ids[i].as_str()),
-            ("project", project.path_with_namespace.as_str()),
+            ("project", &project.path),
         ]
     }
 }

@@ -7,7 +7,6 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
 use super::{Labels, ProjectMetrics, encode_gauge, encode_per_project};
-use crate::gitlab::types::parse_timestamp;
 
 /// Encodes the project families of a successful collection.
 pub fn encode(
@@ -27,7 +26,7 @@ pub fn encode(
         ("gitlab_project_stars", "Stars of the project.", None),
         projects,
         labels,
-        |p| p.project.star_count,
+        |p| p.stars,
     )?;
     encode_per_project(
         encoder,
@@ -38,7 +37,7 @@ pub fn encode(
         ),
         projects,
         labels,
-        |p| p.project.forks_count,
+        |p| p.forks,
     )?;
     encode_per_project(
         encoder,
@@ -49,7 +48,7 @@ pub fn encode(
         ),
         projects,
         labels,
-        |p| p.project.open_issues_count,
+        |p| p.open_issues,
     )?;
     encode_per_project(
         encoder,
@@ -60,12 +59,7 @@ pub fn encode(
         ),
         projects,
         labels,
-        |p| {
-            p.project
-                .last_activity_at
-                .as_deref()
-                .and_then(parse_timestamp)
-        },
+        |p| p.last_activity,
     )?;
 
     let mut storage = encoder.encode_descriptor(
@@ -75,11 +69,8 @@ pub fn encode(
         MetricType::Gauge,
     )?;
     for (i, p) in projects.iter().enumerate() {
-        let Some(statistics) = &p.project.statistics else {
-            continue;
-        };
-        let [id, path] = labels.of(i, &p.project);
-        for (kind, bytes) in statistics.sizes() {
+        let [id, path] = labels.of(i, p);
+        for (kind, bytes) in p.storage.iter().copied() {
             storage
                 .encode_family(&[id, path, ("storage", kind)])?
                 .encode_gauge(&bytes)?;
@@ -102,25 +93,14 @@ fn encode_info(
         MetricType::Info,
     )?;
     for (i, p) in projects.iter().enumerate() {
-        let project = &p.project;
-        let [id, path] = labels.of(i, project);
+        let [id, path] = labels.of(i, p);
         info.encode_info(&[
             id,
             path,
-            ("namespace", project.namespace_path()),
-            ("visibility", project.visibility.as_deref().unwrap_or("")),
-            (
-                "default_branch",
-                project.default_branch.as_deref().unwrap_or(""),
-            ),
-            (
-                "archived",
-                if project.archived == Some(true) {
-                    "true"
-                } else {
-                    "false"
-                },
-            ),
+            ("namespace", &*p.namespace),
+            ("visibility", &*p.visibility),
+            ("default_branch", p.default_branch.as_deref().unwrap_or("")),
+            ("archived", if p.archived { "true" } else { "false" }),
         ])?;
     }
     Ok(())

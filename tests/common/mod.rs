@@ -184,8 +184,9 @@ pub fn http_request(
     headers: &[(String, String)],
 ) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).expect("connect to the exporter");
+    // Generous: a cold scrape of 100,000 projects in the benchmark takes minutes.
     stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
+        .set_read_timeout(Some(Duration::from_secs(900)))
         .unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
