@@ -77,9 +77,9 @@ async fn run(settings: Settings) {
     let rtt_ms = settings.rtt.as_millis();
     println!("## Cold scrape (RTT {rtt_ms} ms)\n");
     println!(
-        "| projects | concurrency | API calls | lower bound | calls / bound | wall time | RTT bound | time / bound | peak RSS |"
+        "| projects | concurrency | API calls | lower bound | calls / bound | wall time | RTT bound | time / bound | exporter CPU | peak RSS |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut steady_rows = Vec::new();
     let mut cached_rows = Vec::new();
     for &n in &settings.sizes {

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::config::Scope;
 use crate::exposition::Compressed;
-use crate::gitlab::types::{Project, parse_timestamp};
+use crate::gitlab::types::{Project, Sizes, parse_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::metrics::Format;
 use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
@@ -57,8 +57,8 @@ pub struct ProjectMetrics {
     pub open_issues: Option<u64>,
     /// Last activity, Unix seconds.
     pub last_activity: Option<f64>,
-    /// Storage sizes by kind, from the statistics (empty without them).
-    pub storage: Box<[(&'static str, u64)]>,
+    /// Storage sizes by kind, from the statistics (none without them).
+    pub storage: Sizes,
     /// Commits on the default branch, when they could be counted.
     pub commits: Option<u64>,
     /// Merge requests per state, when the project's merge requests are readable.
@@ -200,7 +200,7 @@ impl Collector {
         } else {
             Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
         };
-        let (sink, mut candidates) = tokio::sync::mpsc::unbounded_channel();
+        let (sink, mut candidates) = tokio::sync::mpsc::channel(self.fan_out * 4);
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
         known_ids.sort_unstable();
         let listing = scope::resolve(&client, &self.scope, &known_ids, sink);
@@ -218,7 +218,10 @@ impl Collector {
             let projects = futures::stream::poll_fn(|cx| candidates.poll_recv(cx))
                 .map(|candidate| collect_project(&context, candidate))
                 .buffer_unordered(self.fan_out);
-            (Gathered::from_stream(projects).await, dirty.len())
+            (
+                Gathered::from_stream(projects, memory.projects.len()).await,
+                dirty.len(),
+            )
         };
         let (listed, (gathered, changed)) = futures::join!(listing, work);
         let only_named =
@@ -308,8 +311,17 @@ struct Gathered {
 }
 
 impl Gathered {
-    async fn from_stream(mut outcomes: impl futures::Stream<Item = Outcome> + Unpin) -> Gathered {
-        let mut gathered = Gathered::default();
+    async fn from_stream(
+        mut outcomes: impl futures::Stream<Item = Outcome> + Unpin,
+        expected: usize,
+    ) -> Gathered {
+        // Sized for about as many projects as last time: no growth on the way at 100,000.
+        let mut gathered = Gathered {
+            projects: Vec::with_capacity(expected),
+            remembered: HashMap::with_capacity(expected),
+            seen: std::collections::HashSet::with_capacity(expected),
+            ..Gathered::default()
+        };
         while let Some(outcome) = outcomes.next().await {
             match outcome {
                 // A named project may also have been listed under another reference.
@@ -375,7 +387,7 @@ impl Gathered {
             storage: project
                 .statistics
                 .as_ref()
-                .map(|s| s.sizes().collect())
+                .map(Sizes::from)
                 .unwrap_or_default(),
             commits: commits.map(|c| c.commits),
             merge_requests,

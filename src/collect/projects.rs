@@ -70,7 +70,7 @@ pub fn encode(
     )?;
     for (i, p) in projects.iter().enumerate() {
         let [id, path] = labels.of(i, p);
-        for (kind, bytes) in p.storage.iter().copied() {
+        for (kind, bytes) in p.storage.iter() {
             storage
                 .encode_family(&[id, path, ("storage", kind)])?
                 .encode_gauge(&bytes)?;

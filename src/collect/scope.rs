@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 use tracing::warn;
 
 use crate::config::Scope;
@@ -62,7 +62,7 @@ pub async fn resolve(
     client: &Client,
     scope: &Scope,
     known_ids: &[u64],
-    sink: UnboundedSender<Candidate>,
+    sink: Sender<Candidate>,
 ) -> Result<(), Error> {
     let mut filters: Vec<(&'static str, String)> = vec![("statistics", "true".into())];
     if !scope.include_archived {
@@ -70,11 +70,18 @@ pub async fn resolve(
     }
     let mut membership = filters.clone();
     membership.push(("membership", "true".into()));
-    let sent = Mutex::new(Sent::default());
-    let send = |candidate| {
-        sent.lock()
+    let sent = Mutex::new(Sent::new(!scope.projects.is_empty()));
+    // Waits while the projects' calls are behind: the listing never runs far ahead of them.
+    let (sent, sink) = (&sent, &sink);
+    let send = move |candidate: Candidate| async move {
+        let first = sent
+            .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(&sink, candidate)
+            .first(&candidate);
+        if first {
+            // The receiver only goes away when the collection is abandoned.
+            let _ = sink.send(candidate).await;
+        }
     };
 
     if scope.is_membership() || scope.all_projects {
@@ -99,8 +106,10 @@ pub async fn resolve(
                 query.clone(),
                 walk,
                 *window,
-                |page| {
-                    page.into_iter().for_each(|p| send(Candidate::Listed(p)));
+                move |page: Vec<Project>| async move {
+                    for project in page {
+                        send(Candidate::Listed(project)).await;
+                    }
                 },
             )
         });
@@ -116,8 +125,9 @@ pub async fn resolve(
             membership,
             Walk::Keyset,
             (None, None),
-            |page| {
+            |page: Vec<Project>| {
                 own.extend(page.into_iter().map(|p| (p.id, p)));
+                std::future::ready(())
             },
         );
         let group_listings =
@@ -139,7 +149,10 @@ pub async fn resolve(
                     query,
                     Walk::IdAfter,
                     (None, None),
-                    |page| projects.extend(page),
+                    |page| {
+                        projects.extend(page);
+                        std::future::ready(())
+                    },
                 )
                 .await;
                 (group, listed.map(|()| projects))
@@ -160,7 +173,7 @@ pub async fn resolve(
                     Some(with_statistics) => Candidate::Listed(with_statistics.clone()),
                     None => Candidate::FromGroup(project),
                 };
-                send(candidate);
+                send(candidate).await;
             }
         }
     }
@@ -170,41 +183,51 @@ pub async fn resolve(
             .unwrap_or_else(|e| e.into_inner())
             .knows(reference);
         if !known {
-            send(Candidate::Named(reference.clone()));
+            send(Candidate::Named(reference.clone())).await;
         }
     }
     Ok(())
 }
 
-/// The candidates sent so far, by id and by lowercase path, so that each goes once.
-#[derive(Default)]
+/// The candidates sent so far, by id (and, when projects are named, by lowercase path), so
+/// that each goes once.
 struct Sent {
     ids: HashSet<u64>,
-    references: HashSet<String>,
+    references: Option<HashSet<String>>,
 }
 
 impl Sent {
-    fn send(&mut self, sink: &UnboundedSender<Candidate>, candidate: Candidate) {
-        match &candidate {
+    fn new(named_projects: bool) -> Sent {
+        Sent {
+            ids: HashSet::new(),
+            references: named_projects.then(HashSet::new),
+        }
+    }
+
+    /// True the first time a project is offered (and records it).
+    fn first(&mut self, candidate: &Candidate) -> bool {
+        match candidate {
             Candidate::Listed(p) | Candidate::FromGroup(p) => {
                 if !self.ids.insert(p.id) {
-                    return;
+                    return false;
                 }
-                self.references.insert(p.id.to_string());
-                self.references.insert(p.path_with_namespace.to_lowercase());
-            }
-            Candidate::Named(reference) => {
-                if !self.references.insert(reference.to_lowercase()) {
-                    return;
+                if let Some(references) = &mut self.references {
+                    references.insert(p.id.to_string());
+                    references.insert(p.path_with_namespace.to_lowercase());
                 }
+                true
             }
+            Candidate::Named(reference) => self
+                .references
+                .as_mut()
+                .is_none_or(|r| r.insert(reference.to_lowercase())),
         }
-        // The receiver only goes away when the collection is abandoned.
-        let _ = sink.send(candidate);
     }
 
     fn knows(&self, reference: &str) -> bool {
-        self.references.contains(&reference.to_lowercase())
+        self.references
+            .as_ref()
+            .is_some_and(|r| r.contains(&reference.to_lowercase()))
     }
 }
 
@@ -241,15 +264,18 @@ enum Walk {
 
 /// Every project of a listing with an id in `window` (after, up to and including), in id
 /// order, page by page to `on_page`.
-async fn list(
+async fn list<Page>(
     client: &Client,
     endpoint: &'static str,
     path: String,
     filters: Vec<(&'static str, String)>,
     walk: Walk,
     (mut id_after, last_id): (Option<u64>, Option<u64>),
-    mut on_page: impl FnMut(Vec<Project>),
-) -> Result<(), Error> {
+    mut on_page: impl FnMut(Vec<Project>) -> Page,
+) -> Result<(), Error>
+where
+    Page: std::future::Future<Output = ()>,
+{
     loop {
         let mut query = filters.clone();
         query.extend([
@@ -271,7 +297,7 @@ async fn list(
             .await?;
         let last = reply.body.last().map(|p| p.id);
         let more = reply.page.has_next();
-        on_page(reply.body);
+        on_page(reply.body).await;
         if !more {
             return Ok(());
         }

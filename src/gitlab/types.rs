@@ -151,22 +151,59 @@ pub struct Statistics {
     pub container_registry_size: Option<u64>,
 }
 
-impl Statistics {
-    /// Each size GitLab reported, named as the `storage` label says it.
-    pub fn sizes(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        [
-            ("repository", self.repository_size),
-            ("lfs_objects", self.lfs_objects_size),
-            ("job_artifacts", self.job_artifacts_size),
-            ("pipeline_artifacts", self.pipeline_artifacts_size),
-            ("packages", self.packages_size),
-            ("wiki", self.wiki_size),
-            ("snippets", self.snippets_size),
-            ("uploads", self.uploads_size),
-            ("container_registry", self.container_registry_size),
-        ]
-        .into_iter()
-        .filter_map(|(name, size)| Some((name, size?)))
+/// The sizes of [`Statistics`], kept compact (no allocation): a big instance holds 100,000.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sizes {
+    values: [u64; 9],
+    present: u16,
+}
+
+impl Sizes {
+    /// The `storage` label of each size, in order.
+    pub const KINDS: [&'static str; 9] = [
+        "repository",
+        "lfs_objects",
+        "job_artifacts",
+        "pipeline_artifacts",
+        "packages",
+        "wiki",
+        "snippets",
+        "uploads",
+        "container_registry",
+    ];
+
+    /// Each size GitLab reported, with its `storage` label.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Self::KINDS
+            .iter()
+            .zip(self.values)
+            .enumerate()
+            .filter(|(i, _)| self.present & (1 << i) != 0)
+            .map(|(_, (kind, value))| (*kind, value))
+    }
+}
+
+impl From<&Statistics> for Sizes {
+    fn from(s: &Statistics) -> Sizes {
+        let reported = [
+            s.repository_size,
+            s.lfs_objects_size,
+            s.job_artifacts_size,
+            s.pipeline_artifacts_size,
+            s.packages_size,
+            s.wiki_size,
+            s.snippets_size,
+            s.uploads_size,
+            s.container_registry_size,
+        ];
+        let mut sizes = Sizes::default();
+        for (i, value) in reported.into_iter().enumerate() {
+            if let Some(value) = value {
+                sizes.values[i] = value;
+                sizes.present |= 1 << i;
+            }
+        }
+        sizes
     }
 }
 
@@ -395,9 +432,17 @@ mod tests {
                 "lfs_objects_size":0,"job_artifacts_size":0,"packages_size":5}"#,
         )
         .unwrap();
-        let sizes: Vec<_> = s.sizes().collect();
-        assert_eq!(sizes[0], ("repository", 1_038_090));
-        assert_eq!(sizes.len(), 5);
-        assert!(sizes.contains(&("packages", 5)));
+        let sizes: Vec<_> = Sizes::from(&s).iter().collect();
+        assert_eq!(
+            sizes,
+            [
+                ("repository", 1_038_090),
+                ("lfs_objects", 0),
+                ("job_artifacts", 0),
+                ("packages", 5),
+                ("wiki", 0)
+            ]
+        );
+        assert_eq!(Sizes::default().iter().count(), 0);
     }
 }
