@@ -96,10 +96,16 @@ impl Compressed {
 
     /// A plain body: this text, inflated as it is sent, followed by `tail`.
     pub fn plain_body(&self, tail: String) -> ExpositionBody {
+        self.plain_body_in_frames(tail, FRAME)
+    }
+
+    fn plain_body_in_frames(&self, tail: String, frame: usize) -> ExpositionBody {
         let remaining = self.len + tail.len() as u64;
         ExpositionBody(Inner::Inflating {
             input: self.deflate.clone(),
             inflate: Box::new(Decompress::new(false)),
+            text_len: self.len,
+            frame,
             tail: Some(Bytes::from(tail)),
             remaining,
         })
@@ -189,6 +195,8 @@ enum Inner {
     Inflating {
         input: Bytes,
         inflate: Box<Decompress>,
+        text_len: u64,
+        frame: usize,
         tail: Option<Bytes>,
         remaining: u64,
     },
@@ -217,22 +225,27 @@ impl ExpositionBody {
             Inner::Inflating {
                 input,
                 inflate,
+                text_len,
+                frame,
                 tail,
                 remaining,
             } => {
-                let consumed = inflate.total_in() as usize;
-                if consumed < input.len() {
-                    let mut out = Vec::with_capacity(FRAME);
-                    // The input was produced by this module; a corrupt stream ends the body early.
-                    if inflate
-                        .decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync)
-                        .is_ok()
-                        && !out.is_empty()
-                    {
+                // The inflater may have read all its input and still hold output: go by the
+                // text's length, not by the input consumed.
+                let text_left = text_len.saturating_sub(inflate.total_out());
+                if text_left > 0 {
+                    let consumed = (inflate.total_in() as usize).min(input.len());
+                    let mut out = Vec::with_capacity((*frame).min(text_left as usize));
+                    let inflated =
+                        inflate.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync);
+                    if inflated.is_ok() && !out.is_empty() {
                         *remaining = remaining.saturating_sub(out.len() as u64);
                         return Some(Bytes::from(out));
                     }
-                    *input = Bytes::new();
+                    // Only a corrupt stream (never produced here) stops short; the answer then
+                    // ends early and the client sees the length mismatch.
+                    tracing::error!(text_left, "compressed exposition ended early");
+                    *text_len = inflate.total_out();
                 }
                 let tail = tail.take()?;
                 *remaining = remaining.saturating_sub(tail.len() as u64);
@@ -339,6 +352,23 @@ mod tests {
         assert_eq!(body.size_hint().exact(), Some(text.len() as u64 + 5));
         let bytes = body.into_bytes();
         assert_eq!(String::from_utf8(bytes).unwrap(), format!("{text}tail\n"));
+    }
+
+    /// Texts come out whole whatever the frame size, even one that does not line up with the
+    /// inflater's 32 KiB window (which then holds output between calls).
+    #[test]
+    fn plain_body_is_exact_in_odd_frames() {
+        let text = sample(8_000);
+        for frame in [1_000, 100_003, FRAME] {
+            for len in [0, 1, 99_999, 100_004, 250_001, text.len()] {
+                let c = compressed(&text[..len]);
+                let body = c.plain_body_in_frames("tail".to_owned(), frame);
+                assert_eq!(body.size_hint().exact(), Some(len as u64 + 4));
+                let bytes = body.into_bytes();
+                assert_eq!(bytes.len(), len + 4, "frame {frame}, length {len}");
+                assert_eq!(&bytes[..len], &text.as_bytes()[..len]);
+            }
+        }
     }
 
     #[test]

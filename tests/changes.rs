@@ -269,3 +269,99 @@ async fn listing_in_parallel_windows_is_exact() {
     assert_eq!(gitlab.requests("/projects"), 11);
     gitlab.shutdown().await;
 }
+
+/// A merge request deleted while the change query walks its pages shifts the later pages up;
+/// the query sees the total shrink and counts the group's projects again, so the change that
+/// would have been skipped is not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_query_survives_a_deletion_mid_walk() {
+    use gitlab_api_exporter::fake::Instance;
+    use std::time::Duration;
+    let gitlab = std::sync::Arc::new(FakeGitlab::start(Instance::generated(300)).await.unwrap());
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--cache.ttl", "0s", "--gitlab.concurrency", "64"],
+    );
+    exporter.scrape().await;
+    // 150 changes: two pages of the group query (newest first).
+    for id in 1..=150 {
+        assert!(gitlab.change_merge_request(id, MergeRequestChange::Open));
+    }
+    gitlab.reset_counts();
+    gitlab.set_latency(Duration::from_millis(300));
+    let deleter = tokio::spawn({
+        let gitlab = std::sync::Arc::clone(&gitlab);
+        async move {
+            // Once the first page is asked for (answered 300 ms later), delete the newest
+            // merge request, which is on that page.
+            while gitlab.requests("/groups/:id/merge_requests") == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            assert!(gitlab.change_merge_request(150, MergeRequestChange::Delete));
+            gitlab.set_latency(Duration::ZERO);
+        }
+    });
+    let metrics = exporter.scrape().await;
+    deleter.await.unwrap();
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+}
+
+/// A project whose merge requests were forbidden (a guest on a private project) shows its
+/// counts at the next collection once the token user's access changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_change_makes_merge_requests_counted() {
+    use gitlab_api_exporter::fake::Role;
+    let gitlab = demo_gitlab().await;
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let metrics = exporter.scrape().await;
+    assert_eq!(
+        metrics.value(
+            "gitlab_project_merge_requests",
+            &[("project", "labs/secret"), ("state", "opened")]
+        ),
+        None
+    );
+    gitlab.with_instance(|i| i.project_mut(77).unwrap().role = Some(Role::Developer));
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    assert_eq!(
+        metrics.value(
+            "gitlab_project_merge_requests",
+            &[("project", "labs/secret"), ("state", "opened")]
+        ),
+        Some(4.0)
+    );
+    gitlab.shutdown().await;
+}
+
+/// A group scope lists in parallel windows too, the group and the token user's own projects
+/// alike, exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_listing_in_parallel_windows_is_exact() {
+    use gitlab_api_exporter::fake::Instance;
+    let gitlab = FakeGitlab::start(Instance::generated(1_000).with_merge_requests(false))
+        .await
+        .unwrap();
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "scale"]);
+    exporter.scrape().await;
+    gitlab.with_instance(|i| {
+        i.remove_project(500);
+        let mut p = FakeProject::new(2_000, "late", Namespace::Group(12));
+        p.merge_requests_enabled = false;
+        i.projects.push(p);
+    });
+    gitlab.reset_counts();
+    let metrics = exporter.scrape().await;
+    assert_exact(
+        &metrics,
+        &gitlab.with_instance(|i| expected_in_group(i, "scale")),
+    );
+    // 10 windows of 100 and the open one, for each listing; no detail call.
+    assert_eq!(gitlab.requests("/groups/:id/projects"), 11);
+    assert_eq!(gitlab.requests("/projects"), 11);
+    assert_eq!(gitlab.requests("/projects/:id"), 0);
+    gitlab.shutdown().await;
+}

@@ -51,11 +51,13 @@ pub struct Remembered {
     pub refresh_at: Instant,
 }
 
-/// The inputs that decide whether a project's merge requests are readable.
+/// The inputs that decide whether a project's merge requests are readable: the feature, the
+/// visibility and the token user's access. When any changes, the counts are read again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gate {
     enabled: bool,
-    below_reporter_on_private: bool,
+    private: bool,
+    access: Option<u32>,
 }
 
 impl Gate {
@@ -63,7 +65,8 @@ impl Gate {
     pub fn of(project: &Project) -> Gate {
         Gate {
             enabled: project.merge_requests_enabled(),
-            below_reporter_on_private: project.below_reporter_on_private(),
+            private: project.visibility.as_deref() == Some("private"),
+            access: project.access_level(),
         }
     }
 }

@@ -185,7 +185,7 @@ pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
     let group_queries = futures::future::join_all(
         groups
             .iter()
-            .map(|(group, _)| changed_in_group(client, group, &after)),
+            .map(|(group, ids)| changed_in_group(client, group, &after, ids.len())),
     );
     let project_queries = futures::future::join_all(
         alone
@@ -193,19 +193,36 @@ pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
             .map(|id| changed_in_project(client, *id, &after)),
     );
     let (group_results, project_results) = futures::join!(group_queries, project_queries);
-    for ((_, ids), result) in groups.iter().zip(group_results) {
+    let mut asked_alone = Vec::new();
+    for ((group, ids), result) in groups.iter().zip(group_results) {
         match result {
-            Ok(changed) => ids
+            Ok(Some(changed)) => ids
                 .iter()
                 .filter(|id| changed.contains(id))
                 .for_each(|id| dirty.insert(*id)),
+            // Too many changes to walk, or the list shrank during the walk (an item may have
+            // been skipped): count the group's projects again.
+            Ok(None) => ids.iter().for_each(|id| dirty.insert(*id)),
+            // The group itself cannot be asked (not visible to the token as a group): ask its
+            // projects one by one, which is still cheaper than counting them again.
             Err(e) => {
-                tracing::debug!(error = %e, "merge-request change query failed; its projects are counted again");
-                ids.iter().for_each(|id| dirty.insert(*id));
+                tracing::debug!(group = %group, error = %e, "group merge-request query failed; asking project by project");
+                asked_alone.extend(ids.iter().copied());
             }
         }
     }
-    for (id, result) in alone.iter().zip(project_results) {
+    let fallback = futures::future::join_all(
+        asked_alone
+            .iter()
+            .map(|id| changed_in_project(client, *id, &after)),
+    )
+    .await;
+    for (id, result) in alone
+        .iter()
+        .chain(&asked_alone)
+        .zip(project_results.into_iter().chain(fallback))
+    {
+        // A failed query counts as a change: counting again is always safe.
         if result.unwrap_or(true) {
             dirty.insert(*id);
         }
@@ -230,13 +247,19 @@ fn common_group<'a>(mut paths: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// Ids of the projects of `group` (subgroups included) with a merge request updated after
-/// `after`, walking the pages by `X-Next-Page`.
+/// `after`, walking the pages by `X-Next-Page` (newest first: a merge request created during the
+/// walk only repeats an item). `None` when walking would cost more than counting the group's
+/// `watched` projects again, when GitLab withholds the total (over 10,000 changes), or when the
+/// total shrank during the walk: a merge request deleted or moved away shifts the later pages
+/// up, and an item could have been skipped.
 async fn changed_in_group(
     client: &Client,
     group: &str,
     after: &str,
-) -> Result<std::collections::HashSet<u64>, Error> {
+    watched: usize,
+) -> Result<Option<std::collections::HashSet<u64>>, Error> {
     let mut changed = std::collections::HashSet::new();
+    let mut first_total = None;
     let mut page = 1;
     loop {
         let reply = client
@@ -254,11 +277,20 @@ async fn changed_in_group(
                 ],
             )
             .await?;
+        let Some(total) = reply.page.total else {
+            return Ok(None);
+        };
+        match first_total {
+            None if total.div_ceil(SEARCH_PER_PAGE) > 4 * watched as u64 => return Ok(None),
+            None => first_total = Some(total),
+            Some(first) if total < first => return Ok(None),
+            Some(_) => {}
+        }
         let empty = reply.body.is_empty();
         changed.extend(reply.body.into_iter().map(|mr| mr.project_id));
         match reply.page.next_page {
             Some(next) if next > page && !empty => page = next,
-            _ => return Ok(changed),
+            _ => return Ok(Some(changed)),
         }
     }
 }

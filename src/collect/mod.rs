@@ -247,7 +247,10 @@ impl Collector {
                 );
                 if !self.full_refresh_interval.is_zero() {
                     let since =
-                        client.gitlab_time().unwrap_or_else(host_time) - OVERLAP.as_secs() as i64;
+                        client.gitlab_time().unwrap_or_else(|| {
+                            warn!("GitLab sent no Date header (a proxy may strip it): change queries use this host's clock");
+                            host_time()
+                        }) - OVERLAP.as_secs() as i64;
                     let remembered = std::mem::take(&mut gathered.remembered);
                     let next = Memory {
                         since: Some(since),

@@ -117,48 +117,47 @@ pub async fn resolve(
             walked?;
         }
     } else if !scope.groups.is_empty() {
-        let mut own = HashMap::new();
-        let own_listing = list(
+        // One group: its projects are those the last collection saw, so the id windows apply
+        // to both listings. Several groups: one window each.
+        let windows = if scope.groups.len() == 1 {
+            windows(known_ids)
+        } else {
+            vec![(None, None)]
+        };
+        let own_listing = list_windows(
             client,
             endpoint::PROJECTS,
-            "/projects".to_owned(),
-            membership,
+            "/projects",
+            &membership,
+            &windows,
             Walk::Keyset,
-            (None, None),
-            |page: Vec<Project>| {
-                own.extend(page.into_iter().map(|p| (p.id, p)));
-                std::future::ready(())
-            },
         );
-        let group_listings =
-            futures::future::join_all(scope.groups.iter().map(|group| async move {
-                let mut query = vec![
-                    ("include_subgroups", "true".into()),
-                    // Shared-in projects belong to other groups; counting them here would count them twice.
-                    ("with_shared", "false".into()),
-                ];
-                if !scope.include_archived {
-                    query.push(("archived", "false".into()));
-                }
+        let group_listings = futures::future::join_all(scope.groups.iter().map(|group| {
+            let mut query = vec![
+                ("include_subgroups", "true".into()),
+                // Shared-in projects belong to other groups; counting them here would count them twice.
+                ("with_shared", "false".into()),
+            ];
+            if !scope.include_archived {
+                query.push(("archived", "false".into()));
+            }
+            let windows = &windows;
+            async move {
                 let path = format!("/groups/{}/projects", encode_segment(group));
-                let mut projects = Vec::new();
-                let listed = list(
+                let listed = list_windows(
                     client,
                     endpoint::GROUP_PROJECTS,
-                    path,
-                    query,
+                    &path,
+                    &query,
+                    windows,
                     Walk::IdAfter,
-                    (None, None),
-                    |page| {
-                        projects.extend(page);
-                        std::future::ready(())
-                    },
                 )
                 .await;
-                (group, listed.map(|()| projects))
-            }));
+                (group, listed)
+            }
+        }));
         let (own_listed, groups) = futures::join!(own_listing, group_listings);
-        own_listed?;
+        let own: HashMap<u64, Project> = own_listed?.into_iter().map(|p| (p.id, p)).collect();
         for (group, listed) in groups {
             let projects = match listed {
                 Ok(projects) => projects,
@@ -251,6 +250,45 @@ fn windows(known_ids: &[u64]) -> Vec<(Option<u64>, Option<u64>)> {
     }
     windows.push((after, None));
     windows
+}
+
+/// Every project of a listing, its id windows walked all at once (`single`: how to walk
+/// when there is only one window).
+async fn list_windows(
+    client: &Client,
+    endpoint: &'static str,
+    path: &str,
+    filters: &[(&'static str, String)],
+    windows: &[(Option<u64>, Option<u64>)],
+    single: Walk,
+) -> Result<Vec<Project>, Error> {
+    let walk = if windows.len() == 1 {
+        single
+    } else {
+        Walk::IdAfter
+    };
+    let walks = windows.iter().map(|window| async move {
+        let mut projects = Vec::new();
+        list(
+            client,
+            endpoint,
+            path.to_owned(),
+            filters.to_vec(),
+            walk,
+            *window,
+            |page| {
+                projects.extend(page);
+                std::future::ready(())
+            },
+        )
+        .await
+        .map(|()| projects)
+    });
+    let mut all = Vec::new();
+    for walked in futures::future::join_all(walks).await {
+        all.extend(walked?);
+    }
+    Ok(all)
 }
 
 /// How a listing is walked.

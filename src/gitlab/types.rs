@@ -59,15 +59,21 @@ impl Project {
             && self.merge_requests_enabled != Some(false)
     }
 
+    /// The token user's access level (the higher of project and group membership), when the
+    /// answer says (`GET /projects` and `GET /projects/:id` do).
+    pub fn access_level(&self) -> Option<u32> {
+        self.permissions.as_ref().map(|p| {
+            let level = |a: &Option<Access>| a.as_ref().map_or(0, |a| a.access_level);
+            level(&p.project_access).max(level(&p.group_access))
+        })
+    }
+
     /// True when the token user is known to have less than the Reporter role on a private
     /// project: GitLab then forbids its code and, unless a custom role allows them, its merge
     /// requests.
     pub fn below_reporter_on_private(&self) -> bool {
-        let access = self.permissions.as_ref().map(|p| {
-            let level = |a: &Option<Access>| a.as_ref().map_or(0, |a| a.access_level);
-            level(&p.project_access).max(level(&p.group_access))
-        });
-        self.visibility.as_deref() == Some("private") && access.is_some_and(|level| level < 20)
+        self.visibility.as_deref() == Some("private")
+            && self.access_level().is_some_and(|level| level < 20)
     }
 
     /// True when the project lives in a user's personal namespace rather than a group.
