@@ -102,8 +102,6 @@ pub struct Snapshot {
     pub data: Arc<Collected>,
     /// When it finished, for the cache's TTL and the served data's age.
     pub finished: Instant,
-    /// The same, as wall-clock time.
-    pub finished_at: SystemTime,
     openmetrics: OnceLock<Compressed>,
     text: OnceLock<Compressed>,
 }
@@ -114,7 +112,6 @@ impl Snapshot {
         Snapshot {
             data: Arc::new(data),
             finished: Instant::now(),
-            finished_at: SystemTime::now(),
             openmetrics: OnceLock::new(),
             text: OnceLock::new(),
         }

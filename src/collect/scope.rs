@@ -36,16 +36,6 @@ pub enum Candidate {
     Named(String),
 }
 
-impl Candidate {
-    /// The project's id when already known.
-    pub fn id(&self) -> Option<u64> {
-        match self {
-            Candidate::Listed(p) | Candidate::FromGroup(p) => Some(p.id),
-            Candidate::Named(_) => None,
-        }
-    }
-}
-
 /// Lists the projects in scope and sends each, once, to `sink` as soon as its page arrives,
 /// so that their own calls can start while the listing goes on.
 ///
