@@ -54,9 +54,21 @@ struct Cli {
           value_parser = parse_gitlab_url)]
     gitlab_url: String,
 
-    /// File holding the GitLab token (read at start; surrounding whitespace is ignored).
+    /// File holding the GitLab token (read at start and on SIGHUP; surrounding whitespace is
+    /// ignored).
     #[arg(long = "gitlab.token-file", value_name = "PATH")]
     token_file: Option<PathBuf>,
+
+    /// PEM file of CA certificates trusted for GitLab's TLS certificate, in addition to the
+    /// system's roots (for a GitLab behind a private CA).
+    #[arg(long = "gitlab.ca-file", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+
+    /// Most GitLab API calls started per second (fractions allowed: 0.5 is one call every 2 s).
+    /// 0: no fixed cap; calls are still paced by GitLab's RateLimit-* headers.
+    #[arg(long = "gitlab.max-requests-per-second", value_name = "RATE", default_value = "0",
+          value_parser = parse_rate)]
+    max_requests_per_second: f64,
 
     /// Address to listen on: host:port, [v6]:port, or :port for every interface.
     #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9835",
@@ -72,6 +84,22 @@ struct Cli {
     /// concurrent scrapes still share one collection.
     #[arg(long = "cache.ttl", value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     cache_ttl: Duration,
+
+    /// Serve the last collected data for at most this long when collections fail or cannot
+    /// finish in time; after it, the per-project series are left out rather than shown stale.
+    #[arg(long = "cache.max-stale", value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    max_stale: Duration,
+
+    /// Subtracted from the scraper's X-Prometheus-Scrape-Timeout-Seconds: the time left to
+    /// encode and send the answer.
+    #[arg(long = "web.timeout-offset", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    timeout_offset: Duration,
+
+    /// Longest a scrape waits for a collection before answering with the last data (also the
+    /// wait of scrapers that send no X-Prometheus-Scrape-Timeout-Seconds, such as curl).
+    #[arg(long = "web.max-timeout", value_name = "DURATION", default_value = "2m",
+          value_parser = parse_positive_duration)]
+    max_timeout: Duration,
 
     /// Most GitLab API calls in flight at once.
     #[arg(long = "gitlab.concurrency", value_name = "N", default_value_t = 16,
@@ -167,6 +195,18 @@ pub struct Config {
     pub gitlab_url: String,
     /// The token, if one was given.
     pub token: Option<Secret>,
+    /// The file the token was read from, re-read on SIGHUP.
+    pub token_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for GitLab, with the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Most calls started per second (0: no fixed cap).
+    pub max_requests_per_second: f64,
+    /// Longest the last data is served when collections fail or run late.
+    pub max_stale: Duration,
+    /// Subtracted from the scraper's timeout.
+    pub timeout_offset: Duration,
+    /// Longest a scrape waits for a collection.
+    pub max_timeout: Duration,
     /// Where to serve.
     pub listen_address: ListenAddress,
     /// Path of the metrics page.
@@ -211,6 +251,11 @@ impl Config {
                 _ => None,
             },
         };
+        if let Some(path) = &cli.ca_file {
+            crate::gitlab::tls::read_ca_file(path).map_err(|msg| {
+                invalid(format!("invalid value for '--gitlab.ca-file <PATH>': {msg}"))
+            })?;
+        }
         let scope = Scope {
             groups: cli.groups,
             projects: cli.projects,
@@ -226,6 +271,12 @@ impl Config {
         Ok(Config {
             gitlab_url: cli.gitlab_url,
             token,
+            token_file: cli.token_file,
+            ca_file: cli.ca_file,
+            max_requests_per_second: cli.max_requests_per_second,
+            max_stale: cli.max_stale,
+            timeout_offset: cli.timeout_offset,
+            max_timeout: cli.max_timeout,
             listen_address: cli.listen_address,
             telemetry_path: cli.telemetry_path,
             cache_ttl: cli.cache_ttl,
@@ -244,7 +295,9 @@ fn invalid(message: String) -> clap::Error {
     Cli::command().error(ErrorKind::ValueValidation, message)
 }
 
-fn read_token_file(path: &Path) -> Result<Secret, String> {
+/// Reads the token file (at start, and again on SIGHUP). The error names the file, never its
+/// content.
+pub fn read_token_file(path: &Path) -> Result<Secret, String> {
     let content = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let token = content.trim();
@@ -314,6 +367,15 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         Duration::ZERO => Err("must be more than 0s".to_owned()),
         d => Ok(d),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
+        _ => Err(format!(
+            "'{s}' is not a rate: a number of calls per second, 0 or more (0.5, 10)"
+        )),
     }
 }
 
@@ -529,6 +591,11 @@ mod tests {
         assert_eq!(c.full_refresh_interval, Duration::from_secs(24 * 3600));
         assert!(c.scope.is_membership() && !c.scope.include_archived);
         assert_eq!(c.log_level, LogLevel::Info);
+        assert_eq!(c.max_stale, Duration::from_secs(600));
+        assert_eq!(c.timeout_offset, Duration::from_millis(500));
+        assert_eq!(c.max_timeout, Duration::from_secs(120));
+        assert_eq!(c.max_requests_per_second, 0.0);
+        assert_eq!(c.ca_file, None);
     }
 
     #[test]
@@ -540,6 +607,20 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("--gitlab.token-file"), "{err}");
         assert_eq!(err.exit_code(), 2);
+        for (flag, value) in [
+            ("--gitlab.max-requests-per-second", "-1"),
+            ("--gitlab.max-requests-per-second", "fast"),
+            ("--gitlab.ca-file", "/nonexistent/ca.pem"),
+            ("--cache.max-stale", "long"),
+            ("--web.timeout-offset", "1"),
+            ("--web.max-timeout", "0s"),
+        ] {
+            let err = Config::from_args(["x", "--demo", &format!("{flag}={value}")]).unwrap_err();
+            assert!(err.to_string().contains(flag), "{flag}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let c = Config::from_args(["x", "--demo", "--gitlab.max-requests-per-second", "0.5"]);
+        assert_eq!(c.map(|c| c.max_requests_per_second).ok(), Some(0.5));
         let err = Config::from_args(["x", "--demo", "--gitlab.token", "abc"]).unwrap_err();
         assert!(err.to_string().contains("--gitlab.token"), "{err}");
         assert_eq!(err.exit_code(), 2);

@@ -57,6 +57,11 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
     }
 
+    let ca_certs = match &config.ca_file {
+        Some(path) => gitlab::tls::read_ca_file(path)
+            .map_err(|e| anyhow::anyhow!("--gitlab.ca-file: {e}"))?,
+        None => Vec::new(),
+    };
     let exporter_metrics = metrics::ExporterMetrics::default();
     let client = gitlab::Client::new(
         gitlab::ClientOptions {
@@ -64,17 +69,20 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
             token: config.token.clone(),
             concurrency: config.concurrency,
             request_timeout: config.request_timeout,
+            max_requests_per_second: config.max_requests_per_second,
+            ca_certs,
         },
         exporter_metrics.api.clone(),
     );
     let collector = collect::Collector::new(
-        client,
+        client.clone(),
         config.scope.clone(),
         config.concurrency,
         config.full_refresh_interval,
+        config.max_stale,
     );
     let counted = exporter_metrics.clone();
-    let cache = cache::Cache::new(config.cache_ttl, move || {
+    let cache = cache::Cache::new(config.cache_ttl, config.max_stale, move || {
         let (collector, counted) = (collector.clone(), counted.clone());
         async move {
             let snapshot = collector.collect().await;
@@ -84,11 +92,19 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         .boxed()
     });
     let app = Arc::new(server::App {
-        cache,
+        cache: cache.clone(),
         metrics: exporter_metrics,
         telemetry_path: config.telemetry_path.clone(),
         description: describe(&config),
+        client: client.clone(),
+        timeout_offset: config.timeout_offset,
+        max_timeout: config.max_timeout,
     });
+    let reloading = tokio::spawn(reload_token_on_sighup(
+        config.token_file.clone(),
+        client,
+        cache,
+    ));
 
     let listener = server::bind(&config.listen_address)
         .await
@@ -106,10 +122,44 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         "listening"
     );
     server::run(listener, app, shutdown).await;
+    reloading.abort();
     if let Some(fake) = demo {
         fake.shutdown().await;
     }
     Ok(())
+}
+
+/// Reads the token file again on each SIGHUP (a rotated token), and makes the next scrape
+/// collect with it. A file that cannot be read leaves the current token in use.
+async fn reload_token_on_sighup(
+    token_file: Option<std::path::PathBuf>,
+    client: gitlab::Client,
+    cache: cache::Cache,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            warn!(error = %e, "cannot listen for SIGHUP; the token file will not be re-read");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let Some(path) = &token_file else {
+            info!("SIGHUP received; the token is not from --gitlab.token-file, nothing to re-read");
+            continue;
+        };
+        match config::read_token_file(path) {
+            Ok(token) => {
+                client.set_token(Some(token));
+                cache.invalidate();
+                info!(file = %path.display(), "SIGHUP received: token re-read from its file");
+            }
+            Err(e) => {
+                warn!(error = %e, "SIGHUP received, but the token file cannot be used; keeping the current token");
+            }
+        }
+    }
 }
 
 /// One line on what is exported from where, for the landing page.

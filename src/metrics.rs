@@ -48,18 +48,44 @@ struct CollectionLabels {
     result: &'static str,
 }
 
+/// Labels of `gitlab_exporter_scrapes_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScrapeLabels {
+    /// `cached`, `collected` or `timeout`.
+    result: &'static str,
+}
+
+/// What one scrape serves: a snapshot, and whether GitLab counts as up right now.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    /// The snapshot whose data is served.
+    pub snapshot: &'a Snapshot,
+    /// The value of `gitlab_up`.
+    pub up: bool,
+}
+
 /// The exporter's own long-lived metrics.
 #[derive(Debug, Clone, Default)]
 pub struct ExporterMetrics {
     /// Updated by the GitLab client.
     pub api: ApiCounters,
     collections: Family<CollectionLabels, Counter>,
+    scrapes: Family<ScrapeLabels, Counter>,
 }
 
 impl ExporterMetrics {
+    /// Counts a scrape by where its data came from.
+    pub fn scraped(&self, source: crate::cache::Source) {
+        self.scrapes
+            .get_or_create(&ScrapeLabels {
+                result: source.label(),
+            })
+            .inc();
+    }
+
     /// Counts a finished collection.
     pub fn collection_finished(&self, snapshot: &Snapshot) {
-        let result = if snapshot.data.projects.is_ok() {
+        let result = if snapshot.is_success() {
             "success"
         } else {
             "failure"
@@ -71,8 +97,14 @@ impl ExporterMetrics {
 
     /// The exporter's own metrics, as of now, in `format`: what a scrape appends to the
     /// snapshot's families (with the final `# EOF` in OpenMetrics).
-    pub fn render(&self, snapshot: &Snapshot, format: Format) -> String {
+    pub fn render(&self, served: Served<'_>, format: Format) -> String {
+        let snapshot = served.snapshot;
         let mut registry = Registry::default();
+        registry.register(
+            "gitlab_up",
+            "1 when the last collection reached GitLab and was authorized, and GitLab is not leaving calls unanswered for longer than a scrape may wait; else 0",
+            ConstGauge::new(i64::from(served.up)),
+        );
         registry.register(
             "gitlab_exporter_api_requests",
             "GitLab API answers by route template and HTTP status code",
@@ -80,7 +112,7 @@ impl ExporterMetrics {
         );
         registry.register(
             "gitlab_exporter_api_errors",
-            "GitLab API calls that got no usable answer, by route template and reason (timeout, transport, decode)",
+            "GitLab API attempts that failed, by route template and reason (timeout, transport, decode, too_large, unauthorized, redirect, throttled, server_error)",
             self.api.errors.clone(),
         );
         registry.register(
@@ -88,12 +120,50 @@ impl ExporterMetrics {
             "Collections run, by result (success: GitLab was listed; failure: gitlab_up was 0)",
             self.collections.clone(),
         );
-        registry.register_with_unit(
-            "gitlab_exporter_cache_age",
-            "Age of the served data: time since the collection that produced it finished",
-            Unit::Seconds,
-            ConstGauge::new(snapshot.finished.elapsed().as_secs_f64()),
+        registry.register(
+            "gitlab_exporter_scrapes",
+            "Scrapes answered, by where the data came from (cached: within --cache.ttl; collected: a collection finished in time; timeout: it did not, the last data was served)",
+            self.scrapes.clone(),
         );
+        if !snapshot.data.pending {
+            registry.register_with_unit(
+                "gitlab_exporter_cache_age",
+                "Age of the served snapshot: time since the collection that produced it finished",
+                Unit::Seconds,
+                ConstGauge::new(snapshot.finished.elapsed().as_secs_f64()),
+            );
+        }
+        if let Some(stamp) = snapshot.data.projects_from {
+            let unix = stamp
+                .wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            registry.register_with_unit(
+                "gitlab_exporter_last_success_timestamp",
+                "When the collection whose project data is served finished (Unix time); the data is at most --cache.max-stale old",
+                Unit::Seconds,
+                ConstGauge::new(unix),
+            );
+        }
+        let rate_limit = *self.api.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(limit) = rate_limit {
+            registry.register(
+                "gitlab_api_rate_limit_limit",
+                "RateLimit-Limit on GitLab's last answer that had it: calls allowed per window",
+                ConstGauge::new(i64::try_from(limit.limit).unwrap_or(i64::MAX)),
+            );
+            registry.register(
+                "gitlab_api_rate_limit_remaining",
+                "RateLimit-Remaining on GitLab's last answer that had it: calls left in the window",
+                ConstGauge::new(i64::try_from(limit.remaining).unwrap_or(i64::MAX)),
+            );
+            registry.register_with_unit(
+                "gitlab_api_rate_limit_reset_timestamp",
+                "RateLimit-Reset on GitLab's last answer that had it: when the window ends (Unix time, GitLab's clock)",
+                Unit::Seconds,
+                ConstGauge::new(limit.reset),
+            );
+        }
         registry.register(
             "gitlab_exporter_build",
             "Version of the exporter",

@@ -1,5 +1,6 @@
 //! The HTTP side: hyper http1 on a listener, the routes (metrics, landing page, health and
-//! readiness), content negotiation (OpenMetrics or text 0.0.4), gzip, and graceful shutdown.
+//! readiness), the scrape's time budget, content negotiation (OpenMetrics or text 0.0.4), gzip,
+//! and graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,8 +21,10 @@ use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
 use crate::config::ListenAddress;
+use crate::cache::Source;
 use crate::exposition::ExpositionBody;
-use crate::metrics::{ExporterMetrics, Format};
+use crate::gitlab::Client;
+use crate::metrics::{ExporterMetrics, Format, Served};
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
 /// may stay open).
@@ -40,6 +43,31 @@ pub struct App {
     pub telemetry_path: String,
     /// One line describing the scope and the GitLab instance, for the landing page.
     pub description: String,
+    /// The GitLab client, asked whether GitLab is answering when a collection runs late.
+    pub client: Client,
+    /// Subtracted from the scraper's timeout (`--web.timeout-offset`).
+    pub timeout_offset: Duration,
+    /// Longest wait for a collection (`--web.max-timeout`).
+    pub max_timeout: Duration,
+}
+
+/// How long a scrape may wait for a collection: the scraper's timeout
+/// (`X-Prometheus-Scrape-Timeout-Seconds`) minus `offset` (half the timeout when it is shorter
+/// than the offset), at most `max`; `max` when the scraper does not say.
+pub fn scrape_budget(header: Option<&str>, offset: Duration, max: Duration) -> Duration {
+    let Some(timeout) = header
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t > 0.0)
+    else {
+        return max;
+    };
+    let timeout = Duration::from_secs_f64(timeout.min(max.as_secs_f64() + offset.as_secs_f64()));
+    let budget = if timeout > offset {
+        timeout - offset
+    } else {
+        timeout / 2
+    };
+    budget.min(max)
 }
 
 /// Binds the listen address: `:port` means every interface (IPv6 and IPv4 where possible).
@@ -152,7 +180,32 @@ async fn metrics(
     };
     let format = negotiate_format(header(header::ACCEPT));
     let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
-    let (snapshot, source) = app.cache.get().await;
+    let budget = scrape_budget(
+        request
+            .headers()
+            .get("x-prometheus-scrape-timeout-seconds")
+            .and_then(|v| v.to_str().ok()),
+        app.timeout_offset,
+        app.max_timeout,
+    );
+    let (snapshot, source) = app.cache.get(budget).await;
+    app.metrics.scraped(source);
+    // A collection that ran late while GitLab left calls unanswered for the whole wait: GitLab
+    // is down or hanging, whatever the last finished collection said.
+    let hanging = source == Source::Timeout
+        && app
+            .client
+            .waiting_for_answer()
+            .is_some_and(|waited| waited >= budget);
+    let up = snapshot.data.error.is_none() && !hanging;
+    if source == Source::Timeout {
+        warn!(
+            budget = ?budget,
+            gitlab_answering = !hanging,
+            served_data_age = ?snapshot.data_age(),
+            "the collection did not finish within the scrape's time; serving the last data, the collection goes on"
+        );
+    }
     if !snapshot.is_encoded(format) {
         // Encoding a big instance takes a while: not on the async workers.
         let snapshot = Arc::clone(&snapshot);
@@ -167,7 +220,13 @@ async fn metrics(
         }
     }
     let families = snapshot.encoded(format);
-    let own = app.metrics.render(&snapshot, format);
+    let own = app.metrics.render(
+        Served {
+            snapshot: &snapshot,
+            up,
+        },
+        format,
+    );
     debug!(%peer, ?format, gzip, ?source, bytes = families.text_len() + own.len() as u64, "scrape");
     let body = if gzip {
         families.gzip_body(&own)
@@ -288,6 +347,20 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budget_follows_the_scrapers_timeout() {
+        let (offset, max) = (Duration::from_millis(500), Duration::from_secs(120));
+        let budget = |h| scrape_budget(h, offset, max);
+        assert_eq!(budget(Some("10")), Duration::from_millis(9500));
+        assert_eq!(budget(Some(" 2.5 ")), Duration::from_secs(2));
+        assert_eq!(budget(Some("0.4")), Duration::from_millis(200));
+        assert_eq!(budget(Some("3600")), max);
+        assert_eq!(budget(Some("1e300")), max);
+        for bad in [None, Some(""), Some("soon"), Some("-3"), Some("NaN"), Some("inf")] {
+            assert_eq!(budget(bad), max, "{bad:?}");
+        }
+    }
 
     #[test]
     fn prometheus_gets_openmetrics() {

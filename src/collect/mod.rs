@@ -3,8 +3,10 @@
 //! gathered into a [`Snapshot`] that is encoded once, in both text formats.
 //!
 //! A project that disappears between the listing and its own calls is left out. A project call
-//! that fails for another reason leaves out that family's series for that project, is logged,
-//! and fails nothing else. Only a failed listing fails the collection (`gitlab_up 0`).
+//! that fails for another reason keeps that family's last good values for the project (for up
+//! to `--cache.max-stale`, then they are left out), is logged, and fails nothing else. Only a
+//! failed listing fails the collection (`gitlab_up 0`); the last good projects are then served
+//! again, for up to `--cache.max-stale`.
 
 pub mod commits;
 pub mod memory;
@@ -63,6 +65,9 @@ pub struct ProjectMetrics {
     pub commits: Option<u64>,
     /// Merge requests per state, when the project's merge requests are readable.
     pub merge_requests: Option<merge_requests::Counts>,
+    /// Since when some of these values are an earlier collection's, kept because the calls
+    /// that would renew them failed; `None` when all are this collection's.
+    pub stale_since: Option<Instant>,
 }
 
 /// Shares the strings that repeat across projects.
@@ -82,17 +87,45 @@ impl Interner {
     }
 }
 
+/// When a collection finished, on both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// For ages and the cache's TTL.
+    pub at: Instant,
+    /// For `gitlab_exporter_last_success_timestamp_seconds`.
+    pub wall: SystemTime,
+}
+
+impl Stamp {
+    /// Now.
+    pub fn now() -> Stamp {
+        Stamp {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
 /// The outcome of one collection: what GitLab said, when, and at what cost.
 #[derive(Debug)]
 pub struct Collected {
-    /// The projects in scope, by id; `Err` when the collection failed (`gitlab_up 0`).
-    pub projects: Result<Vec<ProjectMetrics>, String>,
+    /// Why the collection failed (`gitlab_up 0`); `None` when it succeeded.
+    pub error: Option<String>,
+    /// The projects served, by id: this collection's or, when it failed, the last successful
+    /// one's (while younger than `--cache.max-stale`).
+    pub projects: Arc<Vec<ProjectMetrics>>,
+    /// When the collection that listed `projects` finished; `None` when there is no data to
+    /// serve (no success yet, or too old): the per-project families are then left out.
+    pub projects_from: Option<Stamp>,
     /// Wall time of the collection.
     pub duration: Duration,
     /// API calls it made, retries included.
     pub api_calls: u64,
-    /// Projects exported with a family left out because a call failed.
+    /// Projects exported with an earlier collection's values or none for some family, because
+    /// a call failed.
     pub incomplete_projects: u64,
+    /// Not a collection: what is served while the first one is still running.
+    pub pending: bool,
 }
 
 /// A collection, and its exposition encoded at most once per format.
@@ -120,11 +153,56 @@ impl Snapshot {
     /// A collection that could not run at all.
     pub fn failed(reason: String) -> Snapshot {
         Snapshot::new(Collected {
-            projects: Err(reason),
+            error: Some(reason),
+            projects: Arc::default(),
+            projects_from: None,
             duration: Duration::ZERO,
             api_calls: 0,
             incomplete_projects: 0,
+            pending: false,
         })
+    }
+
+    /// What a scrape serves when the first collection has not finished in its time: no data.
+    pub fn pending() -> Snapshot {
+        Snapshot::new(Collected {
+            error: None,
+            projects: Arc::default(),
+            projects_from: None,
+            duration: Duration::ZERO,
+            api_calls: 0,
+            incomplete_projects: 0,
+            pending: true,
+        })
+    }
+
+    /// The same collection without its project data (grown older than `--cache.max-stale`).
+    pub fn without_projects(&self) -> Snapshot {
+        let data = &self.data;
+        Snapshot {
+            data: Arc::new(Collected {
+                error: data.error.clone(),
+                projects: Arc::default(),
+                projects_from: None,
+                duration: data.duration,
+                api_calls: data.api_calls,
+                incomplete_projects: 0,
+                pending: data.pending,
+            }),
+            finished: self.finished,
+            openmetrics: OnceLock::new(),
+            text: OnceLock::new(),
+        }
+    }
+
+    /// True when the collection succeeded.
+    pub fn is_success(&self) -> bool {
+        self.data.error.is_none() && !self.data.pending
+    }
+
+    /// Age of the project data served, if any.
+    pub fn data_age(&self) -> Option<Duration> {
+        self.data.projects_from.map(|s| s.at.elapsed())
     }
 
     /// The collection's families in `format` (OpenMetrics without its `# EOF`), compressed.
@@ -164,26 +242,50 @@ pub struct Collector {
     scope: Scope,
     fan_out: usize,
     full_refresh_interval: Duration,
+    max_stale: Duration,
     memory: Arc<Mutex<Arc<Memory>>>,
+    /// The last successful collection's projects, for failures to fall back on.
+    last_good: Arc<Mutex<Option<LastGood>>>,
+}
+
+/// The projects of the last successful collection.
+#[derive(Debug, Clone)]
+struct LastGood {
+    projects: Arc<Vec<ProjectMetrics>>,
+    stamp: Stamp,
+}
+
+impl LastGood {
+    /// The project's row, if it was there and younger than `max_stale` (counted from when its
+    /// values were first kept for lack of new ones).
+    fn fresh_row(&self, id: u64, max_stale: Duration) -> Option<(&ProjectMetrics, Instant)> {
+        let i = self.projects.binary_search_by_key(&id, |p| p.id).ok()?;
+        let row = &self.projects[i];
+        let since = row.stale_since.unwrap_or(self.stamp.at);
+        (since.elapsed() <= max_stale).then_some((row, since))
+    }
 }
 
 impl Collector {
     /// A collector for `scope`. `concurrency` is the client's limit on calls in flight; about
     /// as many projects are worked on at once, so that the limit, not the fan-out, is what
     /// binds. Every project is counted from scratch at least once per `full_refresh_interval`
-    /// (zero: at every collection).
+    /// (zero: at every collection). Values whose calls fail are kept for up to `max_stale`.
     pub fn new(
         client: Client,
         scope: Scope,
         concurrency: usize,
         full_refresh_interval: Duration,
+        max_stale: Duration,
     ) -> Collector {
         Collector {
             client,
             scope,
             fan_out: concurrency.max(1) * 2,
             full_refresh_interval,
+            max_stale,
             memory: Arc::default(),
+            last_good: Arc::default(),
         }
     }
 
@@ -201,6 +303,11 @@ impl Collector {
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
         known_ids.sort_unstable();
         let listing = scope::resolve(&client, &self.scope, &known_ids, sink);
+        let last_good = self
+            .last_good
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let work = async {
             // Which remembered projects changed is asked while the listing starts; their calls
             // wait for the answer, the listing does not.
@@ -215,8 +322,12 @@ impl Collector {
             let projects = futures::stream::poll_fn(|cx| candidates.poll_recv(cx))
                 .map(|candidate| collect_project(&context, candidate))
                 .buffer_unordered(self.fan_out);
+            let fallback = Fallback {
+                last_good: last_good.as_ref(),
+                max_stale: self.max_stale,
+            };
             (
-                Gathered::from_stream(projects, memory.projects.len()).await,
+                Gathered::from_stream(projects, memory.projects.len(), fallback).await,
                 dirty.len(),
             )
         };
@@ -256,20 +367,39 @@ impl Collector {
                     *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
                 }
                 gathered.projects.sort_by_key(|p| p.id);
+                let projects = Arc::new(gathered.projects);
+                let stamp = Stamp::now();
+                *self.last_good.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastGood {
+                    projects: Arc::clone(&projects),
+                    stamp,
+                });
                 Collected {
-                    projects: Ok(gathered.projects),
+                    error: None,
+                    projects,
+                    projects_from: Some(stamp),
                     duration,
                     api_calls,
                     incomplete_projects: gathered.incomplete,
+                    pending: false,
                 }
             }
             Err(e) => {
-                warn!(error = %e, api_calls, "collection failed");
+                // The last good data is served again while it is young enough.
+                let kept = last_good.filter(|g| g.stamp.at.elapsed() <= self.max_stale);
+                warn!(
+                    error = %e,
+                    api_calls,
+                    serving_data_from = ?kept.as_ref().map(|g| g.stamp.at.elapsed()),
+                    "collection failed"
+                );
                 Collected {
-                    projects: Err(e.to_string()),
+                    error: Some(e.to_string()),
+                    projects: kept.as_ref().map_or_else(Arc::default, |g| Arc::clone(&g.projects)),
+                    projects_from: kept.map(|g| g.stamp),
                     duration,
                     api_calls,
                     incomplete_projects: 0,
+                    pending: false,
                 }
             }
         };
@@ -293,9 +423,17 @@ struct Context<'a> {
     interval: Duration,
 }
 
+/// Where the values of failed calls come from: the last successful collection.
+#[derive(Clone, Copy, Default)]
+struct Fallback<'a> {
+    last_good: Option<&'a LastGood>,
+    max_stale: Duration,
+}
+
 /// The projects of a collection, what went wrong on the way, and what to remember.
 #[derive(Default)]
-struct Gathered {
+struct Gathered<'a> {
+    fallback: Fallback<'a>,
     projects: Vec<ProjectMetrics>,
     remembered: HashMap<u64, Remembered>,
     seen: std::collections::HashSet<u64>,
@@ -310,13 +448,15 @@ struct Gathered {
     unauthorized: Option<Error>,
 }
 
-impl Gathered {
+impl<'a> Gathered<'a> {
     async fn from_stream(
         mut outcomes: impl futures::Stream<Item = Outcome> + Unpin,
         expected: usize,
-    ) -> Gathered {
+        fallback: Fallback<'a>,
+    ) -> Gathered<'a> {
         // Sized for about as many projects as last time: no growth on the way at 100,000.
         let mut gathered = Gathered {
+            fallback,
             projects: Vec::with_capacity(expected),
             remembered: HashMap::with_capacity(expected),
             seen: std::collections::HashSet::with_capacity(expected),
@@ -326,7 +466,7 @@ impl Gathered {
             match outcome {
                 // A named project may also have been listed under another reference.
                 Outcome::Exported(exported, _) if !gathered.seen.insert(exported.project.id) => {}
-                Outcome::Exported(exported, error) => gathered.add(*exported, error),
+                Outcome::Exported(exported, failure) => gathered.add(*exported, failure),
                 Outcome::Gone => {}
                 Outcome::Failed(error) => {
                     gathered.failed_named += 1;
@@ -338,8 +478,8 @@ impl Gathered {
     }
 
     /// Keeps an exported project, and remembers it unless a call failed (it is then counted
-    /// from scratch next time).
-    fn add(&mut self, exported: Exported, error: Option<Error>) {
+    /// from scratch next time, and the failed families keep their last good values).
+    fn add(&mut self, exported: Exported, failure: Option<Failure>) {
         let Exported {
             project,
             commits,
@@ -347,10 +487,11 @@ impl Gathered {
             refresh_at,
         } = exported;
         let namespace = self.strings.get(project.namespace_path());
-        match error {
-            Some(error) => {
+        let failed = failure.as_ref().map(|f| f.families);
+        match failure {
+            Some(failure) => {
                 self.incomplete += 1;
-                self.note(error);
+                self.note(failure.error);
             }
             None => {
                 let remembered = Remembered {
@@ -393,8 +534,35 @@ impl Gathered {
             merge_requests,
             namespace,
             path: project.path_with_namespace.into_boxed_str(),
+            stale_since: None,
         };
+        let mut row = row;
+        if let Some(failed) = failed {
+            self.keep_last_good(&mut row, failed);
+        }
         self.projects.push(row);
+    }
+
+    /// Fills the families whose calls failed with the last good collection's values, while they
+    /// are younger than `--cache.max-stale`.
+    fn keep_last_good(&self, row: &mut ProjectMetrics, failed: Families) {
+        let Some(last_good) = self.fallback.last_good else {
+            return;
+        };
+        let Some((old, since)) = last_good.fresh_row(row.id, self.fallback.max_stale) else {
+            return;
+        };
+        if failed.merge_requests {
+            row.merge_requests.clone_from(&old.merge_requests);
+        }
+        if failed.commits {
+            row.commits = old.commits;
+        }
+        if failed.statistics {
+            row.storage.clone_from(&old.storage);
+            row.commits = row.commits.or(old.commits);
+        }
+        row.stale_since = Some(since);
     }
 
     fn note(&mut self, error: Error) {
@@ -407,7 +575,7 @@ impl Gathered {
 
     /// Whether the collection as a whole succeeded: not when GitLab rejected the token, nor when
     /// the scope is only named projects and none of them could be read (GitLab unreachable).
-    fn into_result(mut self, only_named: bool) -> Result<Gathered, Error> {
+    fn into_result(mut self, only_named: bool) -> Result<Gathered<'a>, Error> {
         if let Some(error) = self.unauthorized.take() {
             return Err(error);
         }
@@ -422,12 +590,27 @@ impl Gathered {
 
 /// What became of one project.
 enum Outcome {
-    /// Exported; with an error when a family was left out because a call failed.
-    Exported(Box<Exported>, Option<Error>),
+    /// Exported; with the failure when calls for some families failed.
+    Exported(Box<Exported>, Option<Failure>),
     /// Not found: deleted after the listing, or a named project that does not exist.
     Gone,
     /// A named project that could not be read.
     Failed(Error),
+}
+
+/// Calls of one project that failed: the first error, and the families left without values.
+struct Failure {
+    error: Error,
+    families: Families,
+}
+
+/// Which families of a project lack values because a call failed.
+#[derive(Debug, Clone, Copy, Default)]
+struct Families {
+    /// The project's own detail, with its statistics (storage, often commits).
+    statistics: bool,
+    merge_requests: bool,
+    commits: bool,
 }
 
 /// What one project's calls found.
@@ -450,6 +633,7 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         ..
     } = *context;
     let mut error = None;
+    let mut failed = Families::default();
     let counts = |project, plan: &Plan| {
         merge_requests::count_unless_known(client, project, plan.merge_requests)
     };
@@ -476,6 +660,7 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
                     // The listing has everything but statistics: export that much.
                     Err(e) => {
                         error = Some(e);
+                        failed.statistics = true;
                         (listed, plan, counts)
                     }
                 }
@@ -502,6 +687,7 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         Err(e) if e.is_project_not_found() => return Outcome::Gone,
         Err(e) => {
             error.get_or_insert(e);
+            failed.merge_requests = true;
             None
         }
     };
@@ -510,6 +696,7 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         Err(e) if e.is_project_not_found() => return Outcome::Gone,
         Err(e) => {
             error.get_or_insert(e);
+            failed.commits = true;
             None
         }
     };
@@ -523,7 +710,11 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
         merge_requests,
         refresh_at,
     };
-    Outcome::Exported(Box::new(exported), error)
+    let failure = error.map(|error| Failure {
+        error,
+        families: failed,
+    });
+    Outcome::Exported(Box::new(exported), failure)
 }
 
 /// `GET /projects/:id?statistics=true`, by id or full path.
@@ -543,20 +734,15 @@ struct SnapshotMetrics(Arc<Collected>);
 impl PromCollector for SnapshotMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let data = &self.0;
-        encode_gauge(
-            &mut encoder,
-            (
-                "gitlab_up",
-                "1 when the last collection reached GitLab and was authorized, else 0.",
-                None,
-            ),
-            u64::from(data.projects.is_ok()),
-        )?;
-        if let Ok(projects) = &data.projects {
+        if data.projects_from.is_some() {
+            let projects = &data.projects;
             let labels = Labels::new(projects);
             projects::encode(projects, &labels, &mut encoder)?;
             commits::encode(projects, &labels, &mut encoder)?;
             merge_requests::encode(projects, &labels, &mut encoder)?;
+        }
+        if data.pending {
+            return Ok(());
         }
         encode_gauge(
             &mut encoder,

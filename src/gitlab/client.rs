@@ -1,14 +1,15 @@
 //! The one client through which every GitLab API call passes: one ureq `Agent` (a pooled
 //! session, like the seed script's `requests.Session`), the token in one `PRIVATE-TOKEN` header,
-//! one semaphore bounding the calls in flight, a timeout per call, accounting by route template,
-//! and retries of answers that say "try again" (429, 5xx) or connections that failed.
+//! one semaphore bounding the calls in flight, pacing ([`super::pacing`]: a fixed cap, GitLab's
+//! rate-limit headers, 429 pauses), a timeout per call, accounting by route template, and retries
+//! of answers that say "try again" (429, 5xx) or calls that got no answer.
 //!
 //! ureq is blocking; each call runs on tokio's blocking pool while holding a semaphore permit, so
 //! the number of blocking threads in use never exceeds `--gitlab.concurrency`.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,9 +17,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
-use tracing::debug;
+use tokio::time::Instant;
+use tracing::{debug, warn};
 
 use super::Error;
+use super::pacing::{LastRateLimit, Pacer, RateLimit};
 use super::pagination::PageInfo;
 use super::types::parse_http_date;
 use crate::config::Secret;
@@ -27,12 +30,19 @@ use crate::config::Secret;
 const MAX_BODY_BYTES: u64 = 32 << 20;
 /// Largest body read from an error answer, for its message.
 const MAX_ERROR_BODY_BYTES: u64 = 64 << 10;
-/// Retries after the first attempt, for answers and failures that say "try again".
-const MAX_RETRIES: u32 = 2;
-/// The longest `Retry-After` honoured within one call.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Retries after the first attempt, for 5xx answers and failed connections: with 5 % of answers
+/// failing, a call still fails only once in 3 million.
+const MAX_RETRIES: u32 = 4;
+/// Retries after a call timed out (each costs `--gitlab.request-timeout`).
+const MAX_TIMEOUT_RETRIES: u32 = 1;
 /// First backoff step; doubled at each retry, plus up to 50 % jitter.
 const BACKOFF: Duration = Duration::from_millis(200);
+/// First backoff step after a 429 that says nothing of when to come back (GitLab's
+/// application limits); doubled at each retry up to [`MAX_THROTTLE_BACKOFF`], plus jitter.
+const THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(60);
+/// A call is given up after this long of 429s: never before, whatever their number.
+const MAX_THROTTLED: Duration = Duration::from_secs(900);
 
 /// What the client needs to know.
 #[derive(Debug, Clone)]
@@ -45,6 +55,10 @@ pub struct ClientOptions {
     pub concurrency: usize,
     /// Timeout of one call, from connecting to the end of the body.
     pub request_timeout: Duration,
+    /// Most calls started per second (0: no fixed cap).
+    pub max_requests_per_second: f64,
+    /// CA certificates trusted for GitLab's TLS besides the system's (`--gitlab.ca-file`).
+    pub ca_certs: Vec<ureq::tls::Certificate<'static>>,
 }
 
 /// Labels of `gitlab_exporter_api_requests_total`.
@@ -61,7 +75,7 @@ pub struct ApiRequestLabels {
 pub struct ApiErrorLabels {
     /// Route template.
     pub endpoint: &'static str,
-    /// `timeout`, `transport` or `decode`.
+    /// See [`Error::reason`].
     pub reason: &'static str,
 }
 
@@ -70,8 +84,10 @@ pub struct ApiErrorLabels {
 pub struct ApiCounters {
     /// Answers received, by route template and status code.
     pub requests: Family<ApiRequestLabels, Counter>,
-    /// Calls that got no usable answer, by route template and reason.
+    /// Attempts that failed, by route template and reason.
     pub errors: Family<ApiErrorLabels, Counter>,
+    /// GitLab's rate-limit headers on the last answer that had them.
+    pub rate_limit: LastRateLimit,
 }
 
 /// A successful answer: its decoded body and what it says about the next page.
@@ -96,17 +112,28 @@ pub struct Client {
 struct Shared {
     agent: ureq::Agent,
     api_url: String,
-    token: Option<Secret>,
+    /// Replaced when the token file is read again (SIGHUP).
+    token: RwLock<Option<Secret>>,
     limit: Semaphore,
+    pacer: Pacer,
     timeout: Duration,
     counters: ApiCounters,
+    progress: Mutex<Progress>,
+}
+
+/// Whether GitLab is answering: calls waiting for an answer, and since when none arrived.
+#[derive(Debug)]
+struct Progress {
+    in_flight: usize,
+    /// The last answer, or the start of the first call in flight if later.
+    since: Instant,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("api_url", &self.shared.api_url)
-            .field("token", &self.shared.token)
+            .field("token", &*self.shared.token())
             .field("available_permits", &self.shared.limit.available_permits())
             .field("timeout", &self.shared.timeout)
             .finish()
@@ -121,12 +148,14 @@ struct Failure {
 
 /// Whether a failed attempt is worth repeating.
 enum Retry {
-    /// The answer will not change (4xx, redirect, timeout already waited out).
+    /// The answer will not change (4xx, redirect).
     Never,
-    /// Transient: wait the exponential backoff.
+    /// Transient (5xx, failed connection): wait the exponential backoff.
     Backoff,
-    /// GitLab said when (`Retry-After`).
-    After(Duration),
+    /// No answer in time.
+    Timeout,
+    /// A 429: wait as GitLab said (`Retry-After`, paused for every call), or back off.
+    Throttled(Option<Duration>),
 }
 
 impl Client {
@@ -138,6 +167,10 @@ impl Client {
         if crate::config::is_loopback_url(&options.base_url) {
             // A proxy from the environment (HTTPS_PROXY, ALL_PROXY) would catch loopback too.
             config = config.proxy(None);
+        }
+        if options.base_url.starts_with("https://") {
+            let roots = super::tls::root_certs(options.ca_certs);
+            config = config.tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build());
         }
         let agent: ureq::Agent = config
             .http_status_as_error(false)
@@ -157,10 +190,18 @@ impl Client {
             shared: Arc::new(Shared {
                 agent,
                 api_url: format!("{}/api/v4", options.base_url.trim_end_matches('/')),
-                token: options.token,
+                token: RwLock::new(options.token),
                 limit: Semaphore::new(options.concurrency.max(1)),
+                pacer: Pacer::new(
+                    options.max_requests_per_second,
+                    Arc::clone(&counters.rate_limit),
+                ),
                 timeout: options.request_timeout,
                 counters,
+                progress: Mutex::new(Progress {
+                    in_flight: 0,
+                    since: Instant::now(),
+                }),
             }),
             calls: Arc::new(AtomicU64::new(0)),
             clock: Arc::new(AtomicI64::new(i64::MAX)),
@@ -182,6 +223,19 @@ impl Client {
         Some(self.clock.load(Ordering::Relaxed)).filter(|t| *t != i64::MAX)
     }
 
+    /// Replaces the token (the token file was read again); calls already sent keep the old one.
+    pub fn set_token(&self, token: Option<Secret>) {
+        *self.shared.token.write().unwrap_or_else(|e| e.into_inner()) = token;
+    }
+
+    /// How long calls have been waiting with no answer arriving: `Some` while a call is in
+    /// flight, the time since the last answer (or since the first call in flight started).
+    /// A GitLab that hangs shows as a long wait; a slow but working one as a short one.
+    pub fn waiting_for_answer(&self) -> Option<Duration> {
+        let progress = self.shared.progress();
+        (progress.in_flight > 0).then(|| progress.since.elapsed())
+    }
+
     /// Calls made through this clone (and the clones made from it by `clone`), retries included.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -201,7 +255,8 @@ impl Client {
     {
         let path: Arc<str> = path.into();
         let query: Arc<[(&'static str, String)]> = query.into();
-        let mut retries = 0;
+        let (mut retries, mut timeouts, mut throttles) = (0, 0, 0);
+        let mut throttled = Duration::ZERO;
         loop {
             let attempt = {
                 let _permit = self
@@ -213,12 +268,14 @@ impl Client {
                         endpoint,
                         detail: "the client is shutting down".to_owned(),
                     })?;
+                self.shared.pacer.wait().await;
                 let shared = Arc::clone(&self.shared);
                 let (path, query, clock) = (
                     Arc::clone(&path),
                     Arc::clone(&query),
                     Arc::clone(&self.clock),
                 );
+                let _in_flight = InFlight::start(&self.shared);
                 tokio::task::spawn_blocking(move || {
                     shared.fetch::<T>(endpoint, &path, &query, &clock)
                 })
@@ -237,22 +294,69 @@ impl Client {
             };
             let wait = match failure.retry {
                 Retry::Never => None,
-                Retry::Backoff => Some(backoff(retries)),
-                Retry::After(wait) => Some(wait),
+                Retry::Backoff if retries < MAX_RETRIES => {
+                    retries += 1;
+                    Some(backoff(BACKOFF, retries - 1, Duration::MAX))
+                }
+                Retry::Timeout if timeouts < MAX_TIMEOUT_RETRIES => {
+                    timeouts += 1;
+                    Some(Duration::ZERO)
+                }
+                Retry::Throttled(_) if throttled >= MAX_THROTTLED => None,
+                Retry::Throttled(Some(after)) => {
+                    // Every call waits: the limit is the user's, not this call's.
+                    self.shared.pacer.pause(after);
+                    throttled += after;
+                    Some(Duration::ZERO)
+                }
+                Retry::Throttled(None) => {
+                    throttles += 1;
+                    let wait = backoff(THROTTLE_BACKOFF, throttles - 1, MAX_THROTTLE_BACKOFF);
+                    throttled += wait;
+                    Some(wait)
+                }
+                Retry::Backoff | Retry::Timeout => None,
             };
             match wait {
-                Some(wait) if retries < MAX_RETRIES => {
+                Some(wait) => {
                     debug!(endpoint, error = %failure.error, retry_in = ?wait, "retrying GitLab call");
                     tokio::time::sleep(wait).await;
-                    retries += 1;
                 }
-                _ => return Err(failure.error),
+                None => return Err(failure.error),
             }
         }
     }
 }
 
+/// Counts a call in flight for [`Client::waiting_for_answer`], however it ends.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn start(shared: &'a Shared) -> InFlight<'a> {
+        let mut progress = shared.progress();
+        if progress.in_flight == 0 {
+            progress.since = Instant::now();
+        }
+        progress.in_flight += 1;
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.progress().in_flight -= 1;
+    }
+}
+
 impl Shared {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn token(&self) -> std::sync::RwLockReadGuard<'_, Option<Secret>> {
+        self.token.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// One attempt, on a blocking thread: send, read, count, decode.
     fn fetch<T: DeserializeOwned>(
         &self,
@@ -265,7 +369,7 @@ impl Shared {
         for (key, value) in query {
             request = request.query(key, value);
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = &*self.token() {
             request = request.header("PRIVATE-TOKEN", token.expose());
         }
         debug!(endpoint, path, "GitLab call");
@@ -273,14 +377,19 @@ impl Shared {
             Ok(response) => response,
             Err(e) => return Err(self.no_answer(endpoint, e)),
         };
+        // An answer, whatever it says: GitLab is not hanging.
+        self.progress().since = Instant::now();
         let status = response.status().as_u16();
-        if let Some(date) = response
+        let date = response
             .headers()
             .get("date")
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_http_date)
-        {
+            .and_then(parse_http_date);
+        if let Some(date) = date {
             clock.fetch_min(date, Ordering::Relaxed);
+        }
+        if let Some(limit) = RateLimit::from_headers(response.headers()) {
+            self.pacer.observe(limit, date);
         }
         self.counters
             .requests
@@ -298,6 +407,14 @@ impl Shared {
         };
         match status {
             200..=299 => {
+                let content_type = header("content-type").unwrap_or_default();
+                if !content_type.is_empty() && !content_type.contains("json") {
+                    let detail = format!(
+                        "expected JSON, got {} (is a proxy or a sign-in page in front of the API?)",
+                        content_type.split(';').next().unwrap_or_default()
+                    );
+                    return Err(self.failed(Error::Decode { endpoint, detail }, Retry::Never));
+                }
                 let page = PageInfo::from_headers(response.headers());
                 let body = response
                     .body_mut()
@@ -306,59 +423,49 @@ impl Shared {
                     .read_to_vec()
                     .map_err(|e| self.no_answer(endpoint, e))?;
                 let body = serde_json::from_slice(&body).map_err(|e| {
-                    self.count_error(endpoint, "decode");
-                    Failure {
-                        error: Error::Decode {
-                            endpoint,
-                            detail: self.scrub(e.to_string()),
-                        },
-                        retry: Retry::Never,
-                    }
+                    let detail = self.scrub(e.to_string());
+                    self.failed(Error::Decode { endpoint, detail }, Retry::Never)
                 })?;
                 Ok(Reply { body, page })
             }
-            300..=399 => Err(Failure {
-                error: Error::Redirect {
+            300..=399 => {
+                let location = header("location")
+                    .map(|l| l.split(['?', '#']).next().unwrap_or_default().to_owned())
+                    .unwrap_or_else(|| "nowhere".to_owned());
+                let error = Error::Redirect {
                     endpoint,
                     status,
-                    location: header("location")
-                        .map(|l| l.split(['?', '#']).next().unwrap_or_default().to_owned())
-                        .unwrap_or_else(|| "nowhere".to_owned()),
-                },
-                retry: Retry::Never,
-            }),
-            401 => Err(Failure {
-                error: Error::Unauthorized { endpoint },
-                retry: Retry::Never,
-            }),
+                    location: self.scrub(location),
+                };
+                Err(self.failed(error, Retry::Never))
+            }
+            401 => Err(self.failed(Error::Unauthorized { endpoint }, Retry::Never)),
             _ => {
                 let retry_after = header("retry-after")
                     .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    .map(Duration::from_secs);
                 let body = response
                     .body_mut()
                     .with_config()
                     .limit(MAX_ERROR_BODY_BYTES)
                     .read_to_vec()
                     .unwrap_or_default();
-                let retry = match (status, retry_after) {
-                    (429, Some(wait)) => Retry::After(wait),
-                    (429 | 500 | 502 | 503 | 504, _) => Retry::Backoff,
+                let retry = match status {
+                    429 => Retry::Throttled(retry_after),
+                    500 | 502 | 503 | 504 => Retry::Backoff,
                     _ => Retry::Never,
                 };
-                Err(Failure {
-                    error: Error::Status {
-                        endpoint,
-                        status,
-                        message: self.scrub(error_message(&body)),
-                    },
-                    retry,
-                })
+                let error = Error::Status {
+                    endpoint,
+                    status,
+                    message: self.scrub(error_message(&body)),
+                };
+                Err(self.failed(error, retry))
             }
         }
     }
 
-    /// A failure without a usable answer: counted under its reason.
+    /// A failure without a usable answer.
     fn no_answer(&self, endpoint: &'static str, e: ureq::Error) -> Failure {
         let (error, retry) = match e {
             ureq::Error::Timeout(_) => (
@@ -366,13 +473,10 @@ impl Shared {
                     endpoint,
                     after: self.timeout,
                 },
-                Retry::Never,
+                Retry::Timeout,
             ),
             ureq::Error::BodyExceedsLimit(limit) => (
-                Error::Decode {
-                    endpoint,
-                    detail: format!("body larger than {limit} bytes"),
-                },
+                Error::TooLarge { endpoint, limit },
                 Retry::Never,
             ),
             other => (
@@ -383,8 +487,17 @@ impl Shared {
                 Retry::Backoff,
             ),
         };
+        self.failed(error, retry)
+    }
+
+    /// A failed attempt, counted under its reason (unless it is an answer collectors expect,
+    /// such as 404 for a deleted project or 403 for a guest).
+    fn failed(&self, error: Error, retry: Retry) -> Failure {
         if let Some(reason) = error.reason() {
-            self.count_error(endpoint, reason);
+            if reason == "decode" || reason == "too_large" {
+                warn!(%error, "GitLab's answer could not be read");
+            }
+            self.count_error(error.endpoint(), reason);
         }
         Failure { error, retry }
     }
@@ -392,7 +505,7 @@ impl Shared {
     /// Text that came from the network, with the token cut out in case something echoed it
     /// (a proxy reflecting request headers, a body quoting them).
     fn scrub(&self, text: String) -> String {
-        match &self.token {
+        match &*self.token() {
             Some(token) if !token.expose().is_empty() && text.contains(token.expose()) => {
                 text.replace(token.expose(), "<redacted>")
             }
@@ -408,9 +521,10 @@ impl Shared {
     }
 }
 
-/// Backoff before retry `n` (0-based): 200 ms, 400 ms, … plus up to 50 % jitter.
-fn backoff(n: u32) -> Duration {
-    let base = BACKOFF * 2u32.pow(n);
+/// Backoff before retry `n` (0-based): `first`, twice that, … up to `max`, plus up to 50 %
+/// jitter so that calls failing together do not come back together.
+fn backoff(first: Duration, n: u32, max: Duration) -> Duration {
+    let base = first.saturating_mul(2u32.saturating_pow(n.min(20))).min(max);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -419,7 +533,7 @@ fn backoff(n: u32) -> Duration {
 
 /// GitLab's error message from an error body: `message` (a string or an object), `error` and
 /// `error_description`, or the start of a plain-text body; shortened to one safe line.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) => {
             let field = |k: &str| match map.get(k) {
@@ -503,12 +617,13 @@ mod tests {
 
     #[test]
     fn backoff_grows() {
-        assert!(
-            backoff(0) >= Duration::from_millis(200) && backoff(0) <= Duration::from_millis(300)
-        );
-        assert!(
-            backoff(1) >= Duration::from_millis(400) && backoff(1) <= Duration::from_millis(600)
-        );
+        let ms = Duration::from_millis;
+        let b = |n| backoff(BACKOFF, n, Duration::MAX);
+        assert!(b(0) >= ms(200) && b(0) <= ms(300));
+        assert!(b(1) >= ms(400) && b(1) <= ms(600));
+        let t = |n| backoff(THROTTLE_BACKOFF, n, MAX_THROTTLE_BACKOFF);
+        assert!(t(3) >= ms(8000) && t(3) <= ms(12000));
+        assert!(t(40) >= ms(60_000) && t(40) <= ms(90_000), "capped");
     }
 
     #[test]
@@ -519,6 +634,8 @@ mod tests {
                 token: Some(Secret::new("glpat-do-not-print")),
                 concurrency: 2,
                 request_timeout: Duration::from_secs(1),
+                max_requests_per_second: 0.0,
+                ca_certs: Vec::new(),
             },
             ApiCounters::default(),
         );

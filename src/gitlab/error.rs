@@ -56,6 +56,14 @@ pub enum Error {
         /// What failed.
         detail: String,
     },
+    /// A body over the size the client reads.
+    #[error("GitLab's answer on {endpoint} is larger than {limit} bytes; not read")]
+    TooLarge {
+        /// Route template of the call.
+        endpoint: &'static str,
+        /// The cap.
+        limit: u64,
+    },
     /// A 2xx answer whose body was not what the API promises.
     #[error("unexpected answer from GitLab on {endpoint}: {detail}")]
     Decode {
@@ -81,14 +89,33 @@ impl Error {
         matches!(self, Error::Status { status: 404, message, .. } if message.contains("Project Not Found"))
     }
 
-    /// The `reason` label of `gitlab_exporter_api_errors_total` for calls that got no usable
-    /// answer, or `None` when GitLab answered with a status (counted by code instead).
+    /// The `reason` label of `gitlab_exporter_api_errors_total`: `timeout`, `transport`,
+    /// `decode`, `too_large`, `unauthorized`, `redirect`, `throttled` (429) or `server_error`
+    /// (5xx); `None` for the answers collectors expect and branch on (403, 404, other 4xx).
     pub fn reason(&self) -> Option<&'static str> {
         match self {
             Error::Timeout { .. } => Some("timeout"),
             Error::Transport { .. } => Some("transport"),
             Error::Decode { .. } => Some("decode"),
-            _ => None,
+            Error::TooLarge { .. } => Some("too_large"),
+            Error::Unauthorized { .. } => Some("unauthorized"),
+            Error::Redirect { .. } => Some("redirect"),
+            Error::Status { status: 429, .. } => Some("throttled"),
+            Error::Status { status: 500.., .. } => Some("server_error"),
+            Error::Status { .. } => None,
+        }
+    }
+
+    /// The route template of the failed call.
+    pub fn endpoint(&self) -> &'static str {
+        match self {
+            Error::Unauthorized { endpoint }
+            | Error::Status { endpoint, .. }
+            | Error::Redirect { endpoint, .. }
+            | Error::Timeout { endpoint, .. }
+            | Error::Transport { endpoint, .. }
+            | Error::TooLarge { endpoint, .. }
+            | Error::Decode { endpoint, .. } => endpoint,
         }
     }
 }
