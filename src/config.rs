@@ -253,7 +253,9 @@ impl Config {
         };
         if let Some(path) = &cli.ca_file {
             crate::gitlab::tls::read_ca_file(path).map_err(|msg| {
-                invalid(format!("invalid value for '--gitlab.ca-file <PATH>': {msg}"))
+                invalid(format!(
+                    "invalid value for '--gitlab.ca-file <PATH>': {msg}"
+                ))
             })?;
         }
         let scope = Scope {

@@ -58,8 +58,9 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
     }
 
     let ca_certs = match &config.ca_file {
-        Some(path) => gitlab::tls::read_ca_file(path)
-            .map_err(|e| anyhow::anyhow!("--gitlab.ca-file: {e}"))?,
+        Some(path) => {
+            gitlab::tls::read_ca_file(path).map_err(|e| anyhow::anyhow!("--gitlab.ca-file: {e}"))?
+        }
         None => Vec::new(),
     };
     let exporter_metrics = metrics::ExporterMetrics::default();

@@ -145,7 +145,11 @@ impl ExporterMetrics {
                 ConstGauge::new(unix),
             );
         }
-        let rate_limit = *self.api.rate_limit.lock().unwrap_or_else(|e| e.into_inner());
+        let rate_limit = *self
+            .api
+            .rate_limit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(limit) = rate_limit {
             registry.register(
                 "gitlab_api_rate_limit_limit",

@@ -20,8 +20,8 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
-use crate::config::ListenAddress;
 use crate::cache::Source;
+use crate::config::ListenAddress;
 use crate::exposition::ExpositionBody;
 use crate::gitlab::Client;
 use crate::metrics::{ExporterMetrics, Format, Served};
@@ -188,15 +188,18 @@ async fn metrics(
         app.timeout_offset,
         app.max_timeout,
     );
+    let waiting_from = tokio::time::Instant::now();
     let (snapshot, source) = app.cache.get(budget).await;
     app.metrics.scraped(source);
-    // A collection that ran late while GitLab left calls unanswered for the whole wait: GitLab
-    // is down or hanging, whatever the last finished collection said.
+    // A collection that ran late while GitLab answered nothing during the wait, with calls out
+    // for most of it: GitLab is down or hanging, whatever the last finished collection said.
+    // (Calls merely paced or paused for a 429 are not out.)
     let hanging = source == Source::Timeout
+        && !app.client.answered_since(waiting_from)
         && app
             .client
             .waiting_for_answer()
-            .is_some_and(|waited| waited >= budget);
+            .is_some_and(|waited| waited >= budget / 2);
     let up = snapshot.data.error.is_none() && !hanging;
     if source == Source::Timeout {
         warn!(
@@ -357,7 +360,14 @@ mod tests {
         assert_eq!(budget(Some("0.4")), Duration::from_millis(200));
         assert_eq!(budget(Some("3600")), max);
         assert_eq!(budget(Some("1e300")), max);
-        for bad in [None, Some(""), Some("soon"), Some("-3"), Some("NaN"), Some("inf")] {
+        for bad in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("-3"),
+            Some("NaN"),
+            Some("inf"),
+        ] {
             assert_eq!(budget(bad), max, "{bad:?}");
         }
     }

@@ -394,7 +394,9 @@ impl Collector {
                 );
                 Collected {
                     error: Some(e.to_string()),
-                    projects: kept.as_ref().map_or_else(Arc::default, |g| Arc::clone(&g.projects)),
+                    projects: kept
+                        .as_ref()
+                        .map_or_else(Arc::default, |g| Arc::clone(&g.projects)),
                     projects_from: kept.map(|g| g.stamp),
                     duration,
                     api_calls,

@@ -302,10 +302,15 @@ pub(crate) fn respond(
         .or_else(|| query.get("private_token"))
         .or_else(|| query.get("access_token"));
     let caller = Caller::authenticate(&live.instance, token);
-    let verdict = live
-        .instance
-        .rate_limit_per_minute
-        .map(|limit| limiter.admit(limit, req.now, matches!(caller, Caller::User { .. })));
+    let period = live.instance.rate_limit_period_seconds.max(1);
+    let verdict = live.instance.rate_limit_per_minute.map(|limit| {
+        limiter.admit(
+            limit,
+            period,
+            req.now,
+            matches!(caller, Caller::User { .. }),
+        )
+    });
     let rate_headers = match verdict {
         Some(v) if v.throttled => {
             return Reply {

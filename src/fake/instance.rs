@@ -355,8 +355,11 @@ pub struct Instance {
     pub token: String,
     /// GitLab's `offset_pagination_limit` (default 50,000; 0 disables).
     pub offset_limit: u64,
-    /// `None` = no `RateLimit-*` headers and no throttling.
+    /// Requests allowed per throttle window (a minute unless `rate_limit_period_seconds` says
+    /// otherwise); `None` = no `RateLimit-*` headers and no throttling.
     pub rate_limit_per_minute: Option<u32>,
+    /// Length of a throttle window in seconds (GitLab's is 60; tests shorten it). Default 60.
+    pub rate_limit_period_seconds: u64,
     /// Base URL used in `Link` headers and `web_url`s instead of the server's own address.
     pub base_url_override: Option<String>,
 }
@@ -371,6 +374,7 @@ impl fmt::Debug for Instance {
             .field("token", &"<secret>")
             .field("offset_limit", &self.offset_limit)
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_period_seconds", &self.rate_limit_period_seconds)
             .field("base_url_override", &self.base_url_override)
             .finish()
     }
@@ -387,6 +391,7 @@ impl Instance {
             token: token.into(),
             offset_limit: 50_000,
             rate_limit_per_minute: None,
+            rate_limit_period_seconds: 60,
             base_url_override: None,
         }
     }

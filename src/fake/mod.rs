@@ -5,7 +5,7 @@
 //! Layout: `instance` (data model, demo and generated instances), `history` (changes on top of
 //! the synthesised data, and the merge request model), `api` (routing, permissions, endpoint
 //! handlers), `paginate` (offset and keyset pagination, headers), `ratelimit` (`RateLimit-*` and
-//! 429) and `time` (date formatting and parsing).
+//! 429), `faults` (fault injection) and `time` (date formatting and parsing).
 //!
 //! ```text
 //! let fake = FakeGitlab::start(Instance::demo()).await?;
@@ -29,6 +29,30 @@
 //! `/projects/:id/merge_requests` and `/groups/:id/merge_requests`, which are exact for any window.
 //! Editing `merge_requests` counts through [`FakeGitlab::with_instance`] still works and models a
 //! change no signal can see (no `updated_at` moves).
+//!
+//! # Faults
+//!
+//! [`FakeGitlab::set_faults`] makes the fake misbehave, on one route template or on all
+//! ([`Faults::route`]); [`Faults::default`] turns everything off. A fault comes after the
+//! request is counted ([`FakeGitlab::requests`]) and after [`hold`](FakeGitlab::hold) and
+//! latency; answered faults carry `Date` like every answer. Kinds, tried in this order:
+//!
+//! - [`Faults::hang`]: no answer until `set_faults` stops hanging the route (the request then
+//!   goes on through the other kinds) or the fake shuts down (connection closed).
+//! - [`Faults::reset_rate`]: the connection is closed without any answer.
+//! - [`Faults::server_error_rate`]: rotating 500 `{"message":"500 Internal Server Error"}`
+//!   (`application/json`), 502 nginx's HTML page (`text/html`), 503 `no healthy upstream`
+//!   (`text/plain`).
+//! - [`Faults::endpoint_throttle_rate`]: GitLab's application-limit 429,
+//!   `{"message":{"error":"This endpoint has been requested too many times. Try again later."}}`
+//!   (`application/json`), without `Retry-After` or `RateLimit-*` headers.
+//! - [`Faults::malformed`]: every 2xx answer gets a broken body ([`Malformed`]).
+//!
+//! Rates are exact and evenly spread, not random: affected requests are numbered from the last
+//! `set_faults`, and a rate of 0.05 hits exactly every 20th (requests 19, 39, ...). Injected 5xx
+//! and 429 answers skip the API, so they neither consume the `rate_limit_per_minute` throttle
+//! nor carry its headers. [`FakeGitlab::faults_injected`] counts faulted requests (a hung one as
+//! soon as it starts waiting).
 //!
 //! # The demo instance ([`Instance::demo`])
 //!
@@ -54,19 +78,20 @@
 //! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues |
 
 mod api;
+mod faults;
 mod history;
 mod instance;
 mod paginate;
 mod ratelimit;
 mod time;
 
+pub use faults::{Faults, Malformed};
 pub use history::{HISTORY_HORIZON, MergeRequestChange};
 pub use instance::{
     FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
 };
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -85,6 +110,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use api::{ApiRequest, Endpoint, Live, Reply, Route};
+use faults::{FaultState, Verdict};
 use ratelimit::RateLimiter;
 
 /// How long `shutdown` waits for in-flight requests before dropping connections.
@@ -108,6 +134,8 @@ struct Shared {
     user_agents: Mutex<BTreeSet<String>>,
     /// Seconds added to the host's clock to make the fake's.
     clock_offset: AtomicI64,
+    /// What goes wrong (see `FakeGitlab::set_faults`).
+    faults: FaultState,
     /// `http://127.0.0.1:PORT`.
     url: String,
 }
@@ -187,6 +215,7 @@ impl FakeGitlab {
             max_in_flight: AtomicUsize::new(0),
             user_agents: Mutex::new(BTreeSet::new()),
             clock_offset: AtomicI64::new(0),
+            faults: FaultState::default(),
             url,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -236,12 +265,32 @@ impl FakeGitlab {
             .sum()
     }
 
-    /// Sets every request counter, and the in-flight maximum, to zero.
+    /// Sets every request counter, the in-flight maximum and
+    /// [`faults_injected`](Self::faults_injected) to zero.
     pub fn reset_counts(&self) {
         for c in &self.shared.counts {
             c.store(0, Ordering::SeqCst);
         }
         self.shared.max_in_flight.store(0, Ordering::SeqCst);
+        self.shared.faults.reset_injected();
+    }
+
+    /// Replaces the faults (see [`Faults`] and the module docs); `Faults::default()` stops them.
+    /// Restarts the numbering of affected requests, and releases hung requests whose route no
+    /// longer hangs.
+    ///
+    /// # Panics
+    /// When `faults.route` is not a route template of [`requests`](Self::requests) (a typo
+    /// would silently inject nothing).
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// Requests that got an injected fault of any kind (hang, reset, 5xx, 429, malformed body)
+    /// since start or the last [`reset_counts`](Self::reset_counts). A hung request counts as
+    /// soon as it starts waiting.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults.injected()
     }
 
     /// The most requests in flight at once (arrived, not yet answered) since start or the last
@@ -335,7 +384,7 @@ impl FakeGitlab {
     }
 
     /// Stops accepting, lets in-flight (and held) requests finish for up to 2 s, then closes
-    /// every connection.
+    /// every connection. Requests hung by [`Faults::hang`] are dropped at once, unanswered.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -385,6 +434,7 @@ async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiv
     }
     drop(listener);
     shared.held.send_replace(false);
+    shared.faults.close();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
@@ -398,11 +448,23 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// One request: count, hold, latency, then answer under the lock.
+/// The service's error: hyper then closes the connection without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// One request: count, hold, latency, faults, then answer under the lock.
 async fn serve(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Full<Bytes>>, Dropped> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
@@ -432,6 +494,11 @@ async fn serve(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let (malformed, counted) = match shared.faults.verdict(endpoint.route()).await {
+        Verdict::Answer { malformed, counted } => (malformed, counted),
+        Verdict::Drop => return Err(Dropped),
+        Verdict::Reply(reply) => return Ok(into_response(reply, shared.now())),
+    };
     let now = shared.now();
     let request = ApiRequest {
         method: &method,
@@ -440,13 +507,19 @@ async fn serve(
         token: token.as_deref(),
         now: u64::try_from(now).unwrap_or(0),
     };
-    let reply = api::respond(
+    let mut reply = api::respond(
         &mut shared.live(),
         &shared.limiter,
         &shared.url,
         &request,
         &endpoint,
     );
+    if let Some(bad) = malformed.and_then(|kind| faults::malform(&reply, &kind)) {
+        if !counted {
+            shared.faults.count();
+        }
+        reply = bad;
+    }
     Ok(into_response(reply, now))
 }
 
@@ -482,34 +555,36 @@ mod tests {
 
     /// A minimal keep-alive HTTP/1.1 client over a raw `TcpStream` (tokio's `io-util` feature is
     /// not enabled, so it uses `try_read`/`try_write`). Responses here always carry Content-Length.
-    struct Client {
+    /// Also used by the tests of `faults`.
+    pub(super) struct Client {
         stream: TcpStream,
         /// Bytes read but not consumed yet.
         buf: Vec<u8>,
     }
 
-    /// Status, lowercase headers, body.
-    struct Answer {
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: String,
+    /// Status, lowercase headers, body (lossy text and raw bytes).
+    pub(super) struct Answer {
+        pub(super) status: u16,
+        pub(super) headers: Vec<(String, String)>,
+        pub(super) body: String,
+        pub(super) bytes: Vec<u8>,
     }
 
     impl Answer {
-        fn header(&self, name: &str) -> Option<&str> {
+        pub(super) fn header(&self, name: &str) -> Option<&str> {
             self.headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         }
 
-        fn json(&self) -> serde_json::Value {
+        pub(super) fn json(&self) -> serde_json::Value {
             serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
         }
     }
 
     impl Client {
-        async fn connect(fake: &FakeGitlab) -> Client {
+        pub(super) async fn connect(fake: &FakeGitlab) -> Client {
             let addr = fake.url().trim_start_matches("http://").to_string();
             let stream = TcpStream::connect(addr).await.expect("connect");
             Client {
@@ -543,12 +618,45 @@ mod tests {
             }
         }
 
-        async fn send(&mut self, method: &str, path: &str, token: Option<&str>) -> Answer {
+        async fn write_request(&self, method: &str, path: &str, token: Option<&str>) {
             let auth = token.map_or(String::new(), |t| format!("PRIVATE-TOKEN: {t}\r\n"));
             let head = format!(
                 "{method} {path} HTTP/1.1\r\nHost: fake\r\n{auth}Content-Length: 0\r\n\r\n"
             );
             self.write_all(head.as_bytes()).await;
+        }
+
+        /// Sends a request and expects the server to close (or reset) the connection without
+        /// sending a single byte. False when bytes arrive instead.
+        pub(super) async fn send_expecting_close(
+            &mut self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+        ) -> bool {
+            self.write_request(method, path, token).await;
+            let mut chunk = [0u8; 1024];
+            loop {
+                self.stream.readable().await.expect("readable");
+                match self.stream.try_read(&mut chunk) {
+                    Ok(0) => return self.buf.is_empty(),
+                    Ok(_) => return false,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                        return self.buf.is_empty();
+                    }
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+        }
+
+        pub(super) async fn send(
+            &mut self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+        ) -> Answer {
+            self.write_request(method, path, token).await;
             let head_end = loop {
                 if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     break i + 4;
@@ -576,12 +684,14 @@ mod tests {
             while self.buf.len() < head_end + len {
                 self.fill().await;
             }
-            let body = String::from_utf8_lossy(&self.buf[head_end..head_end + len]).into_owned();
+            let bytes = self.buf[head_end..head_end + len].to_vec();
+            let body = String::from_utf8_lossy(&bytes).into_owned();
             self.buf.drain(..head_end + len);
             Answer {
                 status,
                 headers,
                 body,
+                bytes,
             }
         }
     }
@@ -592,7 +702,8 @@ mod tests {
         check::<FakeGitlab>();
     }
 
-    async fn get(fake: &FakeGitlab, path: &str) -> Answer {
+    /// One GET with the instance's token, on a new connection.
+    pub(super) async fn get(fake: &FakeGitlab, path: &str) -> Answer {
         let token = fake.token();
         Client::connect(fake)
             .await
@@ -752,7 +863,7 @@ mod tests {
     }
 
     /// The `Date` header as Unix seconds (checked by formatting candidates around `near`).
-    fn date_of(a: &Answer, near: i64) -> Option<i64> {
+    pub(super) fn date_of(a: &Answer, near: i64) -> Option<i64> {
         let date = a.header("date")?;
         (near - 5..=near + 5).find(|t| time::http_date(*t) == date)
     }

@@ -1,11 +1,9 @@
-//! Rack::Attack-style fixed-window throttle (60 s windows aligned to the minute) and its `RateLimit-*` headers.
+//! Rack::Attack-style fixed-window throttle (60 s windows aligned to the minute, or shorter
+//! ones for tests) and its `RateLimit-*` headers.
 
 use std::sync::Mutex;
 
 use super::time::http_date;
-
-/// Length of a throttle window, in seconds.
-const PERIOD: u64 = 60;
 
 /// Outcome of admitting one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +22,10 @@ pub(crate) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Counts one request at `now` (Unix seconds) against `limit` per minute.
-    pub(crate) fn admit(&self, limit: u32, now: u64, authenticated: bool) -> Verdict {
-        let start = now - now % PERIOD;
+    /// Counts one request at `now` (Unix seconds) against `limit` per window of `period`
+    /// seconds (windows aligned to multiples of the period).
+    pub(crate) fn admit(&self, limit: u32, period: u64, now: u64, authenticated: bool) -> Verdict {
+        let start = now - now % period;
         let observed = {
             let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
             if w.0 != start {
@@ -36,7 +35,7 @@ impl RateLimiter {
             w.1
         };
         let limit = u64::from(limit);
-        let reset = start + PERIOD;
+        let reset = start + period;
         let name = if authenticated {
             "throttle_authenticated_api"
         } else {
@@ -79,14 +78,14 @@ mod tests {
     fn fixed_window_throttles_and_resets() {
         let rl = RateLimiter::default();
         let t0 = 1_609_844_370; // 30 s before 11:00:00
-        let first = rl.admit(2, t0, true);
+        let first = rl.admit(2, 60, t0, true);
         assert!(!first.throttled);
         assert_eq!(get(&first, "RateLimit-Name"), "throttle_authenticated_api");
         assert_eq!(get(&first, "RateLimit-Remaining"), "1");
         assert_eq!(get(&first, "RateLimit-Reset"), "1609844400");
         assert_eq!(first.headers.len(), 5);
-        assert!(!rl.admit(2, t0 + 1, true).throttled);
-        let third = rl.admit(2, t0 + 2, false);
+        assert!(!rl.admit(2, 60, t0 + 1, true).throttled);
+        let third = rl.admit(2, 60, t0 + 2, false);
         assert!(third.throttled);
         assert_eq!(get(&third, "RateLimit-Observed"), "3");
         assert_eq!(get(&third, "RateLimit-Remaining"), "0");
@@ -99,7 +98,7 @@ mod tests {
             get(&third, "RateLimit-Name"),
             "throttle_unauthenticated_api"
         );
-        let next_window = rl.admit(2, t0 + 30, true);
+        let next_window = rl.admit(2, 60, t0 + 30, true);
         assert!(!next_window.throttled);
         assert_eq!(get(&next_window, "RateLimit-Observed"), "1");
     }

@@ -127,6 +127,8 @@ struct Progress {
     in_flight: usize,
     /// The last answer, or the start of the first call in flight if later.
     since: Instant,
+    /// The last answer.
+    last_answer: Option<Instant>,
 }
 
 impl fmt::Debug for Client {
@@ -201,6 +203,7 @@ impl Client {
                 progress: Mutex::new(Progress {
                     in_flight: 0,
                     since: Instant::now(),
+                    last_answer: None,
                 }),
             }),
             calls: Arc::new(AtomicU64::new(0)),
@@ -234,6 +237,11 @@ impl Client {
     pub fn waiting_for_answer(&self) -> Option<Duration> {
         let progress = self.shared.progress();
         (progress.in_flight > 0).then(|| progress.since.elapsed())
+    }
+
+    /// True when GitLab answered a call (with any status) at or after `t`.
+    pub fn answered_since(&self, t: Instant) -> bool {
+        self.shared.progress().last_answer.is_some_and(|a| a >= t)
     }
 
     /// Calls made through this clone (and the clones made from it by `clone`), retries included.
@@ -378,7 +386,12 @@ impl Shared {
             Err(e) => return Err(self.no_answer(endpoint, e)),
         };
         // An answer, whatever it says: GitLab is not hanging.
-        self.progress().since = Instant::now();
+        {
+            let now = Instant::now();
+            let mut progress = self.progress();
+            progress.since = now;
+            progress.last_answer = Some(now);
+        }
         let status = response.status().as_u16();
         let date = response
             .headers()
@@ -389,7 +402,8 @@ impl Shared {
             clock.fetch_min(date, Ordering::Relaxed);
         }
         if let Some(limit) = RateLimit::from_headers(response.headers()) {
-            self.pacer.observe(limit, date);
+            let others = self.progress().in_flight.saturating_sub(1);
+            self.pacer.observe(limit, date, others);
         }
         self.counters
             .requests
@@ -475,10 +489,9 @@ impl Shared {
                 },
                 Retry::Timeout,
             ),
-            ureq::Error::BodyExceedsLimit(limit) => (
-                Error::TooLarge { endpoint, limit },
-                Retry::Never,
-            ),
+            ureq::Error::BodyExceedsLimit(limit) => {
+                (Error::TooLarge { endpoint, limit }, Retry::Never)
+            }
             other => (
                 Error::Transport {
                     endpoint,
@@ -524,7 +537,9 @@ impl Shared {
 /// Backoff before retry `n` (0-based): `first`, twice that, … up to `max`, plus up to 50 %
 /// jitter so that calls failing together do not come back together.
 fn backoff(first: Duration, n: u32, max: Duration) -> Duration {
-    let base = first.saturating_mul(2u32.saturating_pow(n.min(20))).min(max);
+    let base = first
+        .saturating_mul(2u32.saturating_pow(n.min(20)))
+        .min(max);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -552,7 +567,7 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     };
     let mut line: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
         .take(200)
         .collect();
     line.truncate(line.trim_end().len());
@@ -561,6 +576,15 @@ pub(crate) fn error_message(body: &[u8]) -> String {
     } else {
         line
     }
+}
+
+/// Characters that would break or disguise a log line: controls, Unicode line and paragraph
+/// separators, and bidirectional overrides (which reorder what a terminal shows).
+fn is_unsafe_in_a_log_line(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// Percent-encodes one path segment (a project path, a branch name): everything but RFC 3986
@@ -611,6 +635,10 @@ mod tests {
             "insufficient_scope: The request requires higher privileges than provided by the access token."
         );
         assert_eq!(error_message(b"Retry later\n"), "Retry later");
+        assert_eq!(
+            error_message("a\u{2028}b\u{202E}c\u{2066}d".as_bytes()),
+            "a b c d"
+        );
         assert_eq!(error_message(b""), "(empty body)");
         assert_eq!(error_message(&[b'x'; 1000]).len(), 200);
     }

@@ -8,7 +8,11 @@
 
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz;
+pub mod pacing;
 pub mod pagination;
+pub mod tls;
 pub mod types;
 
 pub use client::{ApiCounters, Client, ClientOptions, encode_segment};

@@ -31,9 +31,8 @@ pub struct RateLimit {
 impl RateLimit {
     /// The headers of an answer, when all three are there and numbers.
     pub fn from_headers(headers: &ureq::http::HeaderMap) -> Option<RateLimit> {
-        let number = |name: &str| -> Option<u64> {
-            headers.get(name)?.to_str().ok()?.trim().parse().ok()
-        };
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         Some(RateLimit {
             limit: number("ratelimit-limit")?,
             remaining: number("ratelimit-remaining")?,
@@ -138,18 +137,22 @@ impl Pacer {
     }
 
     /// Takes in an answer's rate-limit headers; `date` is the answer's `Date` (GitLab's clock),
-    /// to turn the reset time into a wait whatever this host's clock says.
-    pub fn observe(&self, limit: RateLimit, date: Option<i64>) {
+    /// to turn the reset time into a wait whatever this host's clock says. `in_flight` other
+    /// calls are out: GitLab may count them after this answer, so they are counted as spent.
+    pub fn observe(&self, limit: RateLimit, date: Option<i64>, in_flight: usize) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
         let now_gitlab = date.unwrap_or_else(host_time);
         let wait = Duration::from_secs(u64::try_from(limit.reset - now_gitlab).unwrap_or(0))
             .min(MAX_PAUSE);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let reported = limit
+            .remaining
+            .saturating_sub(u64::try_from(in_flight).unwrap_or(u64::MAX));
         let remaining = match state.quota {
             // Answers arrive out of order, and calls started since are already counted: within
             // one window, the lowest count wins.
-            Some(q) if q.reset == limit.reset => q.remaining.min(limit.remaining),
-            _ => limit.remaining,
+            Some(q) if q.reset == limit.reset => q.remaining.min(reported),
+            _ => reported,
         };
         state.quota = Some(Quota {
             limit: limit.limit,
@@ -210,6 +213,7 @@ mod tests {
                 reset: date + 30,
             },
             Some(date),
+            0,
         );
         assert_eq!(p.book(t0), t0);
         // 40 left: spread 38 usable over 30 s.
@@ -220,6 +224,7 @@ mod tests {
                 reset: date + 30,
             },
             Some(date),
+            0,
         );
         assert_eq!(p.book(t0), t0);
         let second = p.book(t0) - t0;
@@ -235,6 +240,7 @@ mod tests {
                 reset: date + 30,
             },
             Some(date),
+            0,
         );
         assert!(p.state.lock().unwrap().quota.unwrap().remaining <= 38);
         // Spent: the next call waits for the reset (+1 s).
@@ -245,6 +251,7 @@ mod tests {
                 reset: date + 30,
             },
             Some(date),
+            0,
         );
         let waited = p.book(t0) - t0;
         assert!(waited >= Duration::from_secs(31), "{waited:?}");

@@ -309,19 +309,30 @@ pub fn format_timestamp(unix: i64) -> String {
 }
 
 /// Parses an HTTP date (`Wed, 25 Nov 2026 09:13:32 GMT`, RFC 9110 IMF-fixdate) to Unix seconds.
+/// Strict: two-digit day and clock fields, a four-digit year, nothing after `GMT`.
 pub fn parse_http_date(s: &str) -> Option<i64> {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
+    let digits = |v: &str, n: usize| -> Option<i64> {
+        (v.len() == n && v.bytes().all(|c| c.is_ascii_digit())).then(|| v.parse().ok())?
+    };
     let mut parts = s.split_whitespace();
     let _weekday = parts.next()?;
-    let day: i64 = parts.next()?.parse().ok()?;
+    let day = digits(parts.next()?, 2)?;
     let month_name = parts.next()?;
     let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|v| v.parse::<i64>().ok());
-    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    let year = digits(parts.next()?, 4)?;
+    let mut clock = parts.next()?.split(':');
+    let mut field = || digits(clock.next()?, 2);
+    let (hour, minute, second) = (field()?, field()?, field()?);
+    if clock.next().is_some()
+        || parts.next()? != "GMT"
+        || parts.next().is_some()
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }

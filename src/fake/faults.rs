@@ -1,0 +1,719 @@
+//! Fault injection of the fake GitLab: [`Faults`] (what goes wrong, and on which route), the
+//! deterministic choice of the requests that get a fault, hangs, and the injected answers' bodies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use super::api::{Reply, Route};
+
+/// What the fake does wrong, settable at any time with
+/// [`FakeGitlab::set_faults`](super::FakeGitlab::set_faults) (default: nothing).
+///
+/// Rates are fractions of the *affected* requests (those on [`route`](Self::route)), clamped to
+/// `0.0..=1.0` (NaN counts as 0). Selection is deterministic: the affected requests are numbered
+/// `n = 0, 1, 2, ...` from the last `set_faults`, and a kind of fault with rate `r` goes to
+/// request `n` when `floor((n + 1) * r)` exceeds the number of faults of that kind injected so
+/// far. Alone, a rate of 0.05 faults exactly requests 19, 39, 59, ... (every 20th). The kinds are
+/// tried in the order hang, reset, server error, endpoint throttle; when an earlier kind takes a
+/// request, a later kind that was due gets the next request instead (so the counts stay exact
+/// as long as the rates add up to at most 1).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Only requests on this route template (e.g. `"/projects/:id/merge_requests"`, as
+    /// [`FakeGitlab::requests`](super::FakeGitlab::requests) uses, `"unknown"` included) are
+    /// affected; `None` = every route.
+    pub route: Option<String>,
+    /// Fraction of affected requests answered with a 5xx instead, rotating 500
+    /// (`{"message":"500 Internal Server Error"}`, JSON), 502 (nginx's HTML page) and 503
+    /// (`no healthy upstream`, plain text).
+    pub server_error_rate: f64,
+    /// Fraction of affected requests answered with GitLab's application-limit 429: JSON
+    /// `{"message":{"error":"This endpoint has been requested too many times. Try again later."}}`,
+    /// with no `Retry-After` and no `RateLimit-*` headers.
+    pub endpoint_throttle_rate: f64,
+    /// Fraction of affected requests whose connection is closed without any answer.
+    pub reset_rate: f64,
+    /// Successful (2xx) answers on the affected routes get this body instead.
+    pub malformed: Option<Malformed>,
+    /// Requests on affected routes get no answer until `set_faults` stops hanging their route,
+    /// or the fake shuts down (the connection is then closed without an answer).
+    pub hang: bool,
+}
+
+/// A broken body for successful answers (see [`Faults::malformed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not JSON at all: `{"id": 1, "name": ` (truncated), as `application/json`.
+    Truncated,
+    /// Valid JSON of the wrong shape: the string `"surprise"`, as `application/json`.
+    WrongShape,
+    /// Bytes that are not UTF-8: `[{"name":"\xff\xfe"}]`, as `application/json`.
+    InvalidUtf8,
+    /// A valid JSON array `[0,0,...,0]` (plus one trailing space when needed) of exactly
+    /// `n + 1` bytes (3 bytes for `n` < 2), as `application/json`.
+    Oversized(usize),
+    /// `text/html`: an SSO proxy's sign-in page instead of GitLab's answer (GitLab's headers,
+    /// pagination and `RateLimit-*` included, are dropped).
+    Html,
+}
+
+/// The answer of the application-limit 429.
+pub(crate) const ENDPOINT_THROTTLE_BODY: &str =
+    r#"{"message":{"error":"This endpoint has been requested too many times. Try again later."}}"#;
+
+/// The answer of an injected 500.
+pub(crate) const SERVER_ERROR_500_BODY: &str = r#"{"message":"500 Internal Server Error"}"#;
+
+/// nginx's own 502 page.
+pub(crate) const BAD_GATEWAY_502_BODY: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+
+/// Envoy's 503 when no backend is up.
+pub(crate) const UNAVAILABLE_503_BODY: &str = "no healthy upstream";
+
+/// The sign-in page of [`Malformed::Html`].
+pub(crate) const SIGN_IN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Sign In</title></head>\n<body>\n<h1>Sign in to continue</h1>\n<form method=\"GET\" action=\"/oauth2/start\">\n<input type=\"hidden\" name=\"rd\" value=\"/\">\n<button type=\"submit\">Sign in with SSO</button>\n</form>\n</body>\n</html>\n";
+
+impl Faults {
+    /// True when requests on `route` are affected.
+    fn affects(&self, route: Route) -> bool {
+        self.route.as_deref().is_none_or(|t| t == route.template())
+    }
+
+    fn hangs(&self, route: Route) -> bool {
+        self.hang && self.affects(route)
+    }
+}
+
+/// What to do with one request once hold, latency and any hang are over.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Answer normally; a 2xx answer gets `malformed` instead (see [`malform`]). `counted`:
+    /// the request already counts as faulted (it hung), so a malformed body must not count it
+    /// again.
+    Answer {
+        malformed: Option<Malformed>,
+        counted: bool,
+    },
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer this instead (5xx or the application-limit 429); the API is not asked.
+    Reply(Reply),
+}
+
+/// Per-kind progress since the last `set_faults`.
+#[derive(Debug, Default)]
+struct Sequence {
+    /// Affected requests seen (the next one's number).
+    next: u64,
+    resets: u64,
+    server_errors: u64,
+    throttles: u64,
+}
+
+/// Fault state shared by the handle and every connection.
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    /// The current faults; a watch so that hung requests see changes.
+    current: watch::Sender<Faults>,
+    /// Locked before `current` is replaced or read for a verdict, so both stay consistent.
+    sequence: Mutex<Sequence>,
+    /// True once the server shuts down: hung requests end (without an answer).
+    closing: watch::Sender<bool>,
+    /// Requests that got a fault of any kind since start or `reset_injected`.
+    injected: AtomicU64,
+}
+
+impl Default for FaultState {
+    fn default() -> Self {
+        FaultState {
+            current: watch::Sender::new(Faults::default()),
+            sequence: Mutex::new(Sequence::default()),
+            closing: watch::Sender::new(false),
+            injected: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FaultState {
+    fn sequence(&self) -> MutexGuard<'_, Sequence> {
+        self.sequence.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the faults and restarts the numbering of affected requests. Releases hung
+    /// requests whose route no longer hangs.
+    ///
+    /// # Panics
+    /// When `faults.route` names no route template.
+    pub(crate) fn set(&self, faults: Faults) {
+        if let Some(t) = faults.route.as_deref() {
+            let known = Route::ALL.iter().any(|r| r.template() == t);
+            assert!(
+                known,
+                "Faults::route {t:?} is not a route template; use one of {:?}",
+                Route::ALL.map(Route::template)
+            );
+        }
+        let mut seq = self.sequence();
+        *seq = Sequence::default();
+        self.current.send_replace(faults);
+    }
+
+    /// Requests that got a fault since start or the last [`reset_injected`](Self::reset_injected).
+    pub(crate) fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn reset_injected(&self) {
+        self.injected.store(0, Ordering::SeqCst);
+    }
+
+    /// Counts one more faulted request.
+    pub(crate) fn count(&self) {
+        self.injected.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends every hang, now and later (the server is shutting down).
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Waits out a hang on `route`, then decides the request's fault. Counts the request in
+    /// [`injected`](Self::injected) once if it got (or will get) any fault but a malformed
+    /// body, which the caller counts when it applies one.
+    pub(crate) async fn verdict(&self, route: Route) -> Verdict {
+        let mut faults = self.current.subscribe();
+        let hung = faults.borrow_and_update().hangs(route);
+        if hung {
+            self.count();
+            if !self.wait_unhung(faults, route).await {
+                return Verdict::Drop;
+            }
+        }
+        let mut verdict = self.pick(route);
+        match &mut verdict {
+            Verdict::Answer { counted, .. } => *counted = hung,
+            _ if !hung => self.count(),
+            _ => {}
+        }
+        verdict
+    }
+
+    /// True once `route` no longer hangs; false when the server shuts down first.
+    async fn wait_unhung(&self, mut faults: watch::Receiver<Faults>, route: Route) -> bool {
+        let mut closing = self.closing.subscribe();
+        tokio::select! {
+            biased;
+            () = wait_closing(&mut closing) => false,
+            () = wait_unhung(&mut faults, route) => true,
+        }
+    }
+
+    /// Numbers one request and picks its fault (hangs excluded).
+    fn pick(&self, route: Route) -> Verdict {
+        let mut seq = self.sequence();
+        let faults = self.current.borrow();
+        if !faults.affects(route) {
+            return Verdict::Answer {
+                malformed: None,
+                counted: false,
+            };
+        }
+        let n = seq.next;
+        seq.next += 1;
+        if due(n, faults.reset_rate, seq.resets) {
+            seq.resets += 1;
+            Verdict::Drop
+        } else if due(n, faults.server_error_rate, seq.server_errors) {
+            let nth = seq.server_errors;
+            seq.server_errors += 1;
+            Verdict::Reply(server_error(nth))
+        } else if due(n, faults.endpoint_throttle_rate, seq.throttles) {
+            seq.throttles += 1;
+            Verdict::Reply(endpoint_throttle())
+        } else {
+            Verdict::Answer {
+                malformed: faults.malformed.clone(),
+                counted: false,
+            }
+        }
+    }
+}
+
+/// Resolves once the server shuts down. (A helper so the watch's `Ref` never lives across an
+/// await, which keeps the request future `Send`.)
+async fn wait_closing(closing: &mut watch::Receiver<bool>) {
+    // Err only if the sender is gone, which cannot happen while the state lives.
+    let _ = closing.wait_for(|c| *c).await;
+}
+
+/// Resolves once the faults no longer hang `route`.
+async fn wait_unhung(faults: &mut watch::Receiver<Faults>, route: Route) {
+    let _ = faults.wait_for(|f| !f.hangs(route)).await;
+}
+
+/// Parts per billion: rates compare in integers, so 0.29 of 100 requests is exactly 29.
+const SCALE: u128 = 1_000_000_000;
+
+/// True when request `n` (0-based) should get a fault of a kind at `rate`, `done` of which were
+/// injected so far: `floor((n + 1) * rate) > done`.
+fn due(n: u64, rate: f64, done: u64) -> bool {
+    let rate = if rate.is_nan() {
+        0.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    };
+    // In 0..=SCALE after the clamp, so the cast is exact.
+    let ppb = (rate * 1e9).round() as u128;
+    (u128::from(n) + 1) * ppb / SCALE > u128::from(done)
+}
+
+/// The `nth` (0-based) injected server error: 500, 502, 503, 500, ...
+fn server_error(nth: u64) -> Reply {
+    let (status, content_type, body) = match nth % 3 {
+        0 => (500, "application/json", SERVER_ERROR_500_BODY),
+        1 => (502, "text/html", BAD_GATEWAY_502_BODY),
+        _ => (503, "text/plain", UNAVAILABLE_503_BODY),
+    };
+    Reply {
+        status,
+        content_type,
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+/// GitLab's application rate limiter: no informational headers.
+fn endpoint_throttle() -> Reply {
+    Reply {
+        status: 429,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: ENDPOINT_THROTTLE_BODY.as_bytes().to_vec(),
+    }
+}
+
+/// `reply` with a malformed body when it is a 2xx; `None` (keep it) otherwise.
+pub(crate) fn malform(reply: &Reply, kind: &Malformed) -> Option<Reply> {
+    if !(200..300).contains(&reply.status) {
+        return None;
+    }
+    let json = |body: Vec<u8>| Reply {
+        status: reply.status,
+        content_type: "application/json",
+        headers: reply.headers.clone(),
+        body,
+    };
+    Some(match kind {
+        Malformed::Truncated => json(br#"{"id": 1, "name": "#.to_vec()),
+        Malformed::WrongShape => json(br#""surprise""#.to_vec()),
+        Malformed::InvalidUtf8 => json(b"[{\"name\":\"\xff\xfe\"}]".to_vec()),
+        Malformed::Oversized(n) => json(oversized(*n)),
+        Malformed::Html => Reply {
+            status: 200,
+            content_type: "text/html",
+            headers: Vec::new(),
+            body: SIGN_IN_PAGE.as_bytes().to_vec(),
+        },
+    })
+}
+
+/// `[0,0,...,0]`, space-padded to exactly `n + 1` bytes (`[0]` when `n` < 2).
+fn oversized(n: usize) -> Vec<u8> {
+    let zeros = (n / 2).max(1);
+    let mut body = Vec::with_capacity(n.saturating_add(2));
+    body.push(b'[');
+    body.extend_from_slice(&b"0,".repeat(zeros - 1));
+    body.extend_from_slice(b"0]");
+    while body.len() <= n {
+        body.push(b' ');
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::tests::{Answer, Client, date_of, get};
+    use crate::fake::{FakeGitlab, Instance};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    async fn demo() -> FakeGitlab {
+        FakeGitlab::start(Instance::demo()).await.expect("start")
+    }
+
+    fn on(route: &str) -> Faults {
+        Faults {
+            route: Some(route.to_string()),
+            ..Faults::default()
+        }
+    }
+
+    /// Polls `cond` for up to 2 s.
+    async fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+        for _ in 0..400 {
+            if cond() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        cond()
+    }
+
+    fn has_date(a: &Answer, fake: &FakeGitlab) -> bool {
+        date_of(a, fake.now()).is_some()
+    }
+
+    #[tokio::test]
+    async fn five_percent_server_errors_are_exactly_five_of_a_hundred() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            server_error_rate: 0.05,
+            ..Faults::default()
+        });
+        let token = fake.token();
+        let mut c = Client::connect(&fake).await;
+        let mut errors = Vec::new();
+        for i in 0..100 {
+            let a = c.send("GET", "/api/v4/version", Some(&token)).await;
+            if a.status != 200 {
+                assert!(has_date(&a, &fake), "Date on injected answers");
+                errors.push((
+                    i,
+                    a.status,
+                    a.header("content-type").map(str::to_string),
+                    a.body,
+                ));
+            }
+        }
+        let ct = |s: &str| Some(s.to_string());
+        assert_eq!(
+            errors,
+            vec![
+                (
+                    19,
+                    500,
+                    ct("application/json"),
+                    SERVER_ERROR_500_BODY.to_string()
+                ),
+                (39, 502, ct("text/html"), BAD_GATEWAY_502_BODY.to_string()),
+                (59, 503, ct("text/plain"), UNAVAILABLE_503_BODY.to_string()),
+                (
+                    79,
+                    500,
+                    ct("application/json"),
+                    SERVER_ERROR_500_BODY.to_string()
+                ),
+                (99, 502, ct("text/html"), BAD_GATEWAY_502_BODY.to_string()),
+            ]
+        );
+        assert_eq!(fake.faults_injected(), 5);
+        assert_eq!(
+            fake.requests("/version"),
+            100,
+            "faulted requests still count"
+        );
+        fake.reset_counts();
+        assert_eq!(fake.faults_injected(), 0);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn endpoint_throttle_has_no_rate_limit_headers_nor_consumes_the_throttle() {
+        let fake = demo().await;
+        fake.with_instance(|i| i.rate_limit_per_minute = Some(1000));
+        fake.set_faults(Faults {
+            endpoint_throttle_rate: 1.0,
+            ..Faults::default()
+        });
+        for _ in 0..3 {
+            let a = get(&fake, "/api/v4/projects/42").await;
+            assert_eq!(a.status, 429);
+            assert_eq!(a.body, ENDPOINT_THROTTLE_BODY);
+            assert_eq!(
+                a.json()["message"]["error"],
+                "This endpoint has been requested too many times. Try again later."
+            );
+            assert_eq!(a.header("content-type"), Some("application/json"));
+            assert!(
+                a.headers
+                    .iter()
+                    .all(|(k, _)| !k.starts_with("ratelimit-") && k != "retry-after"),
+                "{:?}",
+                a.headers
+            );
+            assert!(has_date(&a, &fake));
+        }
+        fake.set_faults(Faults::default());
+        let ok = get(&fake, "/api/v4/projects/42").await;
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.header("ratelimit-observed"), Some("1"));
+        assert_eq!(fake.faults_injected(), 3);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn route_filter_affects_only_that_route() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            server_error_rate: 1.0,
+            ..on("/projects/:id")
+        });
+        assert_eq!(get(&fake, "/api/v4/projects/42").await.status, 500);
+        assert_eq!(get(&fake, "/api/v4/projects/7").await.status, 502);
+        assert_eq!(get(&fake, "/api/v4/version").await.status, 200);
+        assert_eq!(
+            get(&fake, "/api/v4/projects/42/merge_requests")
+                .await
+                .status,
+            200
+        );
+        assert_eq!(get(&fake, "/api/v4/projects?per_page=1").await.status, 200);
+        fake.set_faults(Faults {
+            server_error_rate: 1.0,
+            ..on("unknown")
+        });
+        assert_eq!(get(&fake, "/api/v4/nothing").await.status, 500);
+        assert_eq!(get(&fake, "/api/v4/projects/42").await.status, 200);
+        assert_eq!(fake.faults_injected(), 3);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn malformed_bodies() {
+        let fake = demo().await;
+        let route = "/projects/:id/merge_requests";
+        let path = "/api/v4/projects/42/merge_requests?state=merged&per_page=2";
+        let cases: [(Malformed, &[u8]); 3] = [
+            (Malformed::Truncated, br#"{"id": 1, "name": "#),
+            (Malformed::WrongShape, br#""surprise""#),
+            (Malformed::InvalidUtf8, b"[{\"name\":\"\xff\xfe\"}]"),
+        ];
+        for (kind, body) in cases {
+            fake.set_faults(Faults {
+                malformed: Some(kind.clone()),
+                ..on(route)
+            });
+            let a = get(&fake, path).await;
+            assert_eq!((a.status, a.bytes.as_slice()), (200, body), "{kind:?}");
+            assert_eq!(a.header("content-type"), Some("application/json"));
+            assert_eq!(a.header("x-total"), Some("312"), "GitLab's headers stay");
+            assert!(has_date(&a, &fake));
+            // Other routes, and errors on the route, keep their bodies.
+            let version = get(&fake, "/api/v4/version").await;
+            assert!(version.json()["version"].is_string());
+            let denied = get(&fake, "/api/v4/projects/77/merge_requests").await;
+            assert_eq!(denied.status, 403);
+            assert!(denied.json().is_object());
+        }
+        assert!(std::str::from_utf8(&get(&fake, path).await.bytes).is_err());
+
+        fake.set_faults(Faults {
+            malformed: Some(Malformed::Oversized(1000)),
+            ..on(route)
+        });
+        let a = get(&fake, path).await;
+        assert_eq!(a.bytes.len(), 1001);
+        assert!(a.json().as_array().is_some_and(|l| l.len() == 500));
+        fake.set_faults(Faults {
+            malformed: Some(Malformed::Oversized(33 << 20)),
+            ..on(route)
+        });
+        let a = get(&fake, path).await;
+        assert_eq!(a.header("content-length"), Some("34603009"));
+        assert_eq!(a.bytes.len(), (33 << 20) + 1);
+        assert!(a.bytes.starts_with(b"[0,0,") && a.bytes.ends_with(b",0]"));
+
+        fake.set_faults(Faults {
+            malformed: Some(Malformed::Html),
+            ..on(route)
+        });
+        let a = get(&fake, path).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), Some("text/html"));
+        assert_eq!(a.body, SIGN_IN_PAGE);
+        assert_eq!(
+            a.header("x-total"),
+            None,
+            "the proxy's answer, not GitLab's"
+        );
+        assert!(has_date(&a, &fake));
+        // 3 + 1 of the first three kinds, 2 oversized, 1 HTML; 403s and other routes untouched.
+        assert_eq!(fake.faults_injected(), 7);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn reset_closes_the_connection_without_an_answer() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            reset_rate: 0.5,
+            ..on("/user")
+        });
+        let token = fake.token();
+        let mut c = Client::connect(&fake).await;
+        assert_eq!(
+            c.send("GET", "/api/v4/user", Some(&token)).await.status,
+            200
+        );
+        assert_eq!(
+            c.send("GET", "/api/v4/version", Some(&token)).await.status,
+            200
+        );
+        assert!(
+            c.send_expecting_close("GET", "/api/v4/user", Some(&token))
+                .await
+        );
+        let mut c = Client::connect(&fake).await;
+        assert_eq!(
+            c.send("GET", "/api/v4/user", Some(&token)).await.status,
+            200
+        );
+        assert!(
+            c.send_expecting_close("GET", "/api/v4/user", Some(&token))
+                .await
+        );
+        assert_eq!(fake.requests("/user"), 4);
+        assert_eq!(fake.faults_injected(), 2);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn hang_waits_until_faults_are_cleared() {
+        let fake = Arc::new(demo().await);
+        fake.set_faults(Faults {
+            hang: true,
+            server_error_rate: 1.0,
+            ..on("/version")
+        });
+        let f2 = Arc::clone(&fake);
+        let hung = tokio::spawn(async move { get(&f2, "/api/v4/version").await.status });
+        assert!(eventually(|| fake.faults_injected() == 1).await);
+        // Other routes are served meanwhile.
+        assert_eq!(get(&fake, "/api/v4/user").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!hung.is_finished());
+        assert_eq!(fake.pending(), 0, "a hang is not a hold");
+        // Still hanging, still on /version: the request waits on.
+        fake.set_faults(Faults {
+            hang: true,
+            ..on("/version")
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!hung.is_finished());
+        fake.set_faults(Faults::default());
+        assert_eq!(hung.await.ok(), Some(200));
+        assert_eq!(fake.faults_injected(), 1);
+        assert_eq!(fake.requests("/version"), 1);
+
+        // Released into other faults: they apply, and the request counts once.
+        fake.set_faults(Faults {
+            hang: true,
+            ..on("/version")
+        });
+        let f2 = Arc::clone(&fake);
+        let hung = tokio::spawn(async move { get(&f2, "/api/v4/version").await.status });
+        assert!(eventually(|| fake.faults_injected() == 2).await);
+        fake.set_faults(Faults {
+            endpoint_throttle_rate: 1.0,
+            ..on("/version")
+        });
+        assert_eq!(hung.await.ok(), Some(429));
+        assert_eq!(fake.faults_injected(), 2);
+    }
+
+    #[tokio::test]
+    async fn hang_does_not_block_shutdown() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            hang: true,
+            ..Faults::default()
+        });
+        let token = fake.token();
+        let mut c = Client::connect(&fake).await;
+        let hung = tokio::spawn(async move {
+            c.send_expecting_close("GET", "/api/v4/version", Some(&token))
+                .await
+        });
+        assert!(eventually(|| fake.faults_injected() == 1).await);
+        let t0 = Instant::now();
+        fake.shutdown().await;
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert_eq!(hung.await.ok(), Some(true), "closed without an answer");
+    }
+
+    fn picks(rate: f64, requests: u64) -> Vec<u64> {
+        let mut done = 0;
+        (0..requests)
+            .filter(|&n| {
+                let hit = due(n, rate, done);
+                done += u64::from(hit);
+                hit
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rates_pick_evenly_spread_requests() {
+        assert_eq!(picks(0.05, 100), vec![19, 39, 59, 79, 99]);
+        assert_eq!(picks(0.29, 100).len(), 29);
+        assert_eq!(picks(0.5, 6), vec![1, 3, 5]);
+        assert_eq!(picks(1.0, 3), vec![0, 1, 2]);
+        assert!(picks(0.0, 100).is_empty());
+        assert!(picks(f64::NAN, 100).is_empty());
+        assert_eq!(picks(7.0, 3).len(), 3, "clamped to 1");
+        assert!(picks(-1.0, 100).is_empty());
+    }
+
+    #[test]
+    fn kinds_taken_by_an_earlier_one_come_next() {
+        let state = FaultState::default();
+        state.set(Faults {
+            server_error_rate: 0.5,
+            endpoint_throttle_rate: 0.5,
+            ..Faults::default()
+        });
+        let statuses: Vec<u16> = (0..6)
+            .map(|_| match state.pick(Route::Version) {
+                Verdict::Reply(r) => r.status,
+                Verdict::Answer { .. } => 200,
+                Verdict::Drop => 0,
+            })
+            .collect();
+        assert_eq!(statuses, vec![200, 500, 429, 502, 429, 503]);
+        // `set` restarts the numbering.
+        state.set(Faults {
+            server_error_rate: 0.5,
+            ..Faults::default()
+        });
+        assert!(matches!(
+            state.pick(Route::Version),
+            Verdict::Answer {
+                malformed: None,
+                ..
+            }
+        ));
+        assert!(matches!(state.pick(Route::Version), Verdict::Reply(ref r) if r.status == 500));
+    }
+
+    #[test]
+    #[should_panic(expected = "not a route template")]
+    fn unknown_route_template_panics() {
+        FaultState::default().set(Faults {
+            route: Some("/api/v4/projects".to_string()),
+            ..Faults::default()
+        });
+    }
+
+    #[test]
+    fn oversized_is_valid_json_one_byte_over() {
+        for n in [0, 1, 2, 3, 10, 1001] {
+            let body = oversized(n);
+            assert_eq!(body.len(), (n + 1).max(3), "{n}");
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+            assert!(v.as_array().is_some_and(|a| a.iter().all(|x| x == 0)));
+        }
+    }
+}
