@@ -229,8 +229,8 @@ struct Sample {
     connections: [usize; 5],
     /// Bytes in the kernel's send queues of the exporter's connections, by class.
     send_queue: [u64; 5],
-    /// The listening socket's accept queue: connections waiting, and its limit (the backlog).
-    accept_queue: (u64, u64),
+    /// Connections waiting in the listening socket's accept queue.
+    accept_queue: u64,
     cpu_ticks: u64,
 }
 
@@ -1023,7 +1023,7 @@ fn sample(pid: u32, port: u16, ports: &Ports, at: Duration) -> Sample {
     }
     let mut connections = [0; 5];
     let mut send_queue = [0; 5];
-    let mut accept_queue = (0, 0);
+    let mut accept_queue = 0;
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
@@ -1039,7 +1039,7 @@ fn sample(pid: u32, port: u16, ports: &Ports, at: Duration) -> Sample {
             if hex_port(f[1]) != Some(port) {
                 continue;
             }
-            // tx_queue:rx_queue, in hex; for a listening socket, the backlog and the connections
+            // tx_queue:rx_queue, in hex; for a listening socket, rx_queue is the connections
             // waiting to be accepted.
             let (tx, rx) = f[4].split_once(':').map_or((0, 0), |(t, r)| {
                 (
@@ -1048,7 +1048,7 @@ fn sample(pid: u32, port: u16, ports: &Ports, at: Duration) -> Sample {
                 )
             });
             if f[3] == "0A" {
-                accept_queue = (rx, tx);
+                accept_queue = rx;
                 continue;
             }
             if let Some(remote) = hex_port(f[2]) {
@@ -1327,21 +1327,15 @@ impl Report<'_> {
                     (t - self.attack_started).as_secs_f64()
                 ))
         );
-        let backlog = self
-            .samples
-            .iter()
-            .map(|s| s.accept_queue.1)
-            .max()
-            .unwrap_or(0);
         let waiting = self
             .between(m.attack, m.attack_end)
             .iter()
-            .map(|s| s.accept_queue.0)
+            .map(|s| s.accept_queue)
             .max()
             .unwrap_or(0);
         let _ = writeln!(
             out,
-            "| accept queue: most waiting (sampled every 200 ms) / backlog | {waiting} / {backlog} |"
+            "| accept queue: most connections waiting (sampled every 200 ms; Linux holds backlog + 1 at most) | {waiting} |"
         );
         let _ = writeln!(
             out,

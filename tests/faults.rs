@@ -144,6 +144,38 @@ async fn rate_limit_headers_pace_the_calls() {
     assert!((reset - gitlab.now() as f64).abs() <= 10.0, "{reset}");
 }
 
+/// A burst larger than the quota (64 calls at once against 20 per 3 s window, before any
+/// answer told the quota) runs into Rack::Attack's 429 with `Retry-After`: every call pauses
+/// as told, then goes on; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_with_retry_after_pauses_and_loses_nothing() {
+    let mut instance = Instance::generated(15);
+    instance.rate_limit_per_minute = Some(20);
+    instance.rate_limit_period_seconds = 3;
+    let gitlab = gitlab(instance).await;
+    let exporter = Exporter::start(&gitlab, &["--gitlab.concurrency", "64"]);
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+    let throttled = sum(
+        &metrics,
+        "gitlab_exporter_api_requests_total",
+        &[("code", "429")],
+    );
+    assert!(throttled > 0.0, "the first burst is throttled");
+    assert_eq!(
+        sum(
+            &metrics,
+            "gitlab_exporter_api_errors_total",
+            &[("reason", "throttled")]
+        ),
+        throttled
+    );
+    assert_eq!(
+        metrics.value("gitlab_exporter_collect_incomplete_projects", &[]),
+        Some(0.0)
+    );
+}
+
 /// A fixed cap below what one collection needs: every scrape answers within Prometheus's
 /// timeout (at first without data, still `gitlab_up 1`), GitLab never sees more than the cap,
 /// and the values become complete and exact over the following scrapes. GitLab's own limit is

@@ -768,7 +768,7 @@ impl PromCollector for SnapshotMetrics {
             &mut encoder,
             (
                 "gitlab_exporter_collect_incomplete_projects",
-                "Projects exported with series left out because a call failed, in the collection whose data is served.",
+                "Projects whose calls failed in the collection whose data is served: some of their series keep an earlier collection's values (up to --cache.max-stale old) or are left out.",
                 None,
             ),
             data.incomplete_projects,

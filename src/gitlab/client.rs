@@ -582,7 +582,10 @@ pub(crate) fn error_message(body: &[u8]) -> String {
 /// separators, and bidirectional overrides (which reorder what a terminal shows).
 fn is_unsafe_in_a_log_line(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
         || ('\u{202A}'..='\u{202E}').contains(&c)
         || ('\u{2066}'..='\u{2069}').contains(&c)
 }
