@@ -134,6 +134,12 @@ struct Cli {
     #[arg(long = "gitlab.include-archived")]
     include_archived: bool,
 
+    /// Multi-target mode: serve one scope per /probe?target=<group | project> (the blackbox
+    /// exporter pattern, for Prometheus to distribute); /metrics then has only the exporter's
+    /// own metrics.
+    #[arg(long = "multi-target", conflicts_with_all = ["groups", "projects", "all_projects"])]
+    multi_target: bool,
+
     /// Start the built-in fake GitLab on loopback and export it (no token or URL needed).
     #[arg(long = "demo")]
     demo: bool,
@@ -223,6 +229,8 @@ pub struct Config {
     pub scope: Scope,
     /// Run against the built-in fake GitLab.
     pub demo: bool,
+    /// Serve scopes per /probe target; /metrics only the exporter's own metrics.
+    pub multi_target: bool,
     /// Log verbosity.
     pub log_level: LogLevel,
 }
@@ -264,7 +272,8 @@ impl Config {
             all_projects: cli.all_projects,
             include_archived: cli.include_archived,
         };
-        if token.is_none() && !cli.demo && (scope.is_membership() || scope.all_projects) {
+        let needs_token = !cli.multi_target && (scope.is_membership() || scope.all_projects);
+        if token.is_none() && !cli.demo && needs_token {
             return Err(invalid(format!(
                 "no GitLab token: set {TOKEN_ENV} or '--gitlab.token-file <PATH>'; without one, \
                  name the public projects or groups to export with '--gitlab.project' or '--gitlab.group'"
@@ -287,6 +296,7 @@ impl Config {
             full_refresh_interval: cli.full_refresh_interval,
             scope,
             demo: cli.demo,
+            multi_target: cli.multi_target,
             log_level: cli.log_level,
         })
     }

@@ -26,7 +26,9 @@ pub mod exposition;
 pub mod fake;
 pub mod gitlab;
 pub mod metrics;
+pub mod probe;
 pub mod server;
+pub mod webconfig;
 
 /// The exporter's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -92,7 +94,21 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         }
         .boxed()
     });
+    let probes = config.multi_target.then(|| {
+        probe::Probes::new(
+            client.clone(),
+            probe::Settings {
+                ttl: config.cache_ttl,
+                max_stale: config.max_stale,
+                concurrency: config.concurrency,
+                full_refresh_interval: config.full_refresh_interval,
+                include_archived: config.scope.include_archived,
+            },
+            exporter_metrics.clone(),
+        )
+    });
     let app = Arc::new(server::App {
+        probes,
         cache: cache.clone(),
         metrics: exporter_metrics,
         telemetry_path: config.telemetry_path.clone(),
@@ -165,6 +181,18 @@ async fn reload_token_on_sighup(
 
 /// One line on what is exported from where, for the landing page.
 fn describe(config: &config::Config) -> String {
+    if config.multi_target {
+        return format!(
+            "Multi-target mode: /probe?target=<group or project> exports that scope ({} archived) from {}, cached for {:?}.",
+            if config.scope.include_archived {
+                "including"
+            } else {
+                "without"
+            },
+            config.gitlab_url,
+            config.cache_ttl,
+        );
+    }
     let scope = &config.scope;
     let mut parts = Vec::new();
     if scope.is_membership() {

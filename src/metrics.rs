@@ -95,16 +95,36 @@ impl ExporterMetrics {
             .inc();
     }
 
-    /// The exporter's own metrics, as of now, in `format`: what a scrape appends to the
-    /// snapshot's families (with the final `# EOF` in OpenMetrics).
-    pub fn render(&self, served: Served<'_>, format: Format) -> String {
-        let snapshot = served.snapshot;
+    /// The metrics a scrape appends to the snapshot's families (with the final `# EOF` in
+    /// OpenMetrics), as of now: those of the served data (`served`: `gitlab_up`, its age) and,
+    /// when `process`, the process-wide ones (API calls, collections, scrapes, rate limit,
+    /// build; `targets`: probe targets held, in multi-target mode).
+    pub fn render(
+        &self,
+        served: Option<Served<'_>>,
+        process: bool,
+        targets: Option<usize>,
+        format: Format,
+    ) -> String {
         let mut registry = Registry::default();
-        registry.register(
-            "gitlab_up",
-            "1 when the last collection reached GitLab and was authorized, and GitLab is not leaving calls unanswered for longer than a scrape may wait; else 0",
-            ConstGauge::new(i64::from(served.up)),
-        );
+        if let Some(served) = served {
+            register_served(&mut registry, served);
+        }
+        if process {
+            self.register_process(&mut registry, targets);
+        }
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail, and every name and HELP text is a constant.
+        let _ = match format {
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+            Format::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+            }
+        };
+        out
+    }
+
+    fn register_process(&self, registry: &mut Registry, targets: Option<usize>) {
         registry.register(
             "gitlab_exporter_api_requests",
             "GitLab API answers by route template and HTTP status code",
@@ -125,24 +145,11 @@ impl ExporterMetrics {
             "Scrapes answered, by where the data came from (cached: within --cache.ttl; collected: a collection finished in time; timeout: it did not, the last data was served)",
             self.scrapes.clone(),
         );
-        if !snapshot.data.pending {
-            registry.register_with_unit(
-                "gitlab_exporter_cache_age",
-                "Age of the served snapshot: time since the collection that produced it finished",
-                Unit::Seconds,
-                ConstGauge::new(snapshot.finished.elapsed().as_secs_f64()),
-            );
-        }
-        if let Some(stamp) = snapshot.data.projects_from {
-            let unix = stamp
-                .wall
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            registry.register_with_unit(
-                "gitlab_exporter_last_success_timestamp",
-                "When the collection whose project data is served finished (Unix time); the data is at most --cache.max-stale old",
-                Unit::Seconds,
-                ConstGauge::new(unix),
+        if let Some(targets) = targets {
+            registry.register(
+                "gitlab_exporter_probe_targets",
+                "Targets of /probe held, each with its cache (at most 4096; the least recently probed go first)",
+                ConstGauge::new(i64::try_from(targets).unwrap_or(i64::MAX)),
             );
         }
         let rate_limit = *self
@@ -173,14 +180,35 @@ impl ExporterMetrics {
             "Version of the exporter",
             Info::new(vec![("version", crate::VERSION)]),
         );
-        let mut out = String::with_capacity(4096);
-        // Writing into a String cannot fail, and every name and HELP text is a constant.
-        let _ = match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
-            Format::Text => {
-                prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
-            }
-        };
-        out
+    }
+}
+
+/// `gitlab_up` and the age of the served data.
+fn register_served(registry: &mut Registry, served: Served<'_>) {
+    let snapshot = served.snapshot;
+    registry.register(
+        "gitlab_up",
+        "1 when the last collection reached GitLab and was authorized, and GitLab is not leaving calls unanswered for longer than a scrape may wait; else 0",
+        ConstGauge::new(i64::from(served.up)),
+    );
+    if !snapshot.data.pending {
+        registry.register_with_unit(
+            "gitlab_exporter_cache_age",
+            "Age of the served snapshot: time since the collection that produced it finished",
+            Unit::Seconds,
+            ConstGauge::new(snapshot.finished.elapsed().as_secs_f64()),
+        );
+    }
+    if let Some(stamp) = snapshot.data.projects_from {
+        let unix = stamp
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        registry.register_with_unit(
+            "gitlab_exporter_last_success_timestamp",
+            "When the collection whose project data is served finished (Unix time); the data is at most --cache.max-stale old",
+            Unit::Seconds,
+            ConstGauge::new(unix),
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::cache::Cache;
 use crate::cache::Source;
 use crate::config::ListenAddress;
-use crate::exposition::ExpositionBody;
+use crate::exposition::{Compressed, ExpositionBody};
 use crate::gitlab::Client;
 use crate::metrics::{ExporterMetrics, Format, Served};
 
@@ -35,6 +35,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the request handlers share.
 #[derive(Debug)]
 pub struct App {
+    /// The probe targets, in multi-target mode.
+    pub probes: Option<crate::probe::Probes>,
     /// The snapshot cache (and through it, the collector).
     pub cache: Cache,
     /// The exporter's own metrics.
@@ -159,6 +161,7 @@ async fn handle(
     } else {
         match path {
             "/" => landing_page(&app),
+            "/probe" => probe(&request, &app, peer).await,
             "/-/healthy" => plain(StatusCode::OK, "Healthy\n"),
             "/-/ready" => plain(StatusCode::OK, "Ready\n"),
             _ => plain(StatusCode::NOT_FOUND, "Not Found\n"),
@@ -172,6 +175,59 @@ async fn metrics(
     app: &App,
     peer: SocketAddr,
 ) -> Response<ExpositionBody> {
+    match &app.probes {
+        // Multi-target mode: the data is under /probe; here only the exporter's own metrics.
+        Some(probes) => exposition(request, app, peer, None, Some(probes.len())).await,
+        None => exposition(request, app, peer, Some(&app.cache), None).await,
+    }
+}
+
+async fn probe(
+    request: &Request<Incoming>,
+    app: &App,
+    peer: SocketAddr,
+) -> Response<ExpositionBody> {
+    let Some(probes) = &app.probes else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "Multi-target mode is off: start the exporter with --multi-target to use /probe?target=<group or project>.\n",
+        );
+    };
+    let Some(target) = query_param(request.uri().query(), "target") else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "The target parameter is missing: /probe?target=<group or project path, or project id>.\n",
+        );
+    };
+    match probes.target(&target) {
+        Ok(target) => exposition(request, app, peer, Some(&target.cache), None).await,
+        Err(e) => plain(StatusCode::BAD_REQUEST, &format!("{e}\n")),
+    }
+}
+
+/// The first value of `name` in a query string, percent-decoded (`+` is a space).
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(key) == name).then(|| decode(value))
+    })
+}
+
+/// A scrape: the snapshot of `cache` (none: only the exporter's own metrics) within the
+/// scraper's time budget, and the metrics that go with it. The process-wide metrics go on
+/// /metrics only (`targets` is the number of probe targets in multi-target mode).
+async fn exposition(
+    request: &Request<Incoming>,
+    app: &App,
+    peer: SocketAddr,
+    cache: Option<&Cache>,
+    targets: Option<usize>,
+) -> Response<ExpositionBody> {
     let header = |name| {
         request
             .headers()
@@ -180,6 +236,11 @@ async fn metrics(
     };
     let format = negotiate_format(header(header::ACCEPT));
     let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
+    let process = request.uri().path() == app.telemetry_path;
+    let Some(cache) = cache else {
+        let own = app.metrics.render(None, process, targets, format);
+        return respond(empty(format), own, format, gzip);
+    };
     let budget = scrape_budget(
         request
             .headers()
@@ -189,7 +250,7 @@ async fn metrics(
         app.max_timeout,
     );
     let waiting_from = tokio::time::Instant::now();
-    let (snapshot, source) = app.cache.get(budget).await;
+    let (snapshot, source) = cache.get(budget).await;
     app.metrics.scraped(source);
     // A collection that ran late while GitLab answered nothing during the wait, with calls out
     // for most of it: GitLab is down or hanging, whatever the last finished collection said.
@@ -203,6 +264,7 @@ async fn metrics(
     let up = snapshot.data.error.is_none() && !hanging;
     if source == Source::Timeout {
         warn!(
+            path = request.uri().path(),
             budget = ?budget,
             gitlab_answering = !hanging,
             served_data_age = ?snapshot.data_age(),
@@ -223,14 +285,31 @@ async fn metrics(
         }
     }
     let families = snapshot.encoded(format);
-    let own = app.metrics.render(
-        Served {
-            snapshot: &snapshot,
-            up,
-        },
-        format,
-    );
+    let served = Served {
+        snapshot: &snapshot,
+        up,
+    };
+    let own = app.metrics.render(Some(served), process, targets, format);
     debug!(%peer, ?format, gzip, ?source, bytes = families.text_len() + own.len() as u64, "scrape");
+    respond(families, own, format, gzip)
+}
+
+/// An exposition with no GitLab families, per format.
+fn empty(format: Format) -> &'static Compressed {
+    static EMPTY: [OnceLock<Compressed>; 2] = [OnceLock::new(), OnceLock::new()];
+    let cell = match format {
+        Format::OpenMetrics => &EMPTY[0],
+        Format::Text => &EMPTY[1],
+    };
+    cell.get_or_init(|| Compressed::encode(|_| Ok(())))
+}
+
+fn respond(
+    families: &Compressed,
+    own: String,
+    format: Format,
+    gzip: bool,
+) -> Response<ExpositionBody> {
     let body = if gzip {
         families.gzip_body(&own)
     } else {

@@ -2,6 +2,8 @@
 //! fake GitLab, a minimal HTTP client for scraping it, and a parser for the text format.
 #![allow(dead_code)]
 
+pub mod prometheus;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

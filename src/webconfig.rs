@@ -1,0 +1,977 @@
+//! The `--web.config.file` of the Prometheus exporter-toolkit: TLS for the listener (certificate,
+//! versions, cipher suites, curves, client certificates), basic authentication against bcrypt
+//! hashes (successful checks cached), and extra response headers; read and validated once, at
+//! start.
+//!
+//! The format is exporter-toolkit's (`docs/web-configuration.md`), and as strict: an unknown key
+//! is an error naming it. Relative file names are taken from the config file's directory. What
+//! rustls cannot do is refused with a message saying so rather than ignored: TLS 1.0 and 1.1,
+//! CBC cipher suites, the P-521 curve, client certificates accepted without verification
+//! (`RequestClientCert`, `RequireAnyClientCert`), `client_allowed_sans` and `rate_limit`.
+//! `http_server_config.http2` is accepted and has no effect: the server speaks HTTP/1.1.
+//!
+//! Wiring: wrap each accepted connection with [`WebConfig::tls_acceptor`] (in the connection's
+//! task, under a timeout), put [`WebConfig::extra_headers`] on every response, 401s included,
+//! and let a request through only when [`WebConfig::authorize`] (or the blocking
+//! [`WebConfig::check_basic_auth`]) returns `None`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use ring::hmac;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, de::IgnoredAny};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{
+    self, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
+    crypto::ring as ring_provider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::WebPkiClientVerifier,
+};
+
+/// `WWW-Authenticate` of a 401.
+pub const WWW_AUTHENTICATE: &str = "Basic realm=\"gitlab-api-exporter\", charset=\"UTF-8\"";
+
+/// Accepted passwords remembered (as keyed hashes), so that bcrypt runs once per user rather
+/// than on every scrape. Only right passwords go in, at most one per user; the cap is a guard.
+const CACHE_CAPACITY: usize = 1024;
+
+/// bcrypt reads at most 72 bytes of a password; a longer one is refused rather than truncated.
+const BCRYPT_MAX_PASSWORD: usize = 72;
+
+/// What [`WebConfig::check_basic_auth`] says: `None` when the request may proceed, otherwise
+/// the 401 to answer.
+pub type AuthResult = Option<Unauthorized>;
+
+/// A request refused by basic authentication: answer it with [`Unauthorized::response`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unauthorized {
+    reason: &'static str,
+}
+
+impl Unauthorized {
+    const NO_CREDENTIALS: Unauthorized = Unauthorized {
+        reason: "no basic authentication credentials",
+    };
+    const MALFORMED: Unauthorized = Unauthorized {
+        reason: "malformed Authorization header",
+    };
+    const WRONG: Unauthorized = Unauthorized {
+        reason: "wrong user name or password",
+    };
+
+    /// Why, for a log line (never says which of user or password was wrong).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    /// The 401: `WWW-Authenticate: Basic …` and a plain-text `body`. The extra headers are the
+    /// caller's to add, as on any response.
+    pub fn response<B>(&self, body: B) -> Response<B> {
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::UNAUTHORIZED;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(WWW_AUTHENTICATE),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// A parsed and validated web config file.
+pub struct WebConfig {
+    path: PathBuf,
+    tls: Option<Tls>,
+    auth: Option<Arc<BasicAuth>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The TLS side: the rustls configuration, and what it was made from, for `Debug`.
+struct Tls {
+    config: Arc<ServerConfig>,
+    summary: TlsSummary,
+}
+
+/// Read through `Debug` only.
+#[derive(Debug)]
+#[allow(dead_code)]
+struct TlsSummary {
+    cert: String,
+    client_auth: ClientAuth,
+    client_ca: Option<String>,
+    min_version: &'static str,
+    max_version: &'static str,
+    tls12_cipher_suites: Vec<String>,
+    curves: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientAuth {
+    NoClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+impl fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("path", &self.path)
+            .field("tls", &self.tls.as_ref().map(|tls| &tls.summary))
+            .field(
+                "basic_auth_users",
+                &self.auth.as_ref().map(|auth| {
+                    auth.users
+                        .iter()
+                        .map(|u| String::from_utf8_lossy(&u.name).into_owned())
+                        .collect::<Vec<_>>()
+                }),
+            )
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl WebConfig {
+    /// Reads and validates the file, with the certificate and key files it names. An error
+    /// names the file and the offending key (and value, unless a secret).
+    pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        WebConfig::parse(&text, dir, path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn parse(text: &str, dir: &Path, path: &Path) -> Result<WebConfig, String> {
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            yaml_serde::from_str::<Option<RawConfig>>(text)
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default()
+        };
+        if raw.rate_limit.is_some() {
+            return Err(
+                "rate_limit is not supported by gitlab-api-exporter; remove it (scrapes are \
+                 answered from a cache, so they are cheap)"
+                    .to_owned(),
+            );
+        }
+        let tls = match raw.tls_server_config {
+            Some(tls) => build_tls(tls, dir).map_err(|e| format!("tls_server_config.{e}"))?,
+            None => None,
+        };
+        let http = raw.http_server_config.unwrap_or_default();
+        let headers = validate_headers(http.headers.unwrap_or_default())
+            .map_err(|e| format!("http_server_config.headers: {e}"))?;
+        let users = raw.basic_auth_users.unwrap_or_default();
+        let auth = if users.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                BasicAuth::new(users).map_err(|e| format!("basic_auth_users: {e}"))?,
+            ))
+        };
+        Ok(WebConfig {
+            path: path.to_owned(),
+            tls,
+            auth,
+            headers,
+        })
+    }
+
+    /// The TLS acceptor for each accepted connection; `None` for plain HTTP (no
+    /// `tls_server_config`, or one without a certificate, key or client CA setting).
+    pub fn tls_acceptor(&self) -> Option<TlsAcceptor> {
+        self.tls
+            .as_ref()
+            .map(|tls| TlsAcceptor::from(Arc::clone(&tls.config)))
+    }
+
+    /// True when `basic_auth_users` is set: requests need credentials.
+    pub fn requires_auth(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// Checks a request's `Authorization` header. `None` when the request may proceed (no
+    /// `basic_auth_users`, or a right user and password); otherwise the 401 to answer.
+    ///
+    /// Fast for a user and password already accepted once; otherwise runs bcrypt, which takes
+    /// tens of milliseconds at cost 10 (one at a time across the process): from async code,
+    /// prefer [`WebConfig::authorize`].
+    #[must_use]
+    pub fn check_basic_auth(&self, authorization: Option<&HeaderValue>) -> AuthResult {
+        let auth = self.auth.as_ref()?;
+        match auth.precheck(authorization) {
+            Precheck::Done(result) => result,
+            Precheck::Verify(credentials) => auth.verify(&credentials),
+        }
+    }
+
+    /// [`WebConfig::check_basic_auth`] for async code: bcrypt, when needed, runs on tokio's
+    /// blocking pool.
+    #[must_use]
+    pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> AuthResult {
+        let auth = self.auth.as_ref()?;
+        match auth.precheck(authorization) {
+            Precheck::Done(result) => result,
+            Precheck::Verify(credentials) => {
+                let auth = Arc::clone(auth);
+                tokio::task::spawn_blocking(move || auth.verify(&credentials))
+                    .await
+                    .unwrap_or(Some(Unauthorized::WRONG))
+            }
+        }
+    }
+
+    /// The headers of `http_server_config.headers`, for every response (401s included).
+    pub fn extra_headers(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.headers
+    }
+
+    /// Sets [`WebConfig::extra_headers`] on a response's headers (replacing any of the same
+    /// name).
+    pub fn apply_headers(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file, as written.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    http_server_config: Option<RawHttp>,
+    #[serde(default, deserialize_with = "unique_map")]
+    basic_auth_users: Option<Vec<(String, String)>>,
+    #[serde(default)]
+    rate_limit: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<String>,
+    client_allowed_sans: Option<Vec<String>>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+    curve_preferences: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// Accepted for compatibility; the server speaks HTTP/1.1 only.
+    #[serde(default)]
+    #[allow(dead_code)]
+    http2: Option<bool>,
+    #[serde(default, deserialize_with = "unique_map")]
+    headers: Option<Vec<(String, String)>>,
+}
+
+/// A YAML map of scalars to scalars, in file order, refusing a key given twice (as Go's strict
+/// YAML does). Numbers and booleans are taken as their text (`X-XSS-Protection: 0`); null is "".
+fn unique_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<(String, String)>>, D::Error> {
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = Option<Vec<(String, String)>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of names to values")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries: Vec<(String, String)> = Vec::new();
+            while let Some((Scalar(key), Scalar(value))) = map.next_entry::<Scalar, Scalar>()? {
+                if entries.iter().any(|(k, _)| *k == key) {
+                    return Err(de::Error::custom(format!("`{key}` is given twice")));
+                }
+                entries.push((key, value));
+            }
+            Ok(Some(entries))
+        }
+    }
+    deserializer.deserialize_option(MapVisitor)
+}
+
+/// A scalar taken as text.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scalar, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(String::new()))
+            }
+        }
+        deserializer.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// Go's YAML leaves an absent and an empty string alike: both mean "not set".
+fn set(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS.
+
+/// Where a PEM document comes from: a file (relative to the config's directory) or inline.
+enum Pem {
+    File(PathBuf),
+    Inline,
+}
+
+impl Pem {
+    /// The PEM text of `inline_key` or `file_key`, one of which at most may be set.
+    fn pick(
+        inline: Option<String>,
+        file: Option<String>,
+        inline_key: &str,
+        file_key: &str,
+        dir: &Path,
+    ) -> Result<Option<(Pem, Vec<u8>)>, String> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(format!(
+                "{inline_key}: set {inline_key} (inline PEM) or {file_key}, not both"
+            )),
+            (Some(text), None) => Ok(Some((Pem::Inline, text.into_bytes()))),
+            (None, Some(file)) => {
+                let path = dir.join(file);
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("{file_key}: cannot read {}: {e}", path.display()))?;
+                Ok(Some((Pem::File(path), bytes)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Pem::File(path) => path.display().to_string(),
+            Pem::Inline => "(inline PEM)".to_owned(),
+        }
+    }
+}
+
+/// The certificates in a PEM document; an error when there is none.
+fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what} is not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{what} holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+fn tls_version(
+    value: Option<String>,
+    key: &str,
+    default: &'static SupportedProtocolVersion,
+) -> Result<&'static SupportedProtocolVersion, String> {
+    match set(value).as_deref() {
+        None => Ok(default),
+        Some("TLS12") => Ok(&rustls::version::TLS12),
+        Some("TLS13") => Ok(&rustls::version::TLS13),
+        Some(old @ ("TLS10" | "TLS11")) => Err(format!(
+            "{key}: {old} is not supported (rustls speaks TLS 1.2 and 1.3 only); use TLS12 or TLS13"
+        )),
+        Some(other) => Err(format!(
+            "{key}: unknown TLS version '{other}'; expected TLS12 or TLS13"
+        )),
+    }
+}
+
+fn version_name(version: &SupportedProtocolVersion) -> &'static str {
+    if version.version == rustls::ProtocolVersion::TLSv1_2 {
+        "TLS12"
+    } else {
+        "TLS13"
+    }
+}
+
+/// Go's names of the TLS 1.2 suites that rustls (with ring) has.
+const TLS12_SUITES: [(&str, SupportedCipherSuite); 6] = {
+    use ring_provider::cipher_suite as cs;
+    [
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ]
+};
+
+/// Go's names of the TLS 1.3 suites: accepted and, as in Go, without effect (all three stay).
+const TLS13_SUITE_NAMES: [&str; 3] = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+
+/// `TLS12_SUITES` chosen by `cipher_suites`, in the file's order; all of them when unset.
+fn tls12_suites(
+    names: Option<Vec<String>>,
+) -> Result<Vec<(&'static str, SupportedCipherSuite)>, String> {
+    let Some(names) = names.filter(|n| !n.is_empty()) else {
+        return Ok(TLS12_SUITES.to_vec());
+    };
+    let mut chosen: Vec<(&'static str, SupportedCipherSuite)> = Vec::new();
+    for name in &names {
+        if TLS13_SUITE_NAMES.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(&(known, suite)) = TLS12_SUITES.iter().find(|(n, _)| n == name) else {
+            let supported: Vec<&str> = TLS12_SUITES.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "cipher_suites: '{name}' is not supported (rustls has no CBC or RSA key exchange \
+                 suites); the TLS 1.2 suites are {}",
+                supported.join(", ")
+            ));
+        };
+        if !chosen.iter().any(|(n, _)| *n == known) {
+            chosen.push((known, suite));
+        }
+    }
+    Ok(chosen)
+}
+
+/// The key exchange groups chosen by `curve_preferences`, in order; rustls' defaults when unset.
+fn curves(
+    names: Option<Vec<String>>,
+) -> Result<Vec<&'static dyn rustls::crypto::SupportedKxGroup>, String> {
+    use ring_provider::kx_group;
+    let Some(names) = names.filter(|n| !n.is_empty()) else {
+        return Ok(ring_provider::default_provider().kx_groups);
+    };
+    let mut chosen: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
+    for name in &names {
+        let group = match name.as_str() {
+            "X25519" => kx_group::X25519,
+            "CurveP256" => kx_group::SECP256R1,
+            "CurveP384" => kx_group::SECP384R1,
+            "CurveP521" => {
+                return Err(
+                    "curve_preferences: CurveP521 is not supported by rustls with ring; use \
+                     X25519, CurveP256 or CurveP384"
+                        .to_owned(),
+                );
+            }
+            other => {
+                return Err(format!(
+                    "curve_preferences: unknown curve '{other}'; expected X25519, CurveP256 or \
+                     CurveP384"
+                ));
+            }
+        };
+        if !chosen.iter().any(|g| g.name() == group.name()) {
+            chosen.push(group);
+        }
+    }
+    Ok(chosen)
+}
+
+/// The rustls server configuration, or `None` when the section configures no TLS (Go's
+/// `IsEnabled`: no certificate, key, client CA or client auth type). Errors start with the
+/// key's name within `tls_server_config`.
+fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
+    let client_auth_type = set(raw.client_auth_type);
+    let (cert, key, client_ca, client_ca_file) = (
+        set(raw.cert),
+        set(raw.key),
+        set(raw.client_ca),
+        set(raw.client_ca_file),
+    );
+    let (cert_file, key_file) = (set(raw.cert_file), set(raw.key_file));
+    let enabled = cert.is_some()
+        || key.is_some()
+        || cert_file.is_some()
+        || key_file.is_some()
+        || client_ca.is_some()
+        || client_ca_file.is_some()
+        || client_auth_type.is_some();
+    if !enabled {
+        return Ok(None);
+    }
+    let (cert_source, cert_pem) = Pem::pick(cert, cert_file, "cert", "cert_file", dir)?
+        .ok_or("cert_file: missing (or cert, the certificate inline)")?;
+    let (key_source, key_pem) = Pem::pick(key, key_file, "key", "key_file", dir)?
+        .ok_or("key_file: missing (or key, the private key inline)")?;
+    let cert_key = if matches!(cert_source, Pem::File(_)) {
+        "cert_file"
+    } else {
+        "cert"
+    };
+    let key_key = if matches!(key_source, Pem::File(_)) {
+        "key_file"
+    } else {
+        "key"
+    };
+    let chain =
+        certificates(&cert_pem, &cert_source.describe()).map_err(|e| format!("{cert_key}: {e}"))?;
+    // The message never quotes the key's content.
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
+        format!(
+            "{key_key}: {} holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)",
+            key_source.describe()
+        )
+    })?;
+
+    let min = tls_version(raw.min_version, "min_version", &rustls::version::TLS12)?;
+    let max = tls_version(raw.max_version, "max_version", &rustls::version::TLS13)?;
+    let versions: Vec<&'static SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|v| {
+                let rank = |v: &SupportedProtocolVersion| u16::from(v.version);
+                rank(v) >= rank(min) && rank(v) <= rank(max)
+            })
+            .collect();
+    if versions.is_empty() {
+        return Err(format!(
+            "min_version: {} is above max_version {}",
+            version_name(min),
+            version_name(max)
+        ));
+    }
+
+    let suites12 = tls12_suites(raw.cipher_suites)?;
+    if suites12.is_empty()
+        && versions
+            .iter()
+            .any(|v| v.version == rustls::ProtocolVersion::TLSv1_2)
+    {
+        return Err(
+            "cipher_suites: names no TLS 1.2 suite, but TLS 1.2 is allowed; add one or set \
+             min_version: TLS13"
+                .to_owned(),
+        );
+    }
+    let kx_groups = curves(raw.curve_preferences)?;
+    let mut provider = ring_provider::default_provider();
+    provider.cipher_suites = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version().version == rustls::ProtocolVersion::TLSv1_3)
+        .copied()
+        .chain(suites12.iter().map(|(_, s)| *s))
+        .collect();
+    let curve_names = kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    provider.kx_groups = kx_groups;
+    let provider = Arc::new(provider);
+
+    let client_auth = match client_auth_type.as_deref() {
+        None | Some("NoClientCert") => ClientAuth::NoClientCert,
+        Some("RequireAndVerifyClientCert") => ClientAuth::RequireAndVerifyClientCert,
+        Some("VerifyClientCertIfGiven") => ClientAuth::VerifyClientCertIfGiven,
+        Some(other @ ("RequestClientCert" | "RequireAnyClientCert" | "RequireClientCert")) => {
+            return Err(format!(
+                "client_auth_type: {other} is not supported: it accepts client certificates \
+                 without verifying them; use RequireAndVerifyClientCert with client_ca_file"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "client_auth_type: unknown value '{other}'; expected NoClientCert, \
+                 VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            ));
+        }
+    };
+    let ca = Pem::pick(
+        client_ca,
+        client_ca_file,
+        "client_ca",
+        "client_ca_file",
+        dir,
+    )?;
+    if raw.client_allowed_sans.is_some() {
+        return Err(
+            "client_allowed_sans is not supported by gitlab-api-exporter; trust a CA that \
+             issues only the scrapers' certificates instead"
+                .to_owned(),
+        );
+    }
+    let (verifier, ca_description) = match (client_auth, ca) {
+        (ClientAuth::NoClientCert, None) => (WebPkiClientVerifier::no_client_auth(), None),
+        (ClientAuth::NoClientCert, Some(_)) => {
+            return Err(
+                "client_auth_type: a client CA is set but client_auth_type is NoClientCert; \
+                 set client_auth_type: RequireAndVerifyClientCert"
+                    .to_owned(),
+            );
+        }
+        (_, None) => {
+            return Err(
+                "client_ca_file: missing; client_auth_type verifies client certificates against \
+                 it"
+                .to_owned(),
+            );
+        }
+        (auth, Some((source, pem))) => {
+            let ca_key = if matches!(source, Pem::File(_)) {
+                "client_ca_file"
+            } else {
+                "client_ca"
+            };
+            let mut roots = RootCertStore::empty();
+            for cert in
+                certificates(&pem, &source.describe()).map_err(|e| format!("{ca_key}: {e}"))?
+            {
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "{ca_key}: {} holds a certificate that cannot be a CA: {e}",
+                        source.describe()
+                    )
+                })?;
+            }
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let builder = if auth == ClientAuth::VerifyClientCertIfGiven {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            let verifier = builder
+                .build()
+                .map_err(|e| format!("{ca_key}: {}: {e}", source.describe()))?;
+            (verifier, Some(source.describe()))
+        }
+    };
+
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("min_version/max_version/cipher_suites: {e}"))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, private_key)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => format!(
+                "{key_key}: the private key in {} does not match the certificate in {}",
+                key_source.describe(),
+                cert_source.describe()
+            ),
+            other => format!("{cert_key}/{key_key}: cannot use the certificate and key: {other}"),
+        })?;
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Tls {
+        config: Arc::new(config),
+        summary: TlsSummary {
+            cert: cert_source.describe(),
+            client_auth,
+            client_ca: ca_description,
+            min_version: version_name(min),
+            max_version: version_name(max),
+            tls12_cipher_suites: suites12.iter().map(|(n, _)| (*n).to_owned()).collect(),
+            curves: curve_names,
+        },
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Headers.
+
+/// exporter-toolkit's list: only these may be set, two of them to fixed values.
+const ALLOWED_HEADERS: [(&str, &[&str]); 5] = [
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
+];
+
+fn validate_headers(
+    headers: Vec<(String, String)>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        let Some((canonical, allowed)) = ALLOWED_HEADERS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+        else {
+            let names: Vec<&str> = ALLOWED_HEADERS.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "{name}: this header cannot be configured; the ones that can are {}",
+                names.join(", ")
+            ));
+        };
+        if value.is_empty() {
+            continue; // "Unset if blank."
+        }
+        if !allowed.is_empty() && !allowed.iter().any(|a| a.eq_ignore_ascii_case(&value)) {
+            return Err(format!(
+                "{canonical}: invalid value '{value}'; expected {}",
+                allowed.join(" or ")
+            ));
+        }
+        let value = HeaderValue::from_str(&value)
+            .map_err(|_| format!("{canonical}: '{value}' cannot be sent in an HTTP header"))?;
+        out.push((HeaderName::from_static(lowercase(canonical)), value));
+    }
+    Ok(out)
+}
+
+fn lowercase(name: &'static str) -> &'static str {
+    match name {
+        "Strict-Transport-Security" => "strict-transport-security",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-Frame-Options" => "x-frame-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "content-security-policy",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Basic authentication.
+
+struct User {
+    name: Vec<u8>,
+    hash: String,
+}
+
+struct BasicAuth {
+    users: Vec<User>,
+    /// HMAC-SHA256 (with a key made at start) of each accepted user and password: the
+    /// passwords themselves are not kept.
+    accepted: Mutex<HashSet<[u8; 32]>>,
+    cache_key: hmac::Key,
+    /// One bcrypt at a time, as exporter-toolkit does: a flood of wrong passwords takes one core.
+    bcrypt: Mutex<()>,
+    /// bcrypt verifications run so far.
+    bcrypt_runs: AtomicU64,
+}
+
+/// Credentials from a header, not in the cache: bcrypt is to decide.
+struct Credentials {
+    user: Vec<u8>,
+    password: Vec<u8>,
+    tag: [u8; 32],
+}
+
+enum Precheck {
+    Done(AuthResult),
+    Verify(Credentials),
+}
+
+impl BasicAuth {
+    fn new(users: Vec<(String, String)>) -> Result<BasicAuth, String> {
+        let mut checked = Vec::with_capacity(users.len());
+        for (name, hash) in users {
+            if name.contains(':') {
+                return Err(format!(
+                    "{name}: a user name cannot contain ':' (basic authentication splits on it)"
+                ));
+            }
+            // The hash is never repeated in the message.
+            let parts: bcrypt::HashParts = hash.parse().map_err(|e| {
+                format!(
+                    "{name}: not a bcrypt hash ({e}); make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
+                )
+            })?;
+            if !(4..=31).contains(&parts.get_cost()) {
+                return Err(format!(
+                    "{name}: bcrypt cost {} is out of range (4 to 31)",
+                    parts.get_cost()
+                ));
+            }
+            checked.push(User {
+                name: name.into_bytes(),
+                hash,
+            });
+        }
+        let cache_key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .map_err(|_| "cannot get random bytes for the credential cache".to_owned())?;
+        Ok(BasicAuth {
+            users: checked,
+            accepted: Mutex::new(HashSet::new()),
+            cache_key,
+            bcrypt: Mutex::new(()),
+            bcrypt_runs: AtomicU64::new(0),
+        })
+    }
+
+    /// Parses the header and looks in the cache: what can be decided without bcrypt.
+    fn precheck(&self, authorization: Option<&HeaderValue>) -> Precheck {
+        let Some(header) = authorization else {
+            return Precheck::Done(Some(Unauthorized::NO_CREDENTIALS));
+        };
+        let Some((user, password)) = parse_basic(header.as_bytes()) else {
+            return Precheck::Done(Some(Unauthorized::MALFORMED));
+        };
+        let mut context = hmac::Context::with_key(&self.cache_key);
+        context.update(&(user.len() as u64).to_be_bytes());
+        context.update(&user);
+        context.update(&password);
+        let mut tag = [0u8; 32];
+        tag.copy_from_slice(context.sign().as_ref());
+        if self.is_cached(&tag) {
+            return Precheck::Done(None);
+        }
+        Precheck::Verify(Credentials {
+            user,
+            password,
+            tag,
+        })
+    }
+
+    fn is_cached(&self, tag: &[u8; 32]) -> bool {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(tag)
+    }
+
+    /// bcrypt against the user's hash, or, for an unknown user, against another user's (the
+    /// same work, so that timing does not tell which users exist), then denied.
+    fn verify(&self, credentials: &Credentials) -> AuthResult {
+        let _one_at_a_time = self.bcrypt.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request may have verified the same credentials while this one waited.
+        if self.is_cached(&credentials.tag) {
+            return None;
+        }
+        let user = self.users.iter().find(|u| u.name == credentials.user);
+        let hash = user.map_or(&self.users[0].hash, |u| &u.hash);
+        self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+        let matches = bcrypt::verify(&credentials.password, hash).unwrap_or(false);
+        if user.is_none() || !matches || credentials.password.len() > BCRYPT_MAX_PASSWORD {
+            return Some(Unauthorized::WRONG);
+        }
+        let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
+        if accepted.len() >= CACHE_CAPACITY {
+            accepted.clear();
+        }
+        accepted.insert(credentials.tag);
+        None
+    }
+}
+
+/// `Basic <base64(user:password)>` → (user, password); `None` when malformed.
+fn parse_basic(header: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let text = std::str::from_utf8(header).ok()?.trim();
+    let (scheme, encoded) = text.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64_decode(encoded.trim())?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    Some((decoded[..colon].to_vec(), decoded[colon + 1..].to_vec()))
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as Go's `StdEncoding`.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let chunks = bytes.len() / 4;
+    for (i, chunk) in bytes.chunks(4).enumerate() {
+        let padding = chunk.iter().rev().take_while(|&&c| c == b'=').count();
+        if padding > 2 || (padding > 0 && i + 1 != chunks) {
+            return None;
+        }
+        let mut n = 0u32;
+        for &c in &chunk[..4 - padding] {
+            n = (n << 6) | value(c)?;
+        }
+        n <<= 6 * padding as u32;
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - padding]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+}
