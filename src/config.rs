@@ -43,7 +43,7 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Parser)]
 #[command(
     name = "gitlab-api-exporter",
-    version,
+    version = crate::LONG_VERSION,
     about = "Prometheus exporter for GitLab projects, commits and merge requests.",
     after_help = "The token is read from the GITLAB_TOKEN environment variable or from --gitlab.token-file; \
                   it is never accepted as a flag value."
@@ -147,6 +147,19 @@ struct Cli {
     /// Only log messages of this level or above.
     #[arg(long = "log.level", value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     log_level: LogLevel,
+
+    /// Log line format.
+    #[arg(long = "log.format", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
+}
+
+/// Log formats offered by `--log.format`, as in other Prometheus exporters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `ts=… level=info msg="…" key=value`.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Log levels offered by `--log.level`, as in other Prometheus exporters.
@@ -233,6 +246,8 @@ pub struct Config {
     pub multi_target: bool,
     /// Log verbosity.
     pub log_level: LogLevel,
+    /// Log line format.
+    pub log_format: LogFormat,
 }
 
 impl Config {
@@ -298,6 +313,7 @@ impl Config {
             demo: cli.demo,
             multi_target: cli.multi_target,
             log_level: cli.log_level,
+            log_format: cli.log_format,
         })
     }
 }

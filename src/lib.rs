@@ -32,6 +32,15 @@ pub mod webconfig;
 
 /// The exporter's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit it was built from (`unknown` outside a git checkout).
+pub const REVISION: &str = env!("GIT_COMMIT");
+/// What `--version` prints after the name.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("GIT_COMMIT"),
+    ")"
+);
 
 use std::future::Future;
 use std::sync::Arc;

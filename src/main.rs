@@ -1,21 +1,34 @@
 //! The `gitlab-api-exporter` binary: malloc tuning, flags, logging, runtime, then
 //! [`gitlab_api_exporter::run`] until SIGINT or SIGTERM.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use gitlab_api_exporter::config::Config;
+use gitlab_api_exporter::config::{Config, LogFormat};
 use gitlab_api_exporter::server::shutdown_signal;
 
 fn main() -> ExitCode {
     tune_malloc();
     let config = Config::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::from(config.log_level))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let level = tracing::Level::from(config.log_level);
+    match config.log_format {
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .with_target(false)
+            .with_span_name(false)
+            .with_span_path(false)
+            .subscriber_builder()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // GitLab calls block a pool thread each, at most --gitlab.concurrency at once.

@@ -178,7 +178,10 @@ impl ExporterMetrics {
         registry.register(
             "gitlab_exporter_build",
             "Version of the exporter",
-            Info::new(vec![("version", crate::VERSION)]),
+            Info::new(vec![
+                ("version", crate::VERSION),
+                ("revision", crate::REVISION),
+            ]),
         );
     }
 }

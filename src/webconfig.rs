@@ -974,4 +974,977 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::convert::Infallible;
+    use std::process::Command;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::body::Incoming;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper::{Request, Response};
+    use hyper_util::rt::TokioIo;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio_rustls::rustls::ProtocolVersion;
+    use tokio_rustls::rustls::pki_types::ServerName;
+
+    /// A temporary directory with a CA, a server certificate for localhost and 127.0.0.1, a
+    /// client certificate, and a second CA that signed a client certificate of its own; all
+    /// made with the `openssl` CLI. Removed on drop.
+    struct Fixture {
+        dir: PathBuf,
+    }
+
+    impl Fixture {
+        fn new(name: &str) -> Fixture {
+            let dir =
+                std::env::temp_dir().join(format!("gae-webconfig-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let fixture = Fixture { dir };
+            fixture.ca("ca");
+            fixture.leaf(
+                "server",
+                "ca",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+            );
+            fixture.leaf(
+                "client",
+                "ca",
+                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            );
+            fixture.ca("other-ca");
+            fixture.leaf(
+                "stranger",
+                "other-ca",
+                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+            );
+            fixture
+        }
+
+        fn openssl(&self, args: &[&str]) {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .expect("the openssl CLI runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        fn ca(&self, name: &str) {
+            self.openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ]);
+        }
+
+        fn leaf(&self, name: &str, ca: &str, extensions: &str) {
+            self.write(&format!("{name}.ext"), extensions);
+            self.openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ]);
+            self.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.dir.join(name)
+        }
+
+        fn write(&self, name: &str, content: &str) -> PathBuf {
+            let path = self.path(name);
+            std::fs::write(&path, content).unwrap();
+            path
+        }
+
+        fn read(&self, name: &str) -> Vec<u8> {
+            std::fs::read(self.path(name)).unwrap()
+        }
+
+        /// Writes `web.yml` and loads it.
+        fn load(&self, yaml: &str) -> Result<WebConfig, String> {
+            WebConfig::load(&self.write("web.yml", yaml))
+        }
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A config without files: parsed from text, with no directory to look in.
+    fn parse(yaml: &str) -> Result<WebConfig, String> {
+        WebConfig::parse(yaml, Path::new("/nonexistent"), Path::new("web.yml"))
+    }
+
+    /// A bcrypt hash at the lowest cost (fast in tests), in htpasswd's `$2y$` form.
+    fn hash(password: &str) -> String {
+        bcrypt::hash_with_salt(password, 4, *b"0123456789abcdef")
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY)
+    }
+
+    fn basic(user: &str, password: &str) -> HeaderValue {
+        let raw = format!("{user}:{password}");
+        HeaderValue::from_str(&format!("Basic {}", base64_encode(raw.as_bytes()))).unwrap()
+    }
+
+    fn base64_encode(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    fn users_config() -> WebConfig {
+        parse(&format!(
+            "basic_auth_users:\n  alice: {}\n  bob: '{}'\n",
+            hash("wonderland"),
+            hash("builder")
+        ))
+        .unwrap()
+    }
+
+    fn runs(config: &WebConfig) -> u64 {
+        config
+            .auth
+            .as_ref()
+            .unwrap()
+            .bcrypt_runs
+            .load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for input in ["", "a", "ab", "abc", "alice:wonder:land", "é:ü"] {
+            let encoded = base64_encode(input.as_bytes());
+            assert_eq!(
+                base64_decode(&encoded).as_deref(),
+                Some(input.as_bytes()),
+                "{input}"
+            );
+        }
+        for bad in ["abc", "ab=c", "a===", "ab==cd==", "ab!d", "YQ==YQ=="] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_means_plain_http_without_auth() {
+        for text in [
+            "",
+            "\n",
+            "# nothing\n",
+            "---\n",
+            "tls_server_config:\nbasic_auth_users:\n",
+        ] {
+            let config = parse(text).unwrap();
+            assert!(config.tls_acceptor().is_none(), "{text:?}");
+            assert!(!config.requires_auth());
+            assert!(config.extra_headers().is_empty());
+            assert_eq!(config.check_basic_auth(None), None);
+        }
+        // Go's IsEnabled: versions alone do not turn TLS on.
+        let config = parse("tls_server_config:\n  min_version: TLS13\n").unwrap();
+        assert!(config.tls_acceptor().is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let fixture = Fixture::new("unknown");
+        let cases = [
+            ("tls_config:\n  cert_file: x\n", "tls_config"),
+            ("tls_server_config:\n  cert_fil: server.pem\n", "cert_fil"),
+            (
+                "http_server_config:\n  header:\n    X-Frame-Options: deny\n",
+                "header",
+            ),
+            (
+                "http_server_config:\n  headers:\n    Content-Type: text/html\n",
+                "Content-Type",
+            ),
+        ];
+        for (yaml, key) in cases {
+            let err = fixture.load(yaml).unwrap_err();
+            assert!(err.contains(key), "{yaml:?}: {err}");
+            assert!(err.contains("web.yml"), "{yaml:?}: {err}");
+        }
+        let err = fixture
+            .load("rate_limit:\n  interval: 1s\n  burst: 5\n")
+            .unwrap_err();
+        assert!(
+            err.contains("rate_limit") && err.contains("not supported"),
+            "{err}"
+        );
+        let err = fixture
+            .load("basic_auth_users:\n  alice: x\n  alice: y\n")
+            .unwrap_err();
+        assert!(err.contains("alice") && err.contains("twice"), "{err}");
+        let err = fixture.load("basic_auth_users: [alice]\n").unwrap_err();
+        assert!(err.contains("basic_auth_users"), "{err}");
+        let err = WebConfig::load(&fixture.path("missing.yml")).unwrap_err();
+        assert!(err.contains("missing.yml"), "{err}");
+    }
+
+    #[test]
+    fn file_errors_name_the_key_and_the_file() {
+        let fixture = Fixture::new("files");
+        let err = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: nokey.pem\n")
+            .unwrap_err();
+        assert!(
+            err.contains("key_file") && err.contains("nokey.pem"),
+            "{err}"
+        );
+        let err = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n")
+            .unwrap_err();
+        assert!(err.contains("key_file: missing"), "{err}");
+        let err = fixture
+            .load("tls_server_config:\n  key_file: server.key\n")
+            .unwrap_err();
+        assert!(err.contains("cert_file: missing"), "{err}");
+        // A certificate where the key should be, and the reverse.
+        let err = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: server.pem\n")
+            .unwrap_err();
+        assert!(
+            err.contains("key_file") && err.contains("no PEM private key"),
+            "{err}"
+        );
+        let err = fixture
+            .load("tls_server_config:\n  cert_file: server.key\n  key_file: server.key\n")
+            .unwrap_err();
+        assert!(
+            err.contains("cert_file") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        // Another certificate's key.
+        let err = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: client.key\n")
+            .unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(
+            !err.contains(&String::from_utf8_lossy(&fixture.read("client.key"))[40..80]),
+            "{err}"
+        );
+        let err = fixture
+            .load(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  cert: x\n",
+            )
+            .unwrap_err();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn a_full_config_is_read() {
+        let fixture = Fixture::new("full");
+        let yaml = format!(
+            "tls_server_config:\n\
+             \x20 cert_file: server.pem\n\
+             \x20 key_file: {}\n\
+             \x20 client_auth_type: RequireAndVerifyClientCert\n\
+             \x20 client_ca_file: ca.pem\n\
+             \x20 min_version: TLS12\n\
+             \x20 max_version: TLS13\n\
+             \x20 cipher_suites:\n\
+             \x20   - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n\
+             \x20   - TLS_AES_128_GCM_SHA256\n\
+             \x20 prefer_server_cipher_suites: false\n\
+             \x20 curve_preferences: [X25519, CurveP256]\n\
+             http_server_config:\n\
+             \x20 http2: false\n\
+             \x20 headers:\n\
+             \x20   X-Frame-Options: deny\n\
+             \x20   X-Content-Type-Options: nosniff\n\
+             \x20   X-XSS-Protection: 0\n\
+             \x20   Strict-Transport-Security: max-age=31536000\n\
+             \x20   Content-Security-Policy: \"\"\n\
+             basic_auth_users:\n\
+             \x20 prometheus: {}\n",
+            fixture.path("server.key").display(),
+            hash("secret"),
+        );
+        let config = fixture.load(&yaml).unwrap();
+        assert!(config.tls_acceptor().is_some());
+        assert!(config.requires_auth());
+        let headers: Vec<(&str, &str)> = config
+            .extra_headers()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-frame-options", "deny"),
+                ("x-content-type-options", "nosniff"),
+                ("x-xss-protection", "0"),
+                ("strict-transport-security", "max-age=31536000"),
+            ]
+        );
+        let mut map = HeaderMap::new();
+        config.apply_headers(&mut map);
+        assert_eq!(map.len(), 4);
+        let tls = config.tls.as_ref().unwrap();
+        assert!(!tls.config.ignore_client_order);
+        assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()]);
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains("prometheus") && debug.contains("server.pem"),
+            "{debug}"
+        );
+        assert!(!debug.contains("$2"), "a hash in {debug}");
+        assert!(!debug.contains("PRIVATE"), "a key in {debug}");
+        let alternate = format!("{config:#?}");
+        assert!(!alternate.contains("$2"), "{alternate}");
+    }
+
+    #[test]
+    fn certificate_and_key_may_be_inline_and_keys_in_any_pem_form() {
+        let fixture = Fixture::new("inline");
+        let indent = |pem: Vec<u8>| {
+            String::from_utf8(pem)
+                .unwrap()
+                .lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        };
+        let yaml = format!(
+            "tls_server_config:\n  cert: |\n{}  key: |\n{}",
+            indent(fixture.read("server.pem")),
+            indent(fixture.read("server.key"))
+        );
+        assert!(fixture.load(&yaml).unwrap().tls_acceptor().is_some());
+        // SEC1 ("EC PRIVATE KEY") as well as PKCS#8.
+        fixture.openssl(&["ec", "-in", "server.key", "-out", "server-sec1.key"]);
+        assert!(
+            String::from_utf8(fixture.read("server-sec1.key"))
+                .unwrap()
+                .contains("BEGIN EC PRIVATE KEY")
+        );
+        let config = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: server-sec1.key\n")
+            .unwrap();
+        assert!(config.tls_acceptor().is_some());
+    }
+
+    #[test]
+    fn tls_versions_suites_and_curves_are_checked() {
+        let fixture = Fixture::new("versions");
+        let with = |extra: &str| {
+            fixture.load(&format!(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n{extra}"
+            ))
+        };
+        assert!(with("  min_version: TLS13\n").is_ok());
+        assert!(with("  max_version: TLS12\n").is_ok());
+        assert!(with("  min_version: TLS12\n  max_version: TLS12\n").is_ok());
+        for (extra, expected) in [
+            (
+                "  min_version: TLS10\n",
+                "min_version: TLS10 is not supported",
+            ),
+            (
+                "  min_version: TLS11\n",
+                "min_version: TLS11 is not supported",
+            ),
+            (
+                "  max_version: TLS14\n",
+                "max_version: unknown TLS version 'TLS14'",
+            ),
+            ("  min_version: tls12\n", "min_version: unknown"),
+            (
+                "  min_version: TLS13\n  max_version: TLS12\n",
+                "min_version: TLS13 is above max_version TLS12",
+            ),
+            (
+                "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n",
+                "cipher_suites: 'TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA' is not supported",
+            ),
+            (
+                "  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+                "names no TLS 1.2 suite",
+            ),
+            (
+                "  curve_preferences: [CurveP521]\n",
+                "CurveP521 is not supported",
+            ),
+            ("  curve_preferences: [P256]\n", "unknown curve 'P256'"),
+            (
+                "  client_allowed_sans: [prometheus]\n",
+                "client_allowed_sans",
+            ),
+            (
+                "  prefer_server_cipher_suites: maybe\n",
+                "prefer_server_cipher_suites",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(expected), "{extra:?}: {err}");
+            assert!(err.contains("web.yml"), "{err}");
+        }
+        // TLS 1.3 only: a list of TLS 1.3 suites is fine.
+        assert!(with("  min_version: TLS13\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n").is_ok());
+    }
+
+    #[test]
+    fn client_auth_types() {
+        let fixture = Fixture::new("clientauth");
+        let with = |extra: &str| {
+            fixture.load(&format!(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n{extra}"
+            ))
+        };
+        assert!(with("  client_auth_type: NoClientCert\n").is_ok());
+        assert!(
+            with("  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n")
+                .is_ok()
+        );
+        assert!(
+            with("  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.pem\n").is_ok()
+        );
+        for (extra, expected) in [
+            (
+                "  client_auth_type: RequireAnyClientCert\n  client_ca_file: ca.pem\n",
+                "client_auth_type: RequireAnyClientCert is not supported",
+            ),
+            (
+                "  client_auth_type: RequestClientCert\n",
+                "client_auth_type: RequestClientCert is not supported",
+            ),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n",
+                "client_ca_file: missing",
+            ),
+            ("  client_ca_file: ca.pem\n", "NoClientCert"),
+            ("  client_auth_type: Always\n", "unknown value 'Always'"),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.key\n",
+                "client_ca_file: ",
+            ),
+            (
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: none.pem\n",
+                "none.pem",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(expected), "{extra:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_hashes_are_refused_without_being_repeated() {
+        for (hash, expected) in [
+            ("plaintext-password", "not a bcrypt hash"),
+            (
+                "$1$abcdefgh$abcdefghijklmnopqrstuv0123456789abcdefghijklmnopqrs",
+                "not a bcrypt hash",
+            ),
+            (
+                "$2y$03$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi",
+                "cost 3",
+            ),
+            ("", "not a bcrypt hash"),
+        ] {
+            let err = parse(&format!("basic_auth_users:\n  alice: '{hash}'\n")).unwrap_err();
+            assert!(
+                err.contains("basic_auth_users: alice") && err.contains(expected),
+                "{err}"
+            );
+            if !hash.is_empty() {
+                assert!(!err.contains(hash), "the hash is repeated: {err}");
+            }
+        }
+        let err = parse(&format!("basic_auth_users:\n  'a:b': {}\n", hash("x"))).unwrap_err();
+        assert!(err.contains("cannot contain ':'"), "{err}");
+    }
+
+    #[test]
+    fn basic_auth_accepts_the_right_credentials_only() {
+        let config = users_config();
+        assert_eq!(
+            config.check_basic_auth(Some(&basic("alice", "wonderland"))),
+            None
+        );
+        assert_eq!(
+            config.check_basic_auth(Some(&basic("bob", "builder"))),
+            None
+        );
+        for (user, password) in [
+            ("alice", "builder"),
+            ("alice", "Wonderland"),
+            ("alice", ""),
+            ("mallory", "wonderland"),
+            ("", "wonderland"),
+            ("Alice", "wonderland"),
+        ] {
+            let denied = config
+                .check_basic_auth(Some(&basic(user, password)))
+                .unwrap_or_else(|| panic!("{user}:{password} was let in"));
+            assert_eq!(denied.reason(), "wrong user name or password");
+        }
+        // Past bcrypt's 72 bytes: refused, not truncated.
+        let long = "x".repeat(80);
+        let config = parse(&format!("basic_auth_users:\n  alice: {}\n", hash(&long))).unwrap();
+        assert!(
+            config
+                .check_basic_auth(Some(&basic("alice", &long)))
+                .is_some()
+        );
+        assert!(
+            config
+                .check_basic_auth(Some(&basic("alice", &format!("{long}yz"))))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_refused() {
+        let config = users_config();
+        assert_eq!(
+            config.check_basic_auth(None).map(|d| d.reason()),
+            Some("no basic authentication credentials")
+        );
+        let no_colon = format!("Basic {}", base64_encode(b"alicewonderland"));
+        for header in [
+            "Bearer abc",
+            "Basic",
+            "Basic ",
+            "Basic !!!!",
+            "Basic YWxpY2U6d29uZGVybGFuZA",
+            no_colon.as_str(),
+            "YWxpY2U6d29uZGVybGFuZA==",
+        ] {
+            let value = HeaderValue::from_str(header).unwrap();
+            assert_eq!(
+                config.check_basic_auth(Some(&value)).map(|d| d.reason()),
+                Some("malformed Authorization header"),
+                "{header}"
+            );
+        }
+        let non_utf8 = HeaderValue::from_bytes(b"Basic \xff\xfe").unwrap();
+        assert!(config.check_basic_auth(Some(&non_utf8)).is_some());
+        // The scheme is case-insensitive.
+        let lower = basic("alice", "wonderland")
+            .to_str()
+            .unwrap()
+            .replace("Basic", "basic");
+        assert_eq!(
+            config.check_basic_auth(Some(&HeaderValue::from_str(&lower).unwrap())),
+            None
+        );
+    }
+
+    #[test]
+    fn accepted_credentials_are_cached_and_refused_ones_are_not() {
+        let config = users_config();
+        let right = basic("alice", "wonderland");
+        assert_eq!(config.check_basic_auth(Some(&right)), None);
+        assert_eq!(runs(&config), 1);
+        for _ in 0..5 {
+            assert_eq!(config.check_basic_auth(Some(&right)), None);
+        }
+        assert_eq!(runs(&config), 1, "bcrypt ran again for cached credentials");
+        let wrong = basic("alice", "nope");
+        assert!(config.check_basic_auth(Some(&wrong)).is_some());
+        assert!(config.check_basic_auth(Some(&wrong)).is_some());
+        assert_eq!(runs(&config), 3, "refusals are not cached");
+        // Unknown users cost a bcrypt too (timing does not tell who exists).
+        assert!(
+            config
+                .check_basic_auth(Some(&basic("mallory", "x")))
+                .is_some()
+        );
+        assert_eq!(runs(&config), 4);
+        // The cache holds keyed hashes, not the password.
+        let auth = config.auth.as_ref().unwrap();
+        let cached = auth.accepted.lock().unwrap();
+        assert_eq!(cached.len(), 1);
+        assert!(
+            !cached
+                .iter()
+                .any(|t| t.windows(10).any(|w| w == b"wonderland"))
+        );
+    }
+
+    #[tokio::test]
+    async fn authorize_runs_bcrypt_off_the_async_workers() {
+        let config = users_config();
+        assert_eq!(config.authorize(Some(&basic("bob", "builder"))).await, None);
+        assert_eq!(config.authorize(Some(&basic("bob", "builder"))).await, None);
+        assert_eq!(runs(&config), 1);
+        assert!(config.authorize(Some(&basic("bob", "x"))).await.is_some());
+        assert!(config.authorize(None).await.is_some());
+        let open = parse("").unwrap();
+        assert_eq!(open.authorize(None).await, None);
+    }
+
+    #[test]
+    fn the_401_asks_for_basic_credentials() {
+        let config = users_config();
+        let denied = config.check_basic_auth(None).unwrap();
+        let response = denied.response("Unauthorized\n");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(challenge.starts_with("Basic realm="), "{challenge}");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Real handshakes.
+
+    type Handshakes = mpsc::UnboundedReceiver<Result<ProtocolVersion, String>>;
+
+    /// Serves HTTP/1.1 over `config`'s TLS on a loopback port, with its basic auth and headers;
+    /// reports each handshake's outcome.
+    async fn serve(config: WebConfig) -> (u16, Handshakes) {
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let acceptor = config.tls_acceptor().expect("TLS is configured");
+        let (sender, handshakes) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, config, sender) =
+                    (acceptor.clone(), Arc::clone(&config), sender.clone());
+                tokio::spawn(async move {
+                    let tls = match acceptor.accept(stream).await {
+                        Ok(tls) => tls,
+                        Err(e) => {
+                            let _ = sender.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let _ = sender.send(Ok(tls.get_ref().1.protocol_version().unwrap()));
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let config = Arc::clone(&config);
+                        async move {
+                            let authorization = request.headers().get(header::AUTHORIZATION);
+                            let mut response = match config.authorize(authorization).await {
+                                Some(denied) => denied
+                                    .response(Full::new(Bytes::from_static(b"Unauthorized\n"))),
+                                None => Response::new(Full::new(Bytes::from(format!(
+                                    "hello over TLS, {}\n",
+                                    request.uri().path()
+                                )))),
+                            };
+                            config.apply_headers(response.headers_mut());
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (port, handshakes)
+    }
+
+    struct Answer {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    /// GET over HTTPS with ureq (blocking, so on the blocking pool), trusting `ca`.
+    async fn get(
+        port: u16,
+        ca: Vec<u8>,
+        client: Option<(Vec<u8>, Vec<u8>)>,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Answer, String> {
+        tokio::task::spawn_blocking(move || {
+            use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
+            let mut tls = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&[
+                Certificate::from_pem(&ca).unwrap(),
+            ]));
+            if let Some((cert, key)) = client {
+                tls = tls.client_cert(Some(ClientCert::new_with_certs(
+                    &[Certificate::from_pem(&cert).unwrap()],
+                    PrivateKey::from_pem(&key).unwrap(),
+                )));
+            }
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .tls_config(tls.build())
+                .http_status_as_error(false)
+                .proxy(None)
+                .timeout_global(Some(std::time::Duration::from_secs(10)))
+                .build()
+                .into();
+            let mut request = agent.get(format!("https://127.0.0.1:{port}/metrics"));
+            if let Some(value) = authorization {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            let mut response = request.call().map_err(|e| e.to_string())?;
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                .collect();
+            Ok(Answer {
+                status: response.status().as_u16(),
+                headers,
+                body: response
+                    .body_mut()
+                    .read_to_string()
+                    .map_err(|e| e.to_string())?,
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    fn header_of<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+        answer
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn https_with_basic_auth_and_headers() {
+        let fixture = Fixture::new("https");
+        let config = fixture
+            .load(&format!(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n\
+                 http_server_config:\n  headers:\n    X-Frame-Options: sameorigin\n\
+                 basic_auth_users:\n  prometheus: {}\n",
+                hash("scrape-me")
+            ))
+            .unwrap();
+        let (port, mut handshakes) = serve(config).await;
+        let ca = fixture.read("ca.pem");
+
+        let ok = get(
+            port,
+            ca.clone(),
+            None,
+            Some(basic("prometheus", "scrape-me")),
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.status, 200);
+        assert_eq!(ok.body, "hello over TLS, /metrics\n");
+        assert_eq!(header_of(&ok, "x-frame-options"), Some("sameorigin"));
+        assert_eq!(
+            handshakes.recv().await.unwrap(),
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+
+        let denied = get(port, ca.clone(), None, Some(basic("prometheus", "guess")))
+            .await
+            .unwrap();
+        assert_eq!(denied.status, 401);
+        assert_eq!(denied.body, "Unauthorized\n");
+        assert_eq!(
+            header_of(&denied, "www-authenticate"),
+            Some(WWW_AUTHENTICATE)
+        );
+        assert_eq!(header_of(&denied, "x-frame-options"), Some("sameorigin"));
+        let anonymous = get(port, ca, None, None).await.unwrap();
+        assert_eq!(anonymous.status, 401);
+
+        // A client that does not trust the CA gets no answer.
+        let other = fixture.read("other-ca.pem");
+        let err = get(port, other, None, Some(basic("prometheus", "scrape-me")))
+            .await
+            .err()
+            .expect("an untrusted certificate is refused");
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn client_certificates_are_required_when_configured() {
+        let fixture = Fixture::new("mtls");
+        let config = fixture
+            .load(
+                "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n\
+                 \x20 client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+            )
+            .unwrap();
+        let (port, mut handshakes) = serve(config).await;
+        let ca = fixture.read("ca.pem");
+
+        let client = (fixture.read("client.pem"), fixture.read("client.key"));
+        let ok = get(port, ca.clone(), Some(client), None).await.unwrap();
+        assert_eq!(
+            (ok.status, ok.body.as_str()),
+            (200, "hello over TLS, /metrics\n")
+        );
+        assert!(handshakes.recv().await.unwrap().is_ok());
+
+        assert!(get(port, ca.clone(), None, None).await.is_err());
+        let err = handshakes.recv().await.unwrap().unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+        let stranger = (fixture.read("stranger.pem"), fixture.read("stranger.key"));
+        assert!(get(port, ca, Some(stranger), None).await.is_err());
+        let err = handshakes.recv().await.unwrap().unwrap_err();
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+    }
+
+    /// A bare rustls handshake offering only `versions`.
+    async fn handshake(
+        port: u16,
+        ca: &[u8],
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Result<ProtocolVersion, String> {
+        let mut roots = RootCertStore::empty();
+        for cert in certificates(ca, "ca").unwrap() {
+            roots.add(cert).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            ring_provider::default_provider(),
+        ))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(tls.get_ref().1.protocol_version().unwrap())
+    }
+
+    #[tokio::test]
+    async fn tls_versions_are_enforced() {
+        let fixture = Fixture::new("enforce");
+        let ca = fixture.read("ca.pem");
+        let both = [&rustls::version::TLS12, &rustls::version::TLS13];
+
+        let config = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  max_version: TLS12\n")
+            .unwrap();
+        let (port, _handshakes) = serve(config).await;
+        assert_eq!(
+            handshake(port, &ca, &both).await,
+            Ok(ProtocolVersion::TLSv1_2)
+        );
+
+        let config = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS13\n")
+            .unwrap();
+        let (port, _handshakes) = serve(config).await;
+        assert_eq!(
+            handshake(port, &ca, &both).await,
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+        let err = handshake(port, &ca, &[&rustls::version::TLS12])
+            .await
+            .unwrap_err();
+        assert!(err.to_lowercase().contains("version"), "{err}");
+
+        // The defaults allow both.
+        let config = fixture
+            .load("tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n")
+            .unwrap();
+        let (port, _handshakes) = serve(config).await;
+        assert_eq!(
+            handshake(port, &ca, &[&rustls::version::TLS12]).await,
+            Ok(ProtocolVersion::TLSv1_2)
+        );
+    }
+}
+#[cfg(test)]
+mod show_tmp {
+    use super::*;
+    #[test]
+    fn show() {
+        let dir = std::env::temp_dir().join("gae-show");
+        std::fs::create_dir_all(&dir).unwrap();
+        for yaml in [
+            "tls_config:\n  cert_file: x\n",
+            "tls_server_config:\n  cert_fil: server.pem\n",
+            "http_server_config:\n  headers:\n    Content-Type: text/html\n",
+            "basic_auth_users:\n  alice: x\n  alice: y\n",
+            "basic_auth_users: [alice]\n",
+            "basic_auth_users:\n  alice: nothash\n",
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: nokey.pem\n",
+            "tls_server_config:\n  cert_file: /etc/hostname\n  key_file: nokey.pem\n",
+            "tls_server_config:\n  min_version: TLS13\n  max_version: TLS12\n  cert_file: x\n",
+            "tls_server_config:\n  prefer_server_cipher_suites: maybe\n",
+            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+            "tls_server_config: 'hello'\n",
+            "a: [\n",
+        ] {
+            let p = dir.join("web.yml");
+            std::fs::write(&p, yaml).unwrap();
+            println!("{yaml:?}\n   => {}", WebConfig::load(&p).unwrap_err());
+        }
+        let c = WebConfig::parse(&format!("basic_auth_users:\n  alice: {}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n", bcrypt::hash_with_salt("x", 4, [0;16]).unwrap()), Path::new("."), Path::new("w.yml")).unwrap();
+        println!("{c:?}");
+    }
 }

@@ -216,7 +216,7 @@ async fn token_stays_secret() {
 /// Bad flags exit with status 2 and a message naming the flag; the token is not a flag.
 #[test]
 fn bad_flags_exit_2_naming_the_flag() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 15] = [
         (&["--cache.ttl", "soon"], "--cache.ttl"),
         (&["--cache.ttl", "10"], "--cache.ttl"),
         (&["--gitlab.concurrency", "0"], "--gitlab.concurrency"),
@@ -232,6 +232,21 @@ fn bad_flags_exit_2_naming_the_flag() {
             "--gitlab.token-file",
         ),
         (&["--log.level", "loud"], "--log.level"),
+        (&["--log.format", "xml"], "--log.format"),
+        (
+            &["--multi-target", "--gitlab.group", "acme"],
+            "--multi-target",
+        ),
+        (
+            &["--gitlab.ca-file", "/nonexistent/ca.pem"],
+            "--gitlab.ca-file",
+        ),
+        (
+            &["--gitlab.max-requests-per-second", "many"],
+            "--gitlab.max-requests-per-second",
+        ),
+        (&["--cache.max-stale", "1"], "--cache.max-stale"),
+        (&["--web.max-timeout", "0s"], "--web.max-timeout"),
     ];
     for (args, flag) in cases {
         let output = Command::new(BINARY)
@@ -396,4 +411,54 @@ async fn redirects_are_not_followed() {
         "the other host was contacted: {:?}",
         received.lock().unwrap()
     );
+}
+
+/// `--version` names the version and the git revision it was built from.
+#[test]
+fn version_names_the_revision() {
+    let output = Command::new(BINARY).arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with(&format!(
+            "gitlab-api-exporter {} (revision ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("revision )"), "{stdout}");
+}
+
+/// `--log.format json` writes one JSON object per line (level, message, fields); the default
+/// logfmt writes `key=value` pairs. Neither carries the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_formats() {
+    let gitlab = demo_gitlab().await;
+    let json = Exporter::start(&gitlab, &["--log.format", "json"]);
+    json.scrape().await;
+    let logs = json.logs_once("collection finished");
+    for line in logs.lines() {
+        let object: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            object["level"].is_string() && object["message"].is_string(),
+            "{line}"
+        );
+        assert!(object["timestamp"].is_string(), "{line}");
+    }
+    assert!(
+        logs.contains(r#""message":"collection finished""#),
+        "{logs}"
+    );
+    let logfmt = Exporter::start(&gitlab, &[]);
+    logfmt.scrape().await;
+    let logs = logfmt.logs_once("collection finished");
+    for line in logs.lines() {
+        assert!(
+            line.starts_with("ts=") && line.contains(" level="),
+            "{line}"
+        );
+    }
+    assert!(logs.contains(r#"message="collection finished""#), "{logs}");
+    assert!(!logs.contains(&gitlab.token()));
 }

@@ -147,8 +147,12 @@ impl Drop for Exporter {
     }
 }
 
-/// A `key=value` field of a log line.
-fn field(line: &str, key: &str) -> Option<String> {
+/// A field of a log line: `key=value` (logfmt) or a member of a JSON object (`--log.format json`).
+pub fn field(line: &str, key: &str) -> Option<String> {
+    if line.starts_with('{') {
+        let object: serde_json::Value = serde_json::from_str(line).ok()?;
+        return object[key].as_str().map(str::to_owned);
+    }
     let prefix = format!("{key}=");
     line.split_whitespace()
         .find_map(|token| token.strip_prefix(&prefix))
