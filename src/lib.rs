@@ -28,6 +28,7 @@ pub mod gitlab;
 pub mod metrics;
 pub mod probe;
 pub mod server;
+pub mod status;
 pub mod webconfig;
 
 /// The exporter's version, as built.
@@ -54,7 +55,11 @@ use tracing::{info, warn};
 pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut config = config;
     let demo = if config.demo {
-        let fake = fake::FakeGitlab::start(fake::Instance::demo())
+        // GitLab.com's limit for authenticated API calls, so that the rate-limit metrics and the
+        // status page's budget show something.
+        let mut instance = fake::Instance::demo();
+        instance.rate_limit_per_minute = Some(2000);
+        let fake = fake::FakeGitlab::start(instance)
             .await
             .context("--demo: cannot start the built-in fake GitLab")?;
         info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");

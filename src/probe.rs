@@ -96,6 +96,8 @@ pub struct Probes {
 /// One target: its cache, in front of its collector.
 #[derive(Debug)]
 pub struct Target {
+    /// The target as first asked for (trimmed).
+    pub name: String,
     /// What it names.
     pub kind: Kind,
     /// Its cache and single flight.
@@ -132,7 +134,7 @@ impl Probes {
                 targets.remove(&oldest);
             }
         }
-        let target = Arc::new(self.new_target(kind.clone()));
+        let target = Arc::new(self.new_target(raw.trim().to_owned(), kind.clone()));
         targets.insert(kind, (Arc::clone(&target), now));
         Ok(target)
     }
@@ -142,12 +144,23 @@ impl Probes {
         self.targets.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Up to `n` targets, most recently probed first.
+    pub fn recent(&self, n: usize) -> Vec<Arc<Target>> {
+        let targets = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = targets.values().collect();
+        all.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+        all.into_iter()
+            .take(n)
+            .map(|(target, _)| Arc::clone(target))
+            .collect()
+    }
+
     /// True when no target was probed yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn new_target(&self, kind: Kind) -> Target {
+    fn new_target(&self, name: String, kind: Kind) -> Target {
         let collector: Arc<OnceCell<Collector>> = Arc::default();
         let (client, settings, metrics) = (
             self.client.clone(),
@@ -189,7 +202,7 @@ impl Probes {
             }
             .boxed()
         });
-        Target { kind, cache }
+        Target { name, kind, cache }
     }
 }
 

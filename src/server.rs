@@ -327,15 +327,7 @@ fn respond(
 }
 
 fn landing_page(app: &App) -> Response<ExpositionBody> {
-    let path = html_escape(&app.telemetry_path);
-    let body = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>GitLab API Exporter</title></head>\n\
-         <body>\n<h1>GitLab API Exporter</h1>\n<p>Version {version}. {description}</p>\n<ul>\n\
-         <li><a href=\"{path}\">Metrics</a> ({path})</li>\n<li><a href=\"/-/healthy\">Health</a></li>\n\
-         <li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n</body>\n</html>\n",
-        version = crate::VERSION,
-        description = html_escape(&app.description),
-    );
+    let body = crate::status::render(app);
     let mut response = Response::new(ExpositionBody::chunks([Bytes::from(body)]));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -354,13 +346,6 @@ fn plain(status: StatusCode, body: &str) -> Response<ExpositionBody> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The members of an `Accept` or `Accept-Encoding` header: value (lowercase, without

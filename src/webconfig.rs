@@ -251,7 +251,7 @@ impl WebConfig {
 // The file, as written.
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "web_config")]
 struct RawConfig {
     #[serde(default)]
     tls_server_config: Option<RawTls>,
@@ -264,7 +264,7 @@ struct RawConfig {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "tls_server_config")]
 struct RawTls {
     cert: Option<String>,
     key: Option<String>,
@@ -282,7 +282,7 @@ struct RawTls {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename = "http_server_config")]
 struct RawHttp {
     /// Accepted for compatibility; the server speaks HTTP/1.1 only.
     #[serde(default)]
@@ -1916,35 +1916,5 @@ mod tests {
             handshake(port, &ca, &[&rustls::version::TLS12]).await,
             Ok(ProtocolVersion::TLSv1_2)
         );
-    }
-}
-#[cfg(test)]
-mod show_tmp {
-    use super::*;
-    #[test]
-    fn show() {
-        let dir = std::env::temp_dir().join("gae-show");
-        std::fs::create_dir_all(&dir).unwrap();
-        for yaml in [
-            "tls_config:\n  cert_file: x\n",
-            "tls_server_config:\n  cert_fil: server.pem\n",
-            "http_server_config:\n  headers:\n    Content-Type: text/html\n",
-            "basic_auth_users:\n  alice: x\n  alice: y\n",
-            "basic_auth_users: [alice]\n",
-            "basic_auth_users:\n  alice: nothash\n",
-            "tls_server_config:\n  cert_file: server.pem\n  key_file: nokey.pem\n",
-            "tls_server_config:\n  cert_file: /etc/hostname\n  key_file: nokey.pem\n",
-            "tls_server_config:\n  min_version: TLS13\n  max_version: TLS12\n  cert_file: x\n",
-            "tls_server_config:\n  prefer_server_cipher_suites: maybe\n",
-            "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
-            "tls_server_config: 'hello'\n",
-            "a: [\n",
-        ] {
-            let p = dir.join("web.yml");
-            std::fs::write(&p, yaml).unwrap();
-            println!("{yaml:?}\n   => {}", WebConfig::load(&p).unwrap_err());
-        }
-        let c = WebConfig::parse(&format!("basic_auth_users:\n  alice: {}\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n", bcrypt::hash_with_salt("x", 4, [0;16]).unwrap()), Path::new("."), Path::new("w.yml")).unwrap();
-        println!("{c:?}");
     }
 }

@@ -415,6 +415,9 @@ const PASSES: [(&str, [(&str, &str); 3]); 3] = [
     ),
 ];
 
+/// Variable settings: (name, value) pairs.
+type Vars<'a> = &'a [(&'a str, &'a str)];
+
 /// One round over every query at one instant: the failures, empty when all is well.
 fn check_round(base: &str, queries: &[Query], variables: &BTreeMap<String, Value>) -> Vec<String> {
     let now = SystemTime::now()
@@ -470,7 +473,7 @@ fn check_round(base: &str, queries: &[Query], variables: &BTreeMap<String, Value
             .filter_map(|s| s["metric"][label].as_str().map(str::to_owned))
             .collect())
     };
-    let checks: [(&str, &[(&str, &str)], &str, bool); 3] = [
+    let checks: [(&str, Vars<'_>, &str, bool); 3] = [
         ("job", &[], "gitlab", false),
         ("namespace", &[("job", "gitlab")], NAMESPACE, false),
         (

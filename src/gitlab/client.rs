@@ -88,6 +88,8 @@ pub struct ApiCounters {
     pub errors: Family<ApiErrorLabels, Counter>,
     /// GitLab's rate-limit headers on the last answer that had them.
     pub rate_limit: LastRateLimit,
+    /// Failed attempts by reason, all endpoints together (for the status page).
+    pub errors_by_reason: Arc<Mutex<std::collections::BTreeMap<&'static str, u64>>>,
 }
 
 /// A successful answer: its decoded body and what it says about the next page.
@@ -531,6 +533,13 @@ impl Shared {
             .errors
             .get_or_create(&ApiErrorLabels { endpoint, reason })
             .inc();
+        *self
+            .counters
+            .errors_by_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 }
 
