@@ -102,7 +102,7 @@ async fn status_page_in_a_browser() {
     let page = text(&dom);
     for expected in [
         "GitLab API Exporter".to_owned(),
-        format!("Result success"),
+        "Result success".to_owned(),
         format!("API calls {calls}"),
         format!("Projects {projects}"),
         "of 2000 left".to_owned(),
