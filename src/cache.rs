@@ -33,6 +33,9 @@ struct State {
     in_flight: Option<InFlight>,
     /// The current snapshot is not to be reused (see [`Cache::invalidate`]).
     invalidated: bool,
+    /// Counts `invalidate` calls: a collection clears `invalidated` only if none came since
+    /// it started (one started before a token change does not make its result fresh).
+    generation: u64,
 }
 
 impl fmt::Debug for Cache {
@@ -96,7 +99,7 @@ impl Cache {
             match &state.in_flight {
                 Some(in_flight) => in_flight.clone(),
                 None => {
-                    let in_flight = self.start();
+                    let in_flight = self.start(state.generation);
                     state.in_flight = Some(in_flight.clone());
                     in_flight
                 }
@@ -123,6 +126,7 @@ impl Cache {
         // The current snapshot stays servable, but no longer counts as fresh.
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.invalidated = true;
+        state.generation += 1;
     }
 
     /// The current snapshot, its project data dropped (once, for good) if it grew older than
@@ -131,12 +135,14 @@ impl Cache {
         let current = state.current.as_ref()?;
         if current.data_age().is_some_and(|age| age > self.max_stale) {
             state.current = Some(Arc::new(current.without_projects()));
+        } else if let Some(fresher) = current.without_expired_kept(self.max_stale) {
+            state.current = Some(Arc::new(fresher));
         }
         state.current.clone()
     }
 
     /// Spawns a collection that stores its snapshot when done.
-    fn start(&self) -> InFlight {
+    fn start(&self, generation: u64) -> InFlight {
         let collection = (self.collect)();
         let state = Arc::clone(&self.state);
         let task = tokio::spawn(async move {
@@ -144,7 +150,9 @@ impl Cache {
             let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
             state.current = Some(Arc::clone(&snapshot));
             state.in_flight = None;
-            state.invalidated = false;
+            if state.generation == generation {
+                state.invalidated = false;
+            }
             snapshot
         });
         let state = Arc::clone(&self.state);
@@ -305,5 +313,27 @@ mod tests {
         );
         let (_, source) = cache.get(FOREVER).await;
         assert_eq!(source, Source::Cached);
+    }
+
+    /// A SIGHUP (invalidate) during a collection holds: the collection that was running (with the
+    /// old token) does not count as fresh.
+    #[tokio::test(start_paused = true)]
+    async fn invalidate_during_a_collection_holds() {
+        let (cache, runs) = counting_cache(Duration::from_secs(60), Duration::from_secs(5));
+        cache.get(FOREVER).await; // run 1 done
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let waiting = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get(FOREVER).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await; // run 2 in flight (old token)
+        cache.invalidate(); // token rotated
+        waiting.await.unwrap();
+        let (_, source) = cache.get(FOREVER).await;
+        assert_eq!(
+            (source, runs.load(Ordering::SeqCst)),
+            (Source::Collected, 3),
+            "the collection started with the old token is not served as fresh"
+        );
     }
 }

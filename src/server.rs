@@ -250,6 +250,7 @@ async fn exposition(
         app.max_timeout,
     );
     let waiting_from = tokio::time::Instant::now();
+    let busy_before = app.client.busy();
     let (snapshot, source) = cache.get(budget).await;
     app.metrics.scraped(source);
     // A collection that ran late while GitLab answered nothing during the wait, with calls out
@@ -257,10 +258,7 @@ async fn exposition(
     // (Calls merely paced or paused for a 429 are not out.)
     let hanging = source == Source::Timeout
         && !app.client.answered_since(waiting_from)
-        && app
-            .client
-            .waiting_for_answer()
-            .is_some_and(|waited| waited >= budget / 2);
+        && app.client.busy().saturating_sub(busy_before) >= budget / 2;
     let up = snapshot.data.error.is_none() && !hanging;
     if source == Source::Timeout {
         warn!(
@@ -268,7 +266,7 @@ async fn exposition(
             budget = ?budget,
             gitlab_answering = !hanging,
             served_data_age = ?snapshot.data_age(),
-            "the collection did not finish within the scrape's time; serving the last data, the collection goes on"
+            "the collection did not finish within the scrape timeout; serving the last data, the collection goes on"
         );
     }
     if !snapshot.is_encoded(format) {

@@ -1563,6 +1563,26 @@ mod tests {
     }
 
     #[test]
+    fn hashes_from_other_tools_verify() {
+        // Made by glibc's crypt (libxcrypt) for "scrape-me"; htpasswd writes the same hash with
+        // the $2y$ prefix.
+        let libxcrypt = "$2b$04$YJYS3K41WZqLqq8AHh0sse9Iq4lCJ1sglI6WChTQH4wM5bjmiLt0C";
+        for hash in [libxcrypt.to_owned(), libxcrypt.replacen("$2b$", "$2y$", 1)] {
+            let config = parse(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+            assert_eq!(
+                config.check_basic_auth(Some(&basic("prometheus", "scrape-me"))),
+                None,
+                "{hash}"
+            );
+            assert!(
+                config
+                    .check_basic_auth(Some(&basic("prometheus", "scrape-you")))
+                    .is_some()
+            );
+        }
+    }
+
+    #[test]
     fn malformed_headers_are_refused() {
         let config = users_config();
         assert_eq!(

@@ -273,7 +273,7 @@ async fn hanging_gitlab_answers_in_time_then_drops_old_data() {
         stale.value("gitlab_exporter_last_success_timestamp_seconds", &[]),
         Some(last_success)
     );
-    let logs = exporter.logs_once("did not finish within the scrape's time");
+    let logs = exporter.logs_once("did not finish within the scrape timeout");
     assert!(!logs.contains(&gitlab.token()));
 
     // Past max-stale: no per-project series, still an answer in time, still down.
@@ -680,4 +680,121 @@ async fn tiny_timeouts_still_get_an_answer() {
     gitlab.set_latency(Duration::ZERO);
     let complete = exporter.scrape().await;
     assert_exact(&complete, &gitlab.with_instance(|i| expected_membership(i)));
+}
+
+/// Values kept from collection 1 (t0) by collection 2 (whose merge-request calls failed) are not
+/// served past t0 + max-stale when collection 3 fails: max-stale counts from when the values
+/// were collected, not from the last collection that kept them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_values_expire_max_stale_after_they_were_collected() {
+    let gitlab = gitlab(Instance::generated(12)).await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--cache.ttl",
+            "0s",
+            "--cache.max-stale",
+            "8s",
+            "--collect.full-refresh-interval",
+            "0s",
+        ],
+    );
+    let good = exporter.scrape().await;
+    let t0 = Instant::now();
+    assert_exact(&good, &gitlab.with_instance(|i| expected_membership(i)));
+    gitlab.set_faults(Faults {
+        route: Some(MERGE_REQUESTS.to_owned()),
+        server_error_rate: 1.0,
+        ..Faults::default()
+    });
+    let kept = exporter.scrape().await;
+    assert!(!kept.series("gitlab_project_merge_requests").is_empty());
+    gitlab.with_instance(|i| i.token = "glpat-rotated-elsewhere".to_owned());
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(t0.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let late = exporter.scrape().await;
+    assert_eq!(late.value("gitlab_up", &[]), Some(0.0));
+    assert!(
+        late.series("gitlab_project_merge_requests").is_empty(),
+        "merge request counts collected at t0 are still served {:?} later (max-stale 8s)",
+        t0.elapsed()
+    );
+}
+
+/// GitLab hangs from the start and a call times out (2 s) and is retried during the scrape's
+/// 3 s wait: still `gitlab_up 0`, as no answer ever came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_with_a_timeout_retry_during_the_wait_is_down() {
+    let gitlab = gitlab(Instance::demo()).await;
+    gitlab.set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--cache.ttl", "0s", "--gitlab.request-timeout", "2s"],
+    );
+    let (metrics, took) = scrape_within(&exporter, 3.5).await;
+    assert!(took < Duration::from_millis(3500), "{took:?}");
+    assert_eq!(
+        metrics.value("gitlab_up", &[]),
+        Some(0.0),
+        "no answer in 3 s with calls out the whole time"
+    );
+    gitlab.set_faults(Faults::default());
+}
+
+/// A named project whose own detail call keeps failing keeps its last good series (the other
+/// projects are collected as usual), until `--cache.max-stale`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_project_failing_keeps_its_last_good_values() {
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--gitlab.group",
+            "labs",
+            "--gitlab.project",
+            "acme/api",
+            "--cache.ttl",
+            "0s",
+            "--cache.max-stale",
+            "6s",
+        ],
+    );
+    let good = exporter.scrape().await;
+    let t0 = Instant::now();
+    let commits = good.value("gitlab_project_commits", &[("project", "acme/api")]);
+    assert_eq!(commits, Some(347.0));
+    gitlab.set_faults(Faults {
+        route: Some("/projects/:id".to_owned()),
+        server_error_rate: 1.0,
+        ..Faults::default()
+    });
+    let kept = exporter.scrape().await;
+    assert_eq!(kept.value("gitlab_up", &[]), Some(1.0));
+    assert_eq!(
+        kept.value("gitlab_project_commits", &[("project", "acme/api")]),
+        commits
+    );
+    assert_eq!(
+        kept.value("gitlab_projects", &[]),
+        good.value("gitlab_projects", &[])
+    );
+    assert!(
+        kept.value("gitlab_exporter_collect_incomplete_projects", &[])
+            .is_some_and(|n| n >= 1.0)
+    );
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(t0.elapsed())).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let expired = exporter.scrape().await;
+    assert_eq!(
+        expired.value("gitlab_project_info", &[("project", "acme/api")]),
+        None
+    );
+    assert!(
+        !expired.series("gitlab_project_info").is_empty(),
+        "labs is still there"
+    );
+    gitlab.set_faults(Faults::default());
 }

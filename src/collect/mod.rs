@@ -68,6 +68,50 @@ pub struct ProjectMetrics {
     /// Since when some of these values are an earlier collection's, kept because the calls
     /// that would renew them failed; `None` when all are this collection's.
     pub stale_since: Option<Instant>,
+    /// The families whose values are kept from an earlier collection (since `stale_since`).
+    pub(crate) kept: Families,
+}
+
+impl ProjectMetrics {
+    /// True when it holds kept values older than `max_stale`.
+    fn kept_too_long(&self, max_stale: Duration) -> bool {
+        self.stale_since
+            .is_some_and(|since| since.elapsed() > max_stale)
+    }
+
+    /// Leaves out the kept values (grown older than `--cache.max-stale`).
+    fn drop_kept(&mut self) {
+        if self.kept.merge_requests {
+            self.merge_requests = None;
+        }
+        if self.kept.commits || self.kept.statistics {
+            self.commits = None;
+        }
+        if self.kept.statistics {
+            self.storage = Sizes::default();
+        }
+        self.kept = Families::default();
+        self.stale_since = None;
+    }
+}
+
+/// `projects` without the kept values older than `max_stale`; `None` when there are none.
+fn expire_kept(projects: &[ProjectMetrics], max_stale: Duration) -> Option<Vec<ProjectMetrics>> {
+    if !projects.iter().any(|p| p.kept_too_long(max_stale)) {
+        return None;
+    }
+    Some(
+        projects
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                if p.kept_too_long(max_stale) {
+                    p.drop_kept();
+                }
+                p
+            })
+            .collect(),
+    )
 }
 
 /// Shares the strings that repeat across projects.
@@ -135,6 +179,8 @@ pub struct Snapshot {
     pub data: Arc<Collected>,
     /// When it finished, for the cache's TTL and the served data's age.
     pub finished: Instant,
+    /// The oldest `stale_since` of its projects: kept values to leave out after max-stale.
+    kept_since: Option<Instant>,
     openmetrics: OnceLock<Compressed>,
     text: OnceLock<Compressed>,
 }
@@ -143,6 +189,7 @@ impl Snapshot {
     /// A collection that just finished.
     pub fn new(data: Collected) -> Snapshot {
         Snapshot {
+            kept_since: data.projects.iter().filter_map(|p| p.stale_since).min(),
             data: Arc::new(data),
             finished: Instant::now(),
             openmetrics: OnceLock::new(),
@@ -190,9 +237,34 @@ impl Snapshot {
                 pending: data.pending,
             }),
             finished: self.finished,
+            kept_since: None,
             openmetrics: OnceLock::new(),
             text: OnceLock::new(),
         }
+    }
+
+    /// The same collection without the kept values older than `max_stale`, if it has any.
+    pub fn without_expired_kept(&self, max_stale: Duration) -> Option<Snapshot> {
+        if self.kept_since.is_none_or(|t| t.elapsed() <= max_stale) {
+            return None;
+        }
+        let projects = expire_kept(&self.data.projects, max_stale)?;
+        let data = &self.data;
+        Some(Snapshot {
+            kept_since: projects.iter().filter_map(|p| p.stale_since).min(),
+            data: Arc::new(Collected {
+                error: data.error.clone(),
+                projects: Arc::new(projects),
+                projects_from: data.projects_from,
+                duration: data.duration,
+                api_calls: data.api_calls,
+                incomplete_projects: data.incomplete_projects,
+                pending: data.pending,
+            }),
+            finished: self.finished,
+            openmetrics: OnceLock::new(),
+            text: OnceLock::new(),
+        })
     }
 
     /// True when the collection succeeded.
@@ -356,7 +428,7 @@ impl Collector {
                 if !self.full_refresh_interval.is_zero() {
                     let since =
                         client.gitlab_time().unwrap_or_else(|| {
-                            warn!("GitLab sent no Date header (a proxy may strip it): change queries use this host's clock");
+                            warn!("GitLab sent no Date header (a proxy may strip it): change queries use the clock of this host");
                             host_time()
                         }) - OVERLAP.as_secs() as i64;
                     let remembered = std::mem::take(&mut gathered.remembered);
@@ -394,9 +466,10 @@ impl Collector {
                 );
                 Collected {
                     error: Some(e.to_string()),
-                    projects: kept
-                        .as_ref()
-                        .map_or_else(Arc::default, |g| Arc::clone(&g.projects)),
+                    projects: kept.as_ref().map_or_else(Arc::default, |g| {
+                        expire_kept(&g.projects, self.max_stale)
+                            .map_or_else(|| Arc::clone(&g.projects), Arc::new)
+                    }),
                     projects_from: kept.map(|g| g.stamp),
                     duration,
                     api_calls,
@@ -444,6 +517,8 @@ struct Gathered<'a> {
     incomplete: u64,
     /// Named projects whose detail call failed (other than not found).
     failed_named: u64,
+    /// Named projects exported with the last good values only (their detail call failed).
+    kept_named: u64,
     /// The first failure, to say why in the log.
     first_error: Option<Error>,
     /// A call was answered 401: the token was rejected.
@@ -470,8 +545,9 @@ impl<'a> Gathered<'a> {
                 Outcome::Exported(exported, _) if !gathered.seen.insert(exported.project.id) => {}
                 Outcome::Exported(exported, failure) => gathered.add(*exported, failure),
                 Outcome::Gone => {}
-                Outcome::Failed(error) => {
+                Outcome::Failed(reference, error) => {
                     gathered.failed_named += 1;
+                    gathered.keep_named(&reference);
                     gathered.note(error);
                 }
             }
@@ -537,6 +613,7 @@ impl<'a> Gathered<'a> {
             namespace,
             path: project.path_with_namespace.into_boxed_str(),
             stale_since: None,
+            kept: Families::default(),
         };
         let mut row = row;
         if let Some(failed) = failed {
@@ -565,6 +642,40 @@ impl<'a> Gathered<'a> {
             row.commits = row.commits.or(old.commits);
         }
         row.stale_since = Some(since);
+        row.kept = failed;
+    }
+
+    /// A named project whose own detail call failed: its last good row, whole, while it is
+    /// younger than `--cache.max-stale`.
+    fn keep_named(&mut self, reference: &str) {
+        let Some(last_good) = self.fallback.last_good else {
+            return;
+        };
+        let id = match reference.parse::<u64>() {
+            Ok(id) => Some(id),
+            Err(_) => last_good
+                .projects
+                .iter()
+                .find(|p| p.path.eq_ignore_ascii_case(reference))
+                .map(|p| p.id),
+        };
+        let Some((old, since)) = id.and_then(|id| last_good.fresh_row(id, self.fallback.max_stale))
+        else {
+            return;
+        };
+        if !self.seen.insert(old.id) {
+            return;
+        }
+        let mut row = old.clone();
+        row.stale_since = Some(since);
+        row.kept = Families {
+            statistics: true,
+            merge_requests: true,
+            commits: true,
+        };
+        self.projects.push(row);
+        self.incomplete += 1;
+        self.kept_named += 1;
     }
 
     fn note(&mut self, error: Error) {
@@ -581,7 +692,8 @@ impl<'a> Gathered<'a> {
         if let Some(error) = self.unauthorized.take() {
             return Err(error);
         }
-        if only_named && self.projects.is_empty() && self.failed_named > 0 {
+        let fresh = self.projects.len() as u64 - self.kept_named;
+        if only_named && fresh == 0 && self.failed_named > 0 {
             if let Some(error) = self.first_error.take() {
                 return Err(error);
             }
@@ -597,7 +709,7 @@ enum Outcome {
     /// Not found: deleted after the listing, or a named project that does not exist.
     Gone,
     /// A named project that could not be read.
-    Failed(Error),
+    Failed(String, Error),
 }
 
 /// Calls of one project that failed: the first error, and the families left without values.
@@ -608,7 +720,7 @@ struct Failure {
 
 /// Which families of a project lack values because a call failed.
 #[derive(Debug, Clone, Copy, Default)]
-struct Families {
+pub(crate) struct Families {
     /// The project's own detail, with its statistics (storage, often commits).
     statistics: bool,
     merge_requests: bool,
@@ -681,7 +793,7 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
                 );
                 return Outcome::Gone;
             }
-            Err(e) => return Outcome::Failed(e),
+            Err(e) => return Outcome::Failed(reference, e),
         },
     };
     let merge_requests = match merge_requests {

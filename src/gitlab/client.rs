@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::Error;
-use super::pacing::{LastRateLimit, Pacer, RateLimit};
+use super::pacing::{LastRateLimit, MAX_PAUSE, Pacer, RateLimit};
 use super::pagination::PageInfo;
 use super::types::parse_http_date;
 use crate::config::Secret;
@@ -123,14 +123,22 @@ struct Shared {
     progress: Mutex<Progress>,
 }
 
-/// Whether GitLab is answering: calls waiting for an answer, and since when none arrived.
+/// Whether GitLab is answering: calls waiting for an answer, for how long, and the last answer.
 #[derive(Debug)]
 struct Progress {
     in_flight: usize,
-    /// The last answer, or the start of the first call in flight if later.
-    since: Instant,
+    /// Time with at least one call out, before `busy_from`.
+    busy: Duration,
+    /// Since when calls are out, while some are.
+    busy_from: Option<Instant>,
     /// The last answer.
     last_answer: Option<Instant>,
+}
+
+impl Progress {
+    fn busy(&self) -> Duration {
+        self.busy + self.busy_from.map_or(Duration::ZERO, |from| from.elapsed())
+    }
 }
 
 impl fmt::Debug for Client {
@@ -204,7 +212,8 @@ impl Client {
                 counters,
                 progress: Mutex::new(Progress {
                     in_flight: 0,
-                    since: Instant::now(),
+                    busy: Duration::ZERO,
+                    busy_from: None,
                     last_answer: None,
                 }),
             }),
@@ -233,12 +242,11 @@ impl Client {
         *self.shared.token.write().unwrap_or_else(|e| e.into_inner()) = token;
     }
 
-    /// How long calls have been waiting with no answer arriving: `Some` while a call is in
-    /// flight, the time since the last answer (or since the first call in flight started).
-    /// A GitLab that hangs shows as a long wait; a slow but working one as a short one.
-    pub fn waiting_for_answer(&self) -> Option<Duration> {
-        let progress = self.shared.progress();
-        (progress.in_flight > 0).then(|| progress.since.elapsed())
+    /// Total time with at least one call out (a clock that only runs while calls wait for
+    /// GitLab): the difference over a scrape's wait says for how much of it calls were out,
+    /// however many of them timed out and were retried in between.
+    pub fn busy(&self) -> Duration {
+        self.shared.progress().busy()
     }
 
     /// True when GitLab answered a call (with any status) at or after `t`.
@@ -314,15 +322,17 @@ impl Client {
                 }
                 Retry::Throttled(_) if throttled >= MAX_THROTTLED => None,
                 Retry::Throttled(Some(after)) => {
+                    // Counted as the pause actually taken (capped), never overflowing.
+                    let after = after.min(MAX_PAUSE);
                     // Every call waits: the limit is the user's, not this call's.
                     self.shared.pacer.pause(after);
-                    throttled += after;
+                    throttled = throttled.saturating_add(after);
                     Some(Duration::ZERO)
                 }
                 Retry::Throttled(None) => {
                     throttles += 1;
                     let wait = backoff(THROTTLE_BACKOFF, throttles - 1, MAX_THROTTLE_BACKOFF);
-                    throttled += wait;
+                    throttled = throttled.saturating_add(wait);
                     Some(wait)
                 }
                 Retry::Backoff | Retry::Timeout => None,
@@ -338,14 +348,14 @@ impl Client {
     }
 }
 
-/// Counts a call in flight for [`Client::waiting_for_answer`], however it ends.
+/// Counts a call in flight for [`Client::busy`], however it ends.
 struct InFlight<'a>(&'a Shared);
 
 impl<'a> InFlight<'a> {
     fn start(shared: &'a Shared) -> InFlight<'a> {
         let mut progress = shared.progress();
         if progress.in_flight == 0 {
-            progress.since = Instant::now();
+            progress.busy_from = Some(Instant::now());
         }
         progress.in_flight += 1;
         InFlight(shared)
@@ -354,7 +364,13 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.progress().in_flight -= 1;
+        let mut progress = self.0.progress();
+        progress.in_flight -= 1;
+        if progress.in_flight == 0 {
+            if let Some(from) = progress.busy_from.take() {
+                progress.busy += from.elapsed();
+            }
+        }
     }
 }
 
@@ -390,9 +406,7 @@ impl Shared {
         // An answer, whatever it says: GitLab is not hanging.
         {
             let now = Instant::now();
-            let mut progress = self.progress();
-            progress.since = now;
-            progress.last_answer = Some(now);
+            self.progress().last_answer = Some(now);
         }
         let status = response.status().as_u16();
         let date = response
@@ -457,8 +471,10 @@ impl Shared {
             }
             401 => Err(self.failed(Error::Unauthorized { endpoint }, Retry::Never)),
             _ => {
+                // `Retry-After: 0` gives no pause: back off as when the header is missing.
                 let retry_after = header("retry-after")
                     .and_then(|v| v.trim().parse::<u64>().ok())
+                    .filter(|secs| *secs > 0)
                     .map(Duration::from_secs);
                 let body = response
                     .body_mut()
@@ -471,10 +487,13 @@ impl Shared {
                     500 | 502 | 503 | 504 => Retry::Backoff,
                     _ => Retry::Never,
                 };
+                // Scrubbed whole, before the message is cut to 200 characters: a cut through
+                // the token would leave its first part for the scrub to miss.
+                let body = self.scrub(String::from_utf8_lossy(&body).into_owned());
                 let error = Error::Status {
                     endpoint,
                     status,
-                    message: self.scrub(error_message(&body)),
+                    message: error_message(body.as_bytes()),
                 };
                 Err(self.failed(error, retry))
             }
@@ -510,7 +529,7 @@ impl Shared {
     fn failed(&self, error: Error, retry: Retry) -> Failure {
         if let Some(reason) = error.reason() {
             if reason == "decode" || reason == "too_large" {
-                warn!(%error, "GitLab's answer could not be read");
+                warn!(%error, "unreadable answer from GitLab");
             }
             self.count_error(error.endpoint(), reason);
         }

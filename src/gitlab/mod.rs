@@ -7,6 +7,8 @@
 //! when GitLab is briefly unavailable or rate-limits.
 
 mod client;
+#[cfg(test)]
+mod client_tests;
 mod error;
 #[cfg(test)]
 mod fuzz;

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 const RESERVE: u64 = 2;
 /// Longest pause taken on GitLab's word (a `Retry-After` or a reset time further away is
 /// capped: a broken header must not stall the exporter for hours).
-const MAX_PAUSE: Duration = Duration::from_secs(300);
+pub(super) const MAX_PAUSE: Duration = Duration::from_secs(300);
 
 /// GitLab's rate-limit headers of one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +94,20 @@ impl Pacer {
 
     /// Waits until the next call may start, and books its slot.
     pub async fn wait(&self) {
-        let at = self.book(Instant::now());
-        tokio::time::sleep_until(at).await;
+        let mut at = self.book(Instant::now());
+        loop {
+            tokio::time::sleep_until(at).await;
+            // A 429 may have paused every call while this one waited for its slot.
+            let paused = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .paused_until;
+            match paused {
+                Some(until) if until > at => at = until,
+                _ => return,
+            }
+        }
     }
 
     /// The start time of a call asked for at `now`, booked.
@@ -142,8 +154,9 @@ impl Pacer {
     pub fn observe(&self, limit: RateLimit, date: Option<i64>, in_flight: usize) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(limit);
         let now_gitlab = date.unwrap_or_else(host_time);
-        let wait = Duration::from_secs(u64::try_from(limit.reset - now_gitlab).unwrap_or(0))
-            .min(MAX_PAUSE);
+        let wait =
+            Duration::from_secs(u64::try_from(limit.reset.saturating_sub(now_gitlab)).unwrap_or(0))
+                .min(MAX_PAUSE);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let reported = limit
             .remaining
@@ -275,5 +288,68 @@ mod tests {
         assert_eq!(p.book(t0) - t0, Duration::from_secs(7));
         p.pause(Duration::from_secs(100_000));
         assert_eq!(p.book(t0) - t0, MAX_PAUSE);
+    }
+
+    /// Calls that booked a slot before a 429's pause wait for the pause too.
+    #[tokio::test(start_paused = true)]
+    async fn booked_calls_respect_a_later_pause() {
+        let p = std::sync::Arc::new(pacer(2.0));
+        let t0 = Instant::now();
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let p = std::sync::Arc::clone(&p);
+                tokio::spawn(async move {
+                    p.wait().await;
+                    Instant::now() - t0
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        p.pause(Duration::from_secs(60)); // the first call got a 429 with Retry-After: 60
+        let mut during = Vec::new();
+        for c in calls {
+            let started = c.await.unwrap();
+            if started > Duration::from_millis(100) && started < Duration::from_secs(60) {
+                during.push(started);
+            }
+        }
+        assert!(during.is_empty(), "started during the pause: {during:?}");
+    }
+
+    /// A spent quota's reset does not cut a longer 429 pause short.
+    #[tokio::test(start_paused = true)]
+    async fn spent_quota_keeps_a_longer_pause() {
+        let p = pacer(0.0);
+        let t0 = Instant::now();
+        p.pause(Duration::from_secs(60));
+        p.observe(
+            RateLimit {
+                limit: 100,
+                remaining: 1,
+                reset: 1_000_010,
+            },
+            Some(1_000_000),
+            0,
+        );
+        let at = p.book(t0) - t0;
+        assert!(
+            at >= Duration::from_secs(60),
+            "starts at {at:?}, inside the 60 s pause"
+        );
+    }
+
+    /// Hostile RateLimit-Reset and Date values do not overflow the subtraction.
+    #[test]
+    fn reset_minus_date_does_not_overflow() {
+        let p = Pacer::new(0.0, LastRateLimit::default());
+        p.observe(
+            RateLimit {
+                limit: 1,
+                remaining: 1,
+                reset: i64::MAX,
+            },
+            Some(-62_135_596_800),
+            0,
+        );
     }
 }
