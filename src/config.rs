@@ -75,6 +75,10 @@ struct Cli {
           value_parser = ListenAddress::parse)]
     listen_address: ListenAddress,
 
+    /// Web configuration in the Prometheus exporter-toolkit format: TLS, basic auth, headers.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics",
           value_parser = parse_telemetry_path)]
@@ -230,6 +234,8 @@ pub struct Config {
     pub listen_address: ListenAddress,
     /// Path of the metrics page.
     pub telemetry_path: String,
+    /// TLS, basic auth and headers for the server (`--web.config.file`), loaded and checked.
+    pub web_config: Option<std::sync::Arc<crate::webconfig::WebConfig>>,
     /// How long a collection is reused.
     pub cache_ttl: Duration,
     /// Most API calls in flight.
@@ -281,6 +287,16 @@ impl Config {
                 ))
             })?;
         }
+        let web_config = match &cli.web_config_file {
+            Some(path) => Some(std::sync::Arc::new(
+                crate::webconfig::WebConfig::load(path).map_err(|msg| {
+                    invalid(format!(
+                        "invalid value for '--web.config.file <PATH>': {msg}"
+                    ))
+                })?,
+            )),
+            None => None,
+        };
         let scope = Scope {
             groups: cli.groups,
             projects: cli.projects,
@@ -305,6 +321,7 @@ impl Config {
             max_timeout: cli.max_timeout,
             listen_address: cli.listen_address,
             telemetry_path: cli.telemetry_path,
+            web_config,
             cache_ttl: cli.cache_ttl,
             concurrency: usize::from(cli.concurrency),
             request_timeout: cli.request_timeout,

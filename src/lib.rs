@@ -145,14 +145,19 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
                 config.listen_address
             )
         })?;
+    let tls = config
+        .web_config
+        .as_ref()
+        .is_some_and(|w| w.tls_acceptor().is_some());
     info!(
         address = %listener.local_addr().context("--web.listen-address: no local address")?,
         telemetry_path = %config.telemetry_path,
+        tls,
         gitlab = %config.gitlab_url,
         version = VERSION,
         "listening"
     );
-    server::run(listener, app, shutdown).await;
+    server::run(listener, app, config.web_config.clone(), shutdown).await;
     reloading.abort();
     if let Some(fake) = demo {
         fake.shutdown().await;

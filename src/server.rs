@@ -1,6 +1,7 @@
 //! The HTTP side: hyper http1 on a listener, the routes (metrics, landing page, health and
-//! readiness), the scrape's time budget, content negotiation (OpenMetrics or text 0.0.4), gzip,
-//! and graceful shutdown.
+//! readiness, probes), the scrape's time budget, content negotiation (OpenMetrics or text 0.0.4),
+//! gzip, TLS and basic auth (`--web.config.file`), connection limits in time, and graceful
+//! shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,7 +17,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_io_timeout::TimeoutStream;
 use tracing::{debug, info, warn};
 
 use crate::cache::Cache;
@@ -25,10 +27,16 @@ use crate::config::ListenAddress;
 use crate::exposition::{Compressed, ExpositionBody};
 use crate::gitlab::Client;
 use crate::metrics::{ExporterMetrics, Format, Served};
+use crate::webconfig::WebConfig;
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
 /// may stay open).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long writing an answer may make no progress (the client reads nothing) before the
+/// connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Accept queue length asked of the kernel (capped by `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 1024;
 /// How long shutdown waits for open connections to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,25 +80,56 @@ pub fn scrape_budget(header: Option<&str>, offset: Duration, max: Duration) -> D
     budget.min(max)
 }
 
-/// Binds the listen address: `:port` means every interface (IPv6 and IPv4 where possible).
+/// Binds the listen address: `:port` means every interface (IPv6 and IPv4 where possible),
+/// with an accept queue of [`LISTEN_BACKLOG`].
 pub async fn bind(address: &ListenAddress) -> std::io::Result<TcpListener> {
     match &address.host {
-        None => match TcpListener::bind(("::", address.port)).await {
-            Ok(listener) => Ok(listener),
-            Err(_) => TcpListener::bind(("0.0.0.0", address.port)).await,
-        },
-        Some(host) => TcpListener::bind((host.as_str(), address.port)).await,
+        None => listen(SocketAddr::from(([0u16; 8], address.port)))
+            .or_else(|_| listen(SocketAddr::from(([0u8; 4], address.port)))),
+        Some(host) => {
+            let mut last = None;
+            for addr in tokio::net::lookup_host((host.as_str(), address.port)).await? {
+                match listen(addr) {
+                    Ok(listener) => return Ok(listener),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host}: no address"))
+            }))
+        }
     }
 }
 
+/// A listener on `addr`. tokio's default accept queue (128) overflows under a burst of
+/// connections, and the kernel then drops SYNs, which costs clients a 1 s retransmission
+/// (benches/load.rs measured it).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and lets open
-/// connections finish (up to 10 s).
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
+/// connections finish (up to 10 s). With `web`, connections speak TLS and requests must
+/// authenticate as its configuration says.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    web: Option<Arc<WebConfig>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .keep_alive(true);
+    let tls = web.as_ref().and_then(|w| w.tls_acceptor());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -104,14 +143,55 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Out
                         continue;
                     }
                 };
-                let app = Arc::clone(&app);
-                let service = service_fn(move |request| handle(request, Arc::clone(&app), peer));
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        debug!(error = %e, %peer, "connection ended with an error");
-                    }
+                // A client that stops reading an answer is dropped after WRITE_TIMEOUT, so it
+                // cannot hold a connection, its task and the body being sent forever.
+                let mut stream = TimeoutStream::new(stream);
+                stream.set_write_timeout(Some(WRITE_TIMEOUT));
+                let stream = Box::pin(stream);
+                let (app, web) = (Arc::clone(&app), web.clone());
+                let service = service_fn(move |request| {
+                    handle(request, Arc::clone(&app), web.clone(), peer)
                 });
+                match &tls {
+                    None => {
+                        let connection =
+                            graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                        tokio::spawn(async move {
+                            if let Err(e) = connection.await {
+                                debug!(error = %e, %peer, "connection ended with an error");
+                            }
+                        });
+                    }
+                    Some(acceptor) => {
+                        // The handshake runs in the connection's task, with a deadline: a slow
+                        // client must not hold up the accept loop.
+                        let (acceptor, http, watcher) =
+                            (acceptor.clone(), http.clone(), graceful.watcher());
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(
+                                HEADER_READ_TIMEOUT,
+                                acceptor.accept(stream),
+                            )
+                            .await
+                            {
+                                Ok(Ok(stream)) => stream,
+                                Ok(Err(e)) => {
+                                    debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            let connection =
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = connection.await {
+                                debug!(error = %e, %peer, "connection ended with an error");
+                            }
+                        });
+                    }
+                }
             }
             () = &mut shutdown => break,
         }
@@ -146,28 +226,57 @@ pub async fn shutdown_signal() {
 async fn handle(
     request: Request<Incoming>,
     app: Arc<App>,
+    web: Option<Arc<WebConfig>>,
     peer: SocketAddr,
 ) -> Result<Response<ExpositionBody>, Infallible> {
+    let mut response = match &web {
+        // Every path, health included, as exporter-toolkit does.
+        Some(web) if web.requires_auth() => {
+            match web
+                .authorize(request.headers().get(header::AUTHORIZATION))
+                .await
+            {
+                Some(denied) => {
+                    debug!(%peer, reason = denied.reason(), "request not authorized");
+                    denied.response(ExpositionBody::chunks([Bytes::from_static(
+                        b"Unauthorized\n",
+                    )]))
+                }
+                None => route(request, &app, peer).await,
+            }
+        }
+        _ => route(request, &app, peer).await,
+    };
+    if let Some(web) = &web {
+        web.apply_headers(response.headers_mut());
+    }
+    Ok(response)
+}
+
+async fn route(
+    request: Request<Incoming>,
+    app: &App,
+    peer: SocketAddr,
+) -> Response<ExpositionBody> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(response);
+        return response;
     }
     let path = request.uri().path();
-    let response = if path == app.telemetry_path {
-        metrics(&request, &app, peer).await
+    if path == app.telemetry_path {
+        metrics(&request, app, peer).await
     } else {
         match path {
-            "/" => landing_page(&app),
-            "/probe" => probe(&request, &app, peer).await,
+            "/" => landing_page(app),
+            "/probe" => probe(&request, app, peer).await,
             "/-/healthy" => plain(StatusCode::OK, "Healthy\n"),
             "/-/ready" => plain(StatusCode::OK, "Ready\n"),
             _ => plain(StatusCode::NOT_FOUND, "Not Found\n"),
         }
-    };
-    Ok(response)
+    }
 }
 
 async fn metrics(
