@@ -40,6 +40,9 @@ pub struct Faults {
     /// Requests on affected routes get no answer until `set_faults` stops hanging their route,
     /// or the fake shuts down (the connection is then closed without an answer).
     pub hang: bool,
+    /// Every affected request is answered `302 Found` with `Location: <this base URL><the
+    /// request's path and query>` (GitLab moved, or a proxy sends clients elsewhere).
+    pub redirect_to: Option<String>,
 }
 
 /// A broken body for successful answers (see [`Faults::malformed`]).
@@ -182,7 +185,7 @@ impl FaultState {
     /// Waits out a hang on `route`, then decides the request's fault. Counts the request in
     /// [`injected`](Self::injected) once if it got (or will get) any fault but a malformed
     /// body, which the caller counts when it applies one.
-    pub(crate) async fn verdict(&self, route: Route) -> Verdict {
+    pub(crate) async fn verdict(&self, route: Route, path_and_query: &str) -> Verdict {
         let mut faults = self.current.subscribe();
         let hung = faults.borrow_and_update().hangs(route);
         if hung {
@@ -191,7 +194,7 @@ impl FaultState {
                 return Verdict::Drop;
             }
         }
-        let mut verdict = self.pick(route);
+        let mut verdict = self.pick(route, path_and_query);
         match &mut verdict {
             Verdict::Answer { counted, .. } => *counted = hung,
             _ if !hung => self.count(),
@@ -211,7 +214,7 @@ impl FaultState {
     }
 
     /// Numbers one request and picks its fault (hangs excluded).
-    fn pick(&self, route: Route) -> Verdict {
+    fn pick(&self, route: Route, path_and_query: &str) -> Verdict {
         let mut seq = self.sequence();
         let faults = self.current.borrow();
         if !faults.affects(route) {
@@ -222,7 +225,18 @@ impl FaultState {
         }
         let n = seq.next;
         seq.next += 1;
-        if due(n, faults.reset_rate, seq.resets) {
+        if let Some(base) = &faults.redirect_to {
+            let location = format!("{}{path_and_query}", base.trim_end_matches('/'));
+            Verdict::Reply(Reply {
+                status: 302,
+                content_type: "text/html",
+                headers: vec![("Location", location.clone())],
+                body: format!(
+                    "<html><body>You are being <a href=\"{location}\">redirected</a>.</body></html>"
+                )
+                .into_bytes(),
+            })
+        } else if due(n, faults.reset_rate, seq.resets) {
             seq.resets += 1;
             Verdict::Drop
         } else if due(n, faults.server_error_rate, seq.server_errors) {
@@ -676,7 +690,7 @@ mod tests {
             ..Faults::default()
         });
         let statuses: Vec<u16> = (0..6)
-            .map(|_| match state.pick(Route::Version) {
+            .map(|_| match state.pick(Route::Version, "/api/v4/version") {
                 Verdict::Reply(r) => r.status,
                 Verdict::Answer { .. } => 200,
                 Verdict::Drop => 0,
@@ -689,13 +703,15 @@ mod tests {
             ..Faults::default()
         });
         assert!(matches!(
-            state.pick(Route::Version),
+            state.pick(Route::Version, "/api/v4/version"),
             Verdict::Answer {
                 malformed: None,
                 ..
             }
         ));
-        assert!(matches!(state.pick(Route::Version), Verdict::Reply(ref r) if r.status == 500));
+        assert!(
+            matches!(state.pick(Route::Version, "/api/v4/version"), Verdict::Reply(ref r) if r.status == 500)
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@
 //!
 //! - [`Faults::hang`]: no answer until `set_faults` stops hanging the route (the request then
 //!   goes on through the other kinds) or the fake shuts down (connection closed).
+//! - [`Faults::redirect_to`]: `302 Found` to that base URL with the request's path and query.
 //! - [`Faults::reset_rate`]: the connection is closed without any answer.
 //! - [`Faults::server_error_rate`]: rotating 500 `{"message":"500 Internal Server Error"}`
 //!   (`application/json`), 502 nginx's HTML page (`text/html`), 503 `no healthy upstream`
@@ -494,7 +495,15 @@ async fn serve(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (malformed, counted) = match shared.faults.verdict(endpoint.route()).await {
+    let path_and_query = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let (malformed, counted) = match shared
+        .faults
+        .verdict(endpoint.route(), &path_and_query)
+        .await
+    {
         Verdict::Answer { malformed, counted } => (malformed, counted),
         Verdict::Drop => return Err(Dropped),
         Verdict::Reply(reply) => return Ok(into_response(reply, shared.now())),
