@@ -320,24 +320,32 @@ async fn failed_collections_serve_the_last_data_until_max_stale() {
     assert_eq!(expired.value("gitlab_projects", &[]), None);
 }
 
-/// One family's calls keep failing: its last good values are kept (other projects and
-/// families are unaffected), the failures are counted, and after max-stale only that family's
-/// series go away.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_calls_keep_the_last_good_values_for_max_stale() {
-    // Few projects: each failing call is retried with backoff (about 4 s) before it gives up.
+/// 12 projects (each failing call is retried with backoff, about 4 s, before it gives up), and
+/// an exporter that collects at every scrape, counting everything from scratch, with the given
+/// `--cache.max-stale`.
+async fn recounting_everything(max_stale: Duration) -> (FakeGitlab, Exporter) {
     let gitlab = gitlab(Instance::generated(12)).await;
+    let max_stale = format!("{}s", max_stale.as_secs());
     let exporter = Exporter::start(
         &gitlab,
         &[
             "--cache.ttl",
             "0s",
             "--cache.max-stale",
-            "8s",
+            &max_stale,
             "--collect.full-refresh-interval",
             "0s",
         ],
     );
+    (gitlab, exporter)
+}
+
+/// One family's calls keep failing: its last good values are kept (other projects and
+/// families are unaffected), the failures are counted, and after max-stale only that family's
+/// series go away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_calls_keep_the_last_good_values_for_max_stale() {
+    let (gitlab, exporter) = recounting_everything(Duration::from_secs(8)).await;
     let good = exporter.scrape().await;
     let expected = gitlab.with_instance(|i| expected_membership(i));
     assert_exact(&good, &expected);
@@ -631,18 +639,7 @@ async fn tiny_timeouts_still_get_an_answer() {
 /// were collected, not from the last collection that kept them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_values_expire_max_stale_after_they_were_collected() {
-    let gitlab = gitlab(Instance::generated(12)).await;
-    let exporter = Exporter::start(
-        &gitlab,
-        &[
-            "--cache.ttl",
-            "0s",
-            "--cache.max-stale",
-            "8s",
-            "--collect.full-refresh-interval",
-            "0s",
-        ],
-    );
+    let (gitlab, exporter) = recounting_everything(Duration::from_secs(8)).await;
     let good = exporter.scrape().await;
     let t0 = Instant::now();
     assert_exact(&good, &gitlab.with_instance(|i| expected_membership(i)));

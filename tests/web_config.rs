@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::prometheus::Prometheus;
-use common::{BINARY, Exporter, demo_gitlab, expected_membership, make_certificates};
+use common::{
+    BINARY, Exporter, demo_gitlab, expected_membership, make_certificates, sign_certificate,
+};
 
 /// bcrypt (cost 10) of "change-me", as `htpasswd -nBC 10 "" | tr -d ':\n'` makes it.
 const HASH: &str = "$2b$10$67T5Z4T9fSKUhT1p34mA9OTOdD4YZc73rZyZ2/A2hAbw1YbkE9gdG";
@@ -26,49 +28,13 @@ fn web_config(dir: &Path) -> PathBuf {
     ] {
         std::fs::copy(dir.join(from), dir.join(to)).unwrap();
     }
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     // Like Go's, rustls's check of client certificates wants the clientAuth key usage.
-    std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
+    sign_certificate(
+        dir,
+        "client",
         "/CN=prometheus",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "client.cnf",
-        "-out",
-        "client.pem",
-    ]);
+        "extendedKeyUsage=clientAuth",
+    );
     let path = dir.join("web-config.yml");
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web-config.yml"),
