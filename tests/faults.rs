@@ -739,3 +739,35 @@ async fn named_project_failing_keeps_its_last_good_values() {
     );
     gitlab.set_faults(Faults::default());
 }
+
+/// Calls that time out are retried once: GitLab hangs the merge-request calls for 3 s, longer
+/// than `--gitlab.request-timeout 2s`; the retries, sent at 2 s, are answered when it recovers,
+/// and every value is exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_calls_are_retried() {
+    let gitlab = std::sync::Arc::new(gitlab(Instance::demo()).await);
+    gitlab.set_faults(Faults {
+        route: Some(MERGE_REQUESTS.to_owned()),
+        hang: true,
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &["--gitlab.request-timeout", "2s"]);
+    let recover = {
+        let gitlab = std::sync::Arc::clone(&gitlab);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            gitlab.set_faults(Faults::default());
+        })
+    };
+    let metrics = exporter.scrape().await;
+    recover.await.unwrap();
+    assert!(
+        sum(
+            &metrics,
+            "gitlab_exporter_api_errors_total",
+            &[("endpoint", MERGE_REQUESTS), ("reason", "timeout")]
+        ) > 0.0,
+        "some calls timed out"
+    );
+    assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
+}
