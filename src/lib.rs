@@ -102,7 +102,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
     let cache = cache::Cache::new(config.cache_ttl, config.max_stale, move || {
         let (collector, counted) = (collector.clone(), counted.clone());
         async move {
-            let snapshot = collector.collect().await;
+            let snapshot = collector.collect().await.prepared().await;
             counted.collection_finished(&snapshot);
             snapshot
         }

@@ -191,7 +191,7 @@ impl Probes {
                     })
                     .await;
                 let snapshot = match made {
-                    Ok(collector) => collector.collect().await,
+                    Ok(collector) => collector.collect().await.prepared().await,
                     Err(e) => {
                         tracing::warn!(target = ?kind, error = %e, "probe target cannot be resolved");
                         Snapshot::failed(e.to_string())

@@ -608,7 +608,7 @@ pub(crate) fn error_message(body: &[u8]) -> String {
 
 /// Characters that would break or disguise a log line: controls, Unicode line and paragraph
 /// separators, and bidirectional overrides (which reorder what a terminal shows).
-fn is_unsafe_in_a_log_line(c: char) -> bool {
+pub(crate) fn is_unsafe_in_a_log_line(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
