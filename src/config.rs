@@ -220,8 +220,9 @@ pub struct Config {
     pub token: Option<Secret>,
     /// The file the token was read from, re-read on SIGHUP.
     pub token_file: Option<PathBuf>,
-    /// Extra CA certificates (PEM) trusted for GitLab, with the system's.
-    pub ca_file: Option<PathBuf>,
+    /// Extra CA certificates trusted for GitLab, with the system's (`--gitlab.ca-file`, read
+    /// and checked once, here).
+    pub ca_certs: Vec<ureq::tls::Certificate<'static>>,
     /// Most calls started per second (0: no fixed cap).
     pub max_requests_per_second: f64,
     /// Longest the last data is served when collections fail or run late.
@@ -280,13 +281,14 @@ impl Config {
                 _ => None,
             },
         };
-        if let Some(path) = &cli.ca_file {
-            crate::gitlab::tls::read_ca_file(path).map_err(|msg| {
+        let ca_certs = match &cli.ca_file {
+            Some(path) => crate::gitlab::tls::read_ca_file(path).map_err(|msg| {
                 invalid(format!(
                     "invalid value for '--gitlab.ca-file <PATH>': {msg}"
                 ))
-            })?;
-        }
+            })?,
+            None => Vec::new(),
+        };
         let web_config = match &cli.web_config_file {
             Some(path) => Some(std::sync::Arc::new(
                 crate::webconfig::WebConfig::load(path).map_err(|msg| {
@@ -314,7 +316,7 @@ impl Config {
             gitlab_url: cli.gitlab_url,
             token,
             token_file: cli.token_file,
-            ca_file: cli.ca_file,
+            ca_certs,
             max_requests_per_second: cli.max_requests_per_second,
             max_stale: cli.max_stale,
             timeout_offset: cli.timeout_offset,
@@ -640,7 +642,7 @@ mod tests {
         assert_eq!(c.timeout_offset, Duration::from_millis(500));
         assert_eq!(c.max_timeout, Duration::from_secs(120));
         assert_eq!(c.max_requests_per_second, 0.0);
-        assert_eq!(c.ca_file, None);
+        assert!(c.ca_certs.is_empty());
     }
 
     #[test]

@@ -73,12 +73,6 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
     }
 
-    let ca_certs = match &config.ca_file {
-        Some(path) => {
-            gitlab::tls::read_ca_file(path).map_err(|e| anyhow::anyhow!("--gitlab.ca-file: {e}"))?
-        }
-        None => Vec::new(),
-    };
     let exporter_metrics = metrics::ExporterMetrics::default();
     let client = gitlab::Client::new(
         gitlab::ClientOptions {
@@ -87,7 +81,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
             concurrency: config.concurrency,
             request_timeout: config.request_timeout,
             max_requests_per_second: config.max_requests_per_second,
-            ca_certs,
+            ca_certs: config.ca_certs.clone(),
         },
         exporter_metrics.api.clone(),
     );

@@ -98,8 +98,6 @@ pub struct Probes {
 pub struct Target {
     /// The target as first asked for (trimmed).
     pub name: String,
-    /// What it names.
-    pub kind: Kind,
     /// Its cache and single flight.
     pub cache: Cache,
 }
@@ -167,14 +165,13 @@ impl Probes {
             self.settings.clone(),
             self.metrics.clone(),
         );
-        let for_collection = kind.clone();
         let cache = Cache::new(self.settings.ttl, self.settings.max_stale, move || {
             let (collector, client, settings, metrics, kind) = (
                 Arc::clone(&collector),
                 client.clone(),
                 settings.clone(),
                 metrics.clone(),
-                for_collection.clone(),
+                kind.clone(),
             );
             async move {
                 let made = collector
@@ -202,7 +199,7 @@ impl Probes {
             }
             .boxed()
         });
-        Target { name, kind, cache }
+        Target { name, cache }
     }
 }
 

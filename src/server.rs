@@ -351,10 +351,9 @@ async fn exposition(
         return respond(empty(format), own, format, gzip);
     };
     let budget = scrape_budget(
-        request
-            .headers()
-            .get("x-prometheus-scrape-timeout-seconds")
-            .and_then(|v| v.to_str().ok()),
+        header(header::HeaderName::from_static(
+            "x-prometheus-scrape-timeout-seconds",
+        )),
         app.timeout_offset,
         app.max_timeout,
     );

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::collect::Snapshot;
+use crate::gitlab::types::{format_timestamp, host_time, unix_seconds};
 use crate::server::App;
 
 /// Most probe targets listed.
@@ -182,9 +183,7 @@ fn write_budget(out: &mut String, app: &App) -> std::fmt::Result {
             } else {
                 0.0
             };
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now = host_time();
             writeln!(
                 out,
                 "<dt>Rate-limit budget</dt><dd><meter min=\"0\" max=\"1\" low=\"0.2\" optimum=\"1\" value=\"{share:.3}\"></meter> \
@@ -237,10 +236,7 @@ fn human(d: Duration) -> String {
 
 /// UTC, to the second.
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    crate::gitlab::types::format_timestamp(secs)
+    format_timestamp(unix_seconds(t))
 }
 
 /// HTML text and attribute escaping.

@@ -11,9 +11,8 @@
 //! `http_server_config.http2` is accepted and has no effect: the server speaks HTTP/1.1.
 //!
 //! Wiring: wrap each accepted connection with [`WebConfig::tls_acceptor`] (in the connection's
-//! task, under a timeout), put [`WebConfig::extra_headers`] on every response, 401s included,
-//! and let a request through only when [`WebConfig::authorize`] (or the blocking
-//! [`WebConfig::check_basic_auth`]) returns `None`.
+//! task, under a timeout), [`WebConfig::apply_headers`] to every response, 401s included, and
+//! let a request through only when [`WebConfig::authorize`] returns `None`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -44,7 +43,7 @@ const CACHE_CAPACITY: usize = 1024;
 /// bcrypt reads at most 72 bytes of a password; a longer one is refused rather than truncated.
 const BCRYPT_MAX_PASSWORD: usize = 72;
 
-/// What [`WebConfig::check_basic_auth`] says: `None` when the request may proceed, otherwise
+/// What [`WebConfig::authorize`] says: `None` when the request may proceed, otherwise
 /// the 401 to answer.
 pub type AuthResult = Option<Unauthorized>;
 
@@ -206,19 +205,8 @@ impl WebConfig {
     /// `basic_auth_users`, or a right user and password); otherwise the 401 to answer.
     ///
     /// Fast for a user and password already accepted once; otherwise runs bcrypt, which takes
-    /// tens of milliseconds at cost 10 (one at a time across the process): from async code,
-    /// prefer [`WebConfig::authorize`].
-    #[must_use]
-    pub fn check_basic_auth(&self, authorization: Option<&HeaderValue>) -> AuthResult {
-        let auth = self.auth.as_ref()?;
-        match auth.precheck(authorization) {
-            Precheck::Done(result) => result,
-            Precheck::Verify(credentials) => auth.verify(&credentials),
-        }
-    }
-
-    /// [`WebConfig::check_basic_auth`] for async code: bcrypt, when needed, runs on tokio's
-    /// blocking pool.
+    /// tens of milliseconds at cost 10 (one at a time across the process), on tokio's blocking
+    /// pool.
     #[must_use]
     pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> AuthResult {
         let auth = self.auth.as_ref()?;
@@ -233,13 +221,8 @@ impl WebConfig {
         }
     }
 
-    /// The headers of `http_server_config.headers`, for every response (401s included).
-    pub fn extra_headers(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.headers
-    }
-
-    /// Sets [`WebConfig::extra_headers`] on a response's headers (replacing any of the same
-    /// name).
+    /// Sets the headers of `http_server_config.headers` on a response's headers (replacing any
+    /// of the same name); for every response, 401s included.
     pub fn apply_headers(&self, headers: &mut HeaderMap) {
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
@@ -374,10 +357,11 @@ fn set(value: Option<String>) -> Option<String> {
 // ---------------------------------------------------------------------------------------------
 // TLS.
 
-/// Where a PEM document comes from: a file (relative to the config's directory) or inline.
-enum Pem {
-    File(PathBuf),
-    Inline,
+/// Where a PEM document comes from: the key that set it, and the file (relative to the
+/// config's directory) or "(inline PEM)", for messages.
+struct Pem {
+    key: &'static str,
+    source: String,
 }
 
 impl Pem {
@@ -385,30 +369,26 @@ impl Pem {
     fn pick(
         inline: Option<String>,
         file: Option<String>,
-        inline_key: &str,
-        file_key: &str,
+        inline_key: &'static str,
+        file_key: &'static str,
         dir: &Path,
     ) -> Result<Option<(Pem, Vec<u8>)>, String> {
-        match (inline, file) {
-            (Some(_), Some(_)) => Err(format!(
-                "{inline_key}: set {inline_key} (inline PEM) or {file_key}, not both"
-            )),
-            (Some(text), None) => Ok(Some((Pem::Inline, text.into_bytes()))),
+        let (key, source, bytes) = match (inline, file) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "{inline_key}: set {inline_key} (inline PEM) or {file_key}, not both"
+                ));
+            }
+            (Some(text), None) => (inline_key, "(inline PEM)".to_owned(), text.into_bytes()),
             (None, Some(file)) => {
                 let path = dir.join(file);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("{file_key}: cannot read {}: {e}", path.display()))?;
-                Ok(Some((Pem::File(path), bytes)))
+                (file_key, path.display().to_string(), bytes)
             }
-            (None, None) => Ok(None),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Pem::File(path) => path.display().to_string(),
-            Pem::Inline => "(inline PEM)".to_owned(),
-        }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some((Pem { key, source }, bytes)))
     }
 }
 
@@ -575,23 +555,14 @@ fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
         .ok_or("cert_file: missing (or cert, the certificate inline)")?;
     let (key_source, key_pem) = Pem::pick(key, key_file, "key", "key_file", dir)?
         .ok_or("key_file: missing (or key, the private key inline)")?;
-    let cert_key = if matches!(cert_source, Pem::File(_)) {
-        "cert_file"
-    } else {
-        "cert"
-    };
-    let key_key = if matches!(key_source, Pem::File(_)) {
-        "key_file"
-    } else {
-        "key"
-    };
+    let (cert_key, key_key) = (cert_source.key, key_source.key);
     let chain =
-        certificates(&cert_pem, &cert_source.describe()).map_err(|e| format!("{cert_key}: {e}"))?;
+        certificates(&cert_pem, &cert_source.source).map_err(|e| format!("{cert_key}: {e}"))?;
     // The message never quotes the key's content.
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
         format!(
             "{key_key}: {} holds no PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)",
-            key_source.describe()
+            key_source.source
         )
     })?;
 
@@ -689,19 +660,13 @@ fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
             );
         }
         (auth, Some((source, pem))) => {
-            let ca_key = if matches!(source, Pem::File(_)) {
-                "client_ca_file"
-            } else {
-                "client_ca"
-            };
+            let ca_key = source.key;
             let mut roots = RootCertStore::empty();
-            for cert in
-                certificates(&pem, &source.describe()).map_err(|e| format!("{ca_key}: {e}"))?
-            {
+            for cert in certificates(&pem, &source.source).map_err(|e| format!("{ca_key}: {e}"))? {
                 roots.add(cert).map_err(|e| {
                     format!(
                         "{ca_key}: {} holds a certificate that cannot be a CA: {e}",
-                        source.describe()
+                        source.source
                     )
                 })?;
             }
@@ -714,8 +679,8 @@ fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
             };
             let verifier = builder
                 .build()
-                .map_err(|e| format!("{ca_key}: {}: {e}", source.describe()))?;
-            (verifier, Some(source.describe()))
+                .map_err(|e| format!("{ca_key}: {}: {e}", source.source))?;
+            (verifier, Some(source.source))
         }
     };
 
@@ -727,8 +692,7 @@ fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
         .map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => format!(
                 "{key_key}: the private key in {} does not match the certificate in {}",
-                key_source.describe(),
-                cert_source.describe()
+                key_source.source, cert_source.source
             ),
             other => format!("{cert_key}/{key_key}: cannot use the certificate and key: {other}"),
         })?;
@@ -737,7 +701,7 @@ fn build_tls(raw: RawTls, dir: &Path) -> Result<Option<Tls>, String> {
     Ok(Some(Tls {
         config: Arc::new(config),
         summary: TlsSummary {
-            cert: cert_source.describe(),
+            cert: cert_source.source,
             client_auth,
             client_ca: ca_description,
             min_version: version_name(min),
@@ -786,19 +750,12 @@ fn validate_headers(
         }
         let value = HeaderValue::from_str(&value)
             .map_err(|_| format!("{canonical}: '{value}' cannot be sent in an HTTP header"))?;
-        out.push((HeaderName::from_static(lowercase(canonical)), value));
+        // Lowercased, as HTTP/1.1 header names are sent.
+        let name = HeaderName::from_bytes(canonical.as_bytes())
+            .map_err(|e| format!("{canonical}: {e}"))?;
+        out.push((name, value));
     }
     Ok(out)
-}
-
-fn lowercase(name: &'static str) -> &'static str {
-    match name {
-        "Strict-Transport-Security" => "strict-transport-security",
-        "X-Content-Type-Options" => "x-content-type-options",
-        "X-Frame-Options" => "x-frame-options",
-        "X-XSS-Protection" => "x-xss-protection",
-        _ => "content-security-policy",
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1160,6 +1117,17 @@ mod tests {
         out
     }
 
+    /// [`WebConfig::authorize`] without a runtime: bcrypt on this thread.
+    impl WebConfig {
+        fn check_basic_auth(&self, authorization: Option<&HeaderValue>) -> AuthResult {
+            let auth = self.auth.as_ref()?;
+            match auth.precheck(authorization) {
+                Precheck::Done(result) => result,
+                Precheck::Verify(credentials) => auth.verify(&credentials),
+            }
+        }
+    }
+
     fn users_config() -> WebConfig {
         parse(&format!(
             "basic_auth_users:\n  alice: {}\n  bob: '{}'\n",
@@ -1205,7 +1173,7 @@ mod tests {
             let config = parse(text).unwrap();
             assert!(config.tls_acceptor().is_none(), "{text:?}");
             assert!(!config.requires_auth());
-            assert!(config.extra_headers().is_empty());
+            assert!(config.headers.is_empty());
             assert_eq!(config.check_basic_auth(None), None);
         }
         // Go's IsEnabled: versions alone do not turn TLS on.
@@ -1333,7 +1301,7 @@ mod tests {
         assert!(config.tls_acceptor().is_some());
         assert!(config.requires_auth());
         let headers: Vec<(&str, &str)> = config
-            .extra_headers()
+            .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
             .collect();

@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use crate::config::Scope;
 use crate::exposition::Compressed;
-use crate::gitlab::types::{Project, Sizes, parse_timestamp};
+use crate::gitlab::types::{Project, Sizes, host_time, parse_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::metrics::Format;
 use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
@@ -151,7 +151,7 @@ impl Stamp {
 }
 
 /// The outcome of one collection: what GitLab said, when, and at what cost.
-#[derive(Debug)]
+#[derive(Debug, Clone, Default)]
 pub struct Collected {
     /// Why the collection failed (`gitlab_up 0`); `None` when it succeeded.
     pub error: Option<String>,
@@ -201,46 +201,34 @@ impl Snapshot {
     pub fn failed(reason: String) -> Snapshot {
         Snapshot::new(Collected {
             error: Some(reason),
-            projects: Arc::default(),
-            projects_from: None,
-            duration: Duration::ZERO,
-            api_calls: 0,
-            incomplete_projects: 0,
-            pending: false,
+            ..Collected::default()
         })
     }
 
     /// What a scrape serves when the first collection has not finished in its time: no data.
     pub fn pending() -> Snapshot {
         Snapshot::new(Collected {
-            error: None,
-            projects: Arc::default(),
-            projects_from: None,
-            duration: Duration::ZERO,
-            api_calls: 0,
-            incomplete_projects: 0,
             pending: true,
+            ..Collected::default()
         })
+    }
+
+    /// The same collection with `data` in place of its own (the same finish time, encoded anew).
+    fn with_data(&self, data: Collected) -> Snapshot {
+        Snapshot {
+            finished: self.finished,
+            ..Snapshot::new(data)
+        }
     }
 
     /// The same collection without its project data (grown older than `--cache.max-stale`).
     pub fn without_projects(&self) -> Snapshot {
-        let data = &self.data;
-        Snapshot {
-            data: Arc::new(Collected {
-                error: data.error.clone(),
-                projects: Arc::default(),
-                projects_from: None,
-                duration: data.duration,
-                api_calls: data.api_calls,
-                incomplete_projects: 0,
-                pending: data.pending,
-            }),
-            finished: self.finished,
-            kept_since: None,
-            openmetrics: OnceLock::new(),
-            text: OnceLock::new(),
-        }
+        self.with_data(Collected {
+            projects: Arc::default(),
+            projects_from: None,
+            incomplete_projects: 0,
+            ..(*self.data).clone()
+        })
     }
 
     /// The same collection without the kept values older than `max_stale`, if it has any.
@@ -249,22 +237,10 @@ impl Snapshot {
             return None;
         }
         let projects = expire_kept(&self.data.projects, max_stale)?;
-        let data = &self.data;
-        Some(Snapshot {
-            kept_since: projects.iter().filter_map(|p| p.stale_since).min(),
-            data: Arc::new(Collected {
-                error: data.error.clone(),
-                projects: Arc::new(projects),
-                projects_from: data.projects_from,
-                duration: data.duration,
-                api_calls: data.api_calls,
-                incomplete_projects: data.incomplete_projects,
-                pending: data.pending,
-            }),
-            finished: self.finished,
-            openmetrics: OnceLock::new(),
-            text: OnceLock::new(),
-        })
+        Some(self.with_data(Collected {
+            projects: Arc::new(projects),
+            ..(*self.data).clone()
+        }))
     }
 
     /// True when the collection succeeded.
@@ -494,13 +470,6 @@ impl Collector {
         };
         Snapshot::new(data)
     }
-}
-
-/// The host's clock, when GitLab sent no `Date` (it always does; a proxy might strip it).
-fn host_time() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// What every project's calls share within one collection.

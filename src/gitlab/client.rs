@@ -403,11 +403,13 @@ impl Shared {
             Ok(response) => response,
             Err(e) => return Err(self.no_answer(endpoint, e)),
         };
-        // An answer, whatever it says: GitLab is not hanging.
-        {
-            let now = Instant::now();
-            self.progress().last_answer = Some(now);
-        }
+        // An answer, whatever it says: GitLab is not hanging. The calls still out besides this
+        // one are what the rate-limit headers may not count yet.
+        let others = {
+            let mut progress = self.progress();
+            progress.last_answer = Some(Instant::now());
+            progress.in_flight.saturating_sub(1)
+        };
         let status = response.status().as_u16();
         let date = response
             .headers()
@@ -418,7 +420,6 @@ impl Shared {
             clock.fetch_min(date, Ordering::Relaxed);
         }
         if let Some(limit) = RateLimit::from_headers(response.headers()) {
-            let others = self.progress().in_flight.saturating_sub(1);
             self.pacer.observe(limit, date, others);
         }
         self.counters

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::types::host_time;
+
 /// Calls kept in hand when spreading the remaining quota: room for other clients of the same
 /// user and for answers counted by GitLab after they left.
 const RESERVE: u64 = 2;
@@ -183,13 +185,6 @@ impl Pacer {
             state.paused_until = Some(until);
         }
     }
-}
-
-/// This host's clock, Unix seconds.
-fn host_time() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -294,6 +294,17 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
     Some(seconds as f64 + fraction)
 }
 
+/// `t` in Unix seconds (0 before 1970).
+pub fn unix_seconds(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// This host's clock, Unix seconds (when GitLab's `Date` is missing, a proxy having stripped it).
+pub fn host_time() -> i64 {
+    unix_seconds(std::time::SystemTime::now())
+}
+
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-25T09:13:32Z`), as GitLab's `*_after`
 /// parameters take it.
 pub fn format_timestamp(unix: i64) -> String {
