@@ -55,6 +55,13 @@ struct ScrapeLabels {
     result: &'static str,
 }
 
+/// Labels of `gitlab_exporter_web_refused_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    /// `unauthorized`, `auth_busy` or `rate_limited`.
+    reason: &'static str,
+}
+
 /// What one scrape serves: a snapshot, and whether GitLab counts as up right now.
 #[derive(Debug, Clone, Copy)]
 pub struct Served<'a> {
@@ -71,6 +78,7 @@ pub struct ExporterMetrics {
     pub api: ApiCounters,
     collections: Family<CollectionLabels, Counter>,
     scrapes: Family<ScrapeLabels, Counter>,
+    refused: Family<RefusedLabels, Counter>,
 }
 
 impl ExporterMetrics {
@@ -79,6 +87,15 @@ impl ExporterMetrics {
         self.scrapes
             .get_or_create(&ScrapeLabels {
                 result: source.label(),
+            })
+            .inc();
+    }
+
+    /// Counts a request refused by the web config (`--web.config.file`).
+    pub fn refused(&self, kind: crate::webconfig::DeniedKind) {
+        self.refused
+            .get_or_create(&RefusedLabels {
+                reason: kind.label(),
             })
             .inc();
     }
@@ -144,6 +161,11 @@ impl ExporterMetrics {
             "gitlab_exporter_scrapes",
             "Scrapes answered, by where the data came from (cached: within --cache.ttl; collected: a collection finished in time; timeout: it did not, the last data was served)",
             self.scrapes.clone(),
+        );
+        registry.register(
+            "gitlab_exporter_web_refused_requests",
+            "HTTP requests refused before being served, by reason (unauthorized: missing or wrong credentials; auth_busy: too many password checks waiting; rate_limited: over the web config's rate_limit)",
+            self.refused.clone(),
         );
         if let Some(targets) = targets {
             registry.register(

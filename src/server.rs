@@ -229,23 +229,25 @@ async fn handle(
     web: Option<Arc<WebConfig>>,
     peer: SocketAddr,
 ) -> Result<Response<ExpositionBody>, Infallible> {
-    let mut response = match &web {
-        // Every path, health included, as exporter-toolkit does.
-        Some(web) if web.requires_auth() => {
-            match web
-                .authorize(request.headers().get(header::AUTHORIZATION))
-                .await
-            {
-                Some(denied) => {
-                    debug!(%peer, reason = denied.reason(), "request not authorized");
-                    denied.response(ExpositionBody::chunks([Bytes::from_static(
-                        b"Unauthorized\n",
-                    )]))
-                }
-                None => route(request, &app, peer).await,
+    // Every path, health included, as exporter-toolkit does: the rate limit first, then the
+    // credentials.
+    let denied = match &web {
+        Some(web) => match web.admit() {
+            Some(denied) => Some(denied),
+            None => {
+                web.authorize(request.headers().get(header::AUTHORIZATION), peer.ip())
+                    .await
             }
+        },
+        None => None,
+    };
+    let mut response = match denied {
+        Some(denied) => {
+            debug!(%peer, reason = denied.reason(), "request refused");
+            app.metrics.refused(denied.kind());
+            denied.response(|text| ExpositionBody::chunks([Bytes::from_static(text.as_bytes())]))
         }
-        _ => route(request, &app, peer).await,
+        None => route(request, &app, peer).await,
     };
     if let Some(web) = &web {
         web.apply_headers(response.headers_mut());

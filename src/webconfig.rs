@@ -1,30 +1,44 @@
 //! The `--web.config.file` of the Prometheus exporter-toolkit: TLS for the listener (certificate,
 //! versions, cipher suites, curves, client certificates), basic authentication against bcrypt
-//! hashes (successful checks cached), and extra response headers; read and validated once, at
-//! start.
+//! hashes (successful checks cached, password checks on their own thread with a bounded queue),
+//! the `rate_limit` token bucket, and extra response headers; read and validated once, at start.
 //!
 //! The format is exporter-toolkit's (`docs/web-configuration.md`), and as strict: an unknown key
 //! is an error naming it. Relative file names are taken from the config file's directory. What
 //! rustls cannot do is refused with a message saying so rather than ignored: TLS 1.0 and 1.1,
 //! CBC cipher suites, the P-521 curve, client certificates accepted without verification
-//! (`RequestClientCert`, `RequireAnyClientCert`), `client_allowed_sans` and `rate_limit`.
+//! (`RequestClientCert`, `RequireAnyClientCert`) and `client_allowed_sans`.
 //! `http_server_config.http2` is accepted and has no effect: the server speaks HTTP/1.1.
 //!
 //! Wiring: wrap each accepted connection with [`WebConfig::tls_acceptor`] (in the connection's
-//! task, under a timeout), [`WebConfig::apply_headers`] to every response, 401s included, and
-//! let a request through only when [`WebConfig::authorize`] returns `None`.
+//! task, under a timeout), [`WebConfig::apply_headers`] to every response, refusals included,
+//! and let a request through only when [`WebConfig::admit`] and then [`WebConfig::authorize`]
+//! return `None`.
+//!
+//! # Password guessing
+//!
+//! A password not yet accepted costs a bcrypt run (tens of milliseconds at cost 10). Those runs
+//! happen one at a time on one thread of their own, never on the runtime's threads or its
+//! blocking pool, so a flood of guesses takes at most one core and nothing else waits behind
+//! it. At most [`VERIFY_QUEUE`] checks wait for that thread, at most [`VERIFY_PER_CLIENT`] of
+//! them from one client address (an IPv4 address or an IPv6 /64); a request beyond either is
+//! refused at once with `429 Too Many Requests` and `Retry-After: 1`. A request whose client
+//! hangs up before its turn is dropped from the queue without running bcrypt. Credentials
+//! already accepted are checked against a keyed hash, without bcrypt and without the queue.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Response, StatusCode};
 use ring::hmac;
+use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, de::IgnoredAny};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::{
     self, RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion,
@@ -43,42 +57,101 @@ const CACHE_CAPACITY: usize = 1024;
 /// bcrypt reads at most 72 bytes of a password; a longer one is refused rather than truncated.
 const BCRYPT_MAX_PASSWORD: usize = 72;
 
-/// What [`WebConfig::authorize`] says: `None` when the request may proceed, otherwise
-/// the 401 to answer.
-pub type AuthResult = Option<Unauthorized>;
+/// Password checks that may wait for the verification thread besides the one it runs; beyond,
+/// requests are refused at once. With bcrypt at cost 10 (about 50 ms), a check waits at most
+/// about half a second.
+pub const VERIFY_QUEUE: usize = 8;
 
-/// A request refused by basic authentication: answer it with [`Unauthorized::response`].
+/// Password checks one client (an IPv4 address, an IPv6 /64) may have waiting or running: a
+/// single guesser cannot fill the queue for everybody else.
+pub const VERIFY_PER_CLIENT: usize = 2;
+
+/// What [`WebConfig::admit`] and [`WebConfig::authorize`] say: `None` when the request may
+/// proceed, otherwise the refusal to answer.
+pub type AuthResult = Option<Denied>;
+
+/// A request refused before it is served: answer it with [`Denied::response`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unauthorized {
+pub struct Denied {
     reason: &'static str,
+    kind: DeniedKind,
 }
 
-impl Unauthorized {
-    const NO_CREDENTIALS: Unauthorized = Unauthorized {
-        reason: "no basic authentication credentials",
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeniedKind {
+    /// No, malformed or wrong credentials: 401.
+    Unauthorized,
+    /// Too many password checks waiting (a flood of guesses): 429, try again in a second.
+    Busy,
+    /// Over `rate_limit`: 429.
+    RateLimited,
+}
+
+impl DeniedKind {
+    /// The kind as a metric label: `unauthorized`, `auth_busy` or `rate_limited`.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeniedKind::Unauthorized => "unauthorized",
+            DeniedKind::Busy => "auth_busy",
+            DeniedKind::RateLimited => "rate_limited",
+        }
+    }
+}
+
+impl Denied {
+    const NO_CREDENTIALS: Denied = Denied::unauthorized("no basic authentication credentials");
+    const MALFORMED: Denied = Denied::unauthorized("malformed Authorization header");
+    const WRONG: Denied = Denied::unauthorized("wrong user name or password");
+    const BUSY: Denied = Denied {
+        reason: "too many password checks waiting",
+        kind: DeniedKind::Busy,
     };
-    const MALFORMED: Unauthorized = Unauthorized {
-        reason: "malformed Authorization header",
+    const RATE_LIMITED: Denied = Denied {
+        reason: "over the rate_limit of the web config",
+        kind: DeniedKind::RateLimited,
     };
-    const WRONG: Unauthorized = Unauthorized {
-        reason: "wrong user name or password",
-    };
+
+    const fn unauthorized(reason: &'static str) -> Denied {
+        Denied {
+            reason,
+            kind: DeniedKind::Unauthorized,
+        }
+    }
 
     /// Why, for a log line (never says which of user or password was wrong).
     pub fn reason(&self) -> &'static str {
         self.reason
     }
 
-    /// The 401: `WWW-Authenticate: Basic …` and a plain-text `body`. The extra headers are the
-    /// caller's to add, as on any response.
-    pub fn response<B>(&self, body: B) -> Response<B> {
-        let mut response = Response::new(body);
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
+    /// Which kind of refusal.
+    pub fn kind(&self) -> DeniedKind {
+        self.kind
+    }
+
+    /// The answer: 401 with `WWW-Authenticate: Basic …`, or 429 with `Retry-After: 1`, with
+    /// the plain-text body `body` makes of the message. The extra headers are the caller's to
+    /// add, as on any response.
+    pub fn response<B>(&self, body: impl FnOnce(&'static str) -> B) -> Response<B> {
+        let (status, text) = match self.kind {
+            DeniedKind::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized\n"),
+            DeniedKind::Busy => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests: too many password checks are waiting; try again in a second\n",
+            ),
+            DeniedKind::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n"),
+        };
+        let mut response = Response::new(body(text));
+        *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(WWW_AUTHENTICATE),
-        );
+        if self.kind == DeniedKind::Unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(WWW_AUTHENTICATE),
+            );
+        } else {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -91,8 +164,9 @@ impl Unauthorized {
 pub struct WebConfig {
     path: PathBuf,
     tls: Option<Tls>,
-    auth: Option<Arc<BasicAuth>>,
+    auth: Option<BasicAuth>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    rate_limit: Option<RateLimiter>,
 }
 
 /// The TLS side: the rustls configuration, and what it was made from, for `Debug`.
@@ -129,13 +203,15 @@ impl fmt::Debug for WebConfig {
             .field(
                 "basic_auth_users",
                 &self.auth.as_ref().map(|auth| {
-                    auth.users
+                    auth.checker
+                        .users
                         .iter()
                         .map(|u| String::from_utf8_lossy(&u.name).into_owned())
                         .collect::<Vec<_>>()
                 }),
             )
             .field("headers", &self.headers)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -158,13 +234,10 @@ impl WebConfig {
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default()
         };
-        if raw.rate_limit.is_some() {
-            return Err(
-                "rate_limit is not supported by gitlab-api-exporter; remove it (scrapes are \
-                 answered from a cache, so they are cheap)"
-                    .to_owned(),
-            );
-        }
+        let rate_limit = match raw.rate_limit {
+            Some(raw) => RateLimiter::new(raw).map_err(|e| format!("rate_limit.{e}"))?,
+            None => None,
+        };
         let tls = match raw.tls_server_config {
             Some(tls) => build_tls(tls, dir).map_err(|e| format!("tls_server_config.{e}"))?,
             None => None,
@@ -176,15 +249,14 @@ impl WebConfig {
         let auth = if users.is_empty() {
             None
         } else {
-            Some(Arc::new(
-                BasicAuth::new(users).map_err(|e| format!("basic_auth_users: {e}"))?,
-            ))
+            Some(BasicAuth::new(users).map_err(|e| format!("basic_auth_users: {e}"))?)
         };
         Ok(WebConfig {
             path: path.to_owned(),
             tls,
             auth,
             headers,
+            rate_limit,
         })
     }
 
@@ -201,23 +273,33 @@ impl WebConfig {
         self.auth.is_some()
     }
 
-    /// Checks a request's `Authorization` header. `None` when the request may proceed (no
-    /// `basic_auth_users`, or a right user and password); otherwise the 401 to answer.
-    ///
-    /// Fast for a user and password already accepted once; otherwise runs bcrypt, which takes
-    /// tens of milliseconds at cost 10 (one at a time across the process), on tokio's blocking
-    /// pool.
+    /// The `rate_limit` token bucket, for every request before anything else (as
+    /// exporter-toolkit does): `None` when the request may proceed (no `rate_limit`, or a token
+    /// was left), otherwise the 429 to answer.
     #[must_use]
-    pub async fn authorize(&self, authorization: Option<&HeaderValue>) -> AuthResult {
+    pub fn admit(&self) -> AuthResult {
+        match &self.rate_limit {
+            Some(limiter) if !limiter.allow() => Some(Denied::RATE_LIMITED),
+            _ => None,
+        }
+    }
+
+    /// Checks a request's `Authorization` header. `None` when the request may proceed (no
+    /// `basic_auth_users`, or a right user and password); otherwise the refusal to answer: 401,
+    /// or 429 when too many password checks are waiting, overall or from `client`.
+    ///
+    /// Fast for a user and password already accepted once; otherwise waits for a bcrypt run on
+    /// the verification thread (see the module's docs). Dropping the future before its turn
+    /// takes the check out of the queue.
+    pub async fn authorize(
+        &self,
+        authorization: Option<&HeaderValue>,
+        client: IpAddr,
+    ) -> AuthResult {
         let auth = self.auth.as_ref()?;
-        match auth.precheck(authorization) {
+        match auth.checker.precheck(authorization) {
             Precheck::Done(result) => result,
-            Precheck::Verify(credentials) => {
-                let auth = Arc::clone(auth);
-                tokio::task::spawn_blocking(move || auth.verify(&credentials))
-                    .await
-                    .unwrap_or(Some(Unauthorized::WRONG))
-            }
+            Precheck::Verify(credentials) => auth.verify_queued(credentials, client).await,
         }
     }
 
@@ -243,7 +325,16 @@ struct RawConfig {
     #[serde(default, deserialize_with = "unique_map")]
     basic_auth_users: Option<Vec<(String, String)>>,
     #[serde(default)]
-    rate_limit: Option<IgnoredAny>,
+    rate_limit: Option<RawRateLimit>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename = "rate_limit")]
+struct RawRateLimit {
+    #[serde(default)]
+    interval: Option<Scalar>,
+    #[serde(default)]
+    burst: Option<i64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -766,16 +857,84 @@ struct User {
     hash: String,
 }
 
-struct BasicAuth {
+/// The users and the cache of accepted credentials: what a password check needs, shared with
+/// the verification thread.
+struct Checker {
     users: Vec<User>,
     /// HMAC-SHA256 (with a key made at start) of each accepted user and password: the
     /// passwords themselves are not kept.
     accepted: Mutex<HashSet<[u8; 32]>>,
     cache_key: hmac::Key,
-    /// One bcrypt at a time, as exporter-toolkit does: a flood of wrong passwords takes one core.
-    bcrypt: Mutex<()>,
     /// bcrypt verifications run so far.
     bcrypt_runs: AtomicU64,
+    /// Checks dropped from the queue because their client had gone.
+    cancelled: AtomicU64,
+}
+
+/// Basic authentication: the checker, and the queue of checks for its thread.
+struct BasicAuth {
+    checker: Arc<Checker>,
+    /// The verification thread's queue, started with the first check that needs bcrypt
+    /// (`None`: the thread could not be started; checks are then refused as busy).
+    queue: OnceLock<Option<mpsc::Sender<Job>>>,
+    /// Checks waiting or running whose requests are still there, by client.
+    pending: Arc<Mutex<Pending>>,
+}
+
+/// Checks waiting or running whose requests are still there: the queue's budget. A request
+/// that goes away gives its place back at once; its job stays in the channel until the thread
+/// skips it, which costs nothing.
+#[derive(Default)]
+struct Pending {
+    total: usize,
+    by_client: HashMap<Client, usize>,
+}
+
+/// Who a password check is counted against: an IPv4 address or an IPv6 /64 (a single host
+/// usually has a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(u32),
+    V6(u64),
+}
+
+impl From<IpAddr> for Client {
+    fn from(ip: IpAddr) -> Client {
+        match ip {
+            IpAddr::V4(v4) => Client::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client::V4(u32::from(v4)),
+                None => Client::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// A place in the queue's budget taken by one request, given back when it has its verdict or
+/// is dropped.
+struct Slot {
+    pending: Arc<Mutex<Pending>>,
+    client: Client,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.total -= 1;
+        if let Some(n) = pending.by_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                pending.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// A check for the verification thread.
+struct Job {
+    credentials: Credentials,
+    /// Closed when the request was dropped (its client hung up): the check is skipped.
+    reply: tokio::sync::oneshot::Sender<AuthResult>,
 }
 
 /// Credentials from a header, not in the cache: bcrypt is to decide.
@@ -819,21 +978,90 @@ impl BasicAuth {
         let cache_key = hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
             .map_err(|_| "cannot get random bytes for the credential cache".to_owned())?;
         Ok(BasicAuth {
-            users: checked,
-            accepted: Mutex::new(HashSet::new()),
-            cache_key,
-            bcrypt: Mutex::new(()),
-            bcrypt_runs: AtomicU64::new(0),
+            checker: Arc::new(Checker {
+                users: checked,
+                accepted: Mutex::new(HashSet::new()),
+                cache_key,
+                bcrypt_runs: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+            }),
+            queue: OnceLock::new(),
+            pending: Arc::default(),
         })
     }
 
+    /// Waits for the verification thread's verdict on `credentials`, unless too many checks
+    /// are waiting already, overall or from `client`.
+    async fn verify_queued(&self, credentials: Credentials, client: IpAddr) -> AuthResult {
+        let Some(_slot) = self.take_slot(Client::from(client)) else {
+            return Some(Denied::BUSY);
+        };
+        let Some(queue) = self.queue() else {
+            return Some(Denied::BUSY);
+        };
+        let (reply, verdict) = tokio::sync::oneshot::channel();
+        if queue.send(Job { credentials, reply }).is_err() {
+            return Some(Denied::BUSY);
+        }
+        // The thread answers every job it does not skip; if it is gone, refuse.
+        verdict.await.unwrap_or(Some(Denied::WRONG))
+    }
+
+    /// A place for one more check, if fewer than `VERIFY_QUEUE + 1` are pending (the one
+    /// running and those waiting), and fewer than [`VERIFY_PER_CLIENT`] from `client`.
+    fn take_slot(&self, client: Client) -> Option<Slot> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mine = pending.by_client.get(&client).copied().unwrap_or(0);
+        if pending.total > VERIFY_QUEUE || mine >= VERIFY_PER_CLIENT {
+            return None;
+        }
+        pending.total += 1;
+        *pending.by_client.entry(client).or_default() += 1;
+        Some(Slot {
+            pending: Arc::clone(&self.pending),
+            client,
+        })
+    }
+
+    /// The queue of the verification thread, started on first use. The thread ends when the
+    /// config (and with it the queue's sender) is dropped.
+    fn queue(&self) -> Option<&mpsc::Sender<Job>> {
+        self.queue
+            .get_or_init(|| {
+                let (sender, jobs) = mpsc::channel::<Job>();
+                let checker = Arc::clone(&self.checker);
+                let started = std::thread::Builder::new()
+                    .name("password-checks".to_owned())
+                    .spawn(move || {
+                        for job in jobs {
+                            if job.reply.is_closed() {
+                                checker.cancelled.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            let verdict = checker.verify(&job.credentials);
+                            let _ = job.reply.send(verdict);
+                        }
+                    });
+                match started {
+                    Ok(_) => Some(sender),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the password-check thread; requests needing one are refused");
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl Checker {
     /// Parses the header and looks in the cache: what can be decided without bcrypt.
     fn precheck(&self, authorization: Option<&HeaderValue>) -> Precheck {
         let Some(header) = authorization else {
-            return Precheck::Done(Some(Unauthorized::NO_CREDENTIALS));
+            return Precheck::Done(Some(Denied::NO_CREDENTIALS));
         };
         let Some((user, password)) = parse_basic(header.as_bytes()) else {
-            return Precheck::Done(Some(Unauthorized::MALFORMED));
+            return Precheck::Done(Some(Denied::MALFORMED));
         };
         let mut context = hmac::Context::with_key(&self.cache_key);
         context.update(&(user.len() as u64).to_be_bytes());
@@ -861,7 +1089,6 @@ impl BasicAuth {
     /// bcrypt against the user's hash, or, for an unknown user, against another user's (the
     /// same work, so that timing does not tell which users exist), then denied.
     fn verify(&self, credentials: &Credentials) -> AuthResult {
-        let _one_at_a_time = self.bcrypt.lock().unwrap_or_else(|e| e.into_inner());
         // Another request may have verified the same credentials while this one waited.
         if self.is_cached(&credentials.tag) {
             return None;
@@ -871,7 +1098,7 @@ impl BasicAuth {
         self.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
         let matches = bcrypt::verify(&credentials.password, hash).unwrap_or(false);
         if user.is_none() || !matches || credentials.password.len() > BCRYPT_MAX_PASSWORD {
-            return Some(Unauthorized::WRONG);
+            return Some(Denied::WRONG);
         }
         let mut accepted = self.accepted.lock().unwrap_or_else(|e| e.into_inner());
         if accepted.len() >= CACHE_CAPACITY {
@@ -880,6 +1107,102 @@ impl BasicAuth {
         accepted.insert(credentials.tag);
         None
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rate_limit.
+
+/// exporter-toolkit's `rate_limit`: a token bucket (Go's `rate.NewLimiter(rate.Every(interval),
+/// burst)`) over every request: one token per `interval`, at most `burst` saved up, full at
+/// start; a request finding no token is refused. `burst: 0` refuses everything, as in Go.
+#[derive(Debug)]
+struct RateLimiter {
+    interval: Duration,
+    burst: u32,
+    /// Tokens left, and when they were counted.
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    /// `None` when `interval` is 0 or unset (no rate limit, as in exporter-toolkit). Errors
+    /// start with the key's name.
+    fn new(raw: RawRateLimit) -> Result<Option<RateLimiter>, String> {
+        let interval = match raw.interval {
+            None => Duration::ZERO,
+            Some(Scalar(text)) => go_duration(&text).ok_or_else(|| {
+                format!("interval: '{text}' is not a duration (examples: 100ms, 1s, 1m30s)")
+            })?,
+        };
+        let burst = raw.burst.unwrap_or(0);
+        let burst = u32::try_from(burst)
+            .map_err(|_| format!("burst: {burst} must be 0 or more (requests saved up)"))?;
+        if interval.is_zero() {
+            return Ok(None);
+        }
+        Ok(Some(RateLimiter {
+            interval,
+            burst,
+            state: Mutex::new((f64::from(burst), Instant::now())),
+        }))
+    }
+
+    /// Takes a token if there is one.
+    fn allow(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, counted) = &mut *state;
+        let now = Instant::now();
+        let earned = now.duration_since(*counted).as_secs_f64() / self.interval.as_secs_f64();
+        *tokens = (*tokens + earned).min(f64::from(self.burst));
+        *counted = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A Go duration (`time.ParseDuration`, as exporter-toolkit's YAML reads it): decimal numbers
+/// with units `ns`, `us` (or `µs`), `ms`, `s`, `m`, `h`, such as `1.5s` or `1h30m`; a bare
+/// integer is nanoseconds (yaml.v2's reading of an integer). Negative durations are refused.
+fn go_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_nanos(text.parse().ok()?));
+    }
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
+        let value: f64 = rest[..number].parse().ok()?;
+        rest = &rest[number..];
+        let unit = rest
+            .char_indices()
+            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+            .map_or(rest.len(), |(i, _)| i);
+        let seconds = match &rest[..unit] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+        total += value * seconds;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// `Basic <base64(user:password)>` → (user, password); `None` when malformed.
@@ -1121,9 +1444,9 @@ mod tests {
     impl WebConfig {
         fn check_basic_auth(&self, authorization: Option<&HeaderValue>) -> AuthResult {
             let auth = self.auth.as_ref()?;
-            match auth.precheck(authorization) {
+            match auth.checker.precheck(authorization) {
                 Precheck::Done(result) => result,
-                Precheck::Verify(credentials) => auth.verify(&credentials),
+                Precheck::Verify(credentials) => auth.checker.verify(&credentials),
             }
         }
     }
@@ -1142,6 +1465,7 @@ mod tests {
             .auth
             .as_ref()
             .unwrap()
+            .checker
             .bcrypt_runs
             .load(Ordering::Relaxed)
     }
@@ -1201,13 +1525,18 @@ mod tests {
             assert!(err.contains(key), "{yaml:?}: {err}");
             assert!(err.contains("web.yml"), "{yaml:?}: {err}");
         }
-        let err = fixture
-            .load("rate_limit:\n  interval: 1s\n  burst: 5\n")
-            .unwrap_err();
-        assert!(
-            err.contains("rate_limit") && err.contains("not supported"),
-            "{err}"
-        );
+        for (yaml, key) in [
+            ("rate_limit:\n  interval: soon\n", "rate_limit.interval"),
+            ("rate_limit:\n  interval: -1s\n", "rate_limit.interval"),
+            (
+                "rate_limit:\n  interval: 1s\n  burst: -1\n",
+                "rate_limit.burst",
+            ),
+            ("rate_limit:\n  period: 1s\n", "period"),
+        ] {
+            let err = fixture.load(yaml).unwrap_err();
+            assert!(err.contains(key), "{yaml:?}: {err}");
+        }
         let err = fixture
             .load("basic_auth_users:\n  alice: x\n  alice: y\n")
             .unwrap_err();
@@ -1610,7 +1939,7 @@ mod tests {
         assert_eq!(runs(&config), 4);
         // The cache holds keyed hashes, not the password.
         let auth = config.auth.as_ref().unwrap();
-        let cached = auth.accepted.lock().unwrap();
+        let cached = auth.checker.accepted.lock().unwrap();
         assert_eq!(cached.len(), 1);
         assert!(
             !cached
@@ -1619,23 +1948,188 @@ mod tests {
         );
     }
 
+    const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
     async fn authorize_runs_bcrypt_off_the_async_workers() {
         let config = users_config();
-        assert_eq!(config.authorize(Some(&basic("bob", "builder"))).await, None);
-        assert_eq!(config.authorize(Some(&basic("bob", "builder"))).await, None);
+        let bob = basic("bob", "builder");
+        assert_eq!(config.authorize(Some(&bob), LOCALHOST).await, None);
+        assert_eq!(config.authorize(Some(&bob), LOCALHOST).await, None);
         assert_eq!(runs(&config), 1);
-        assert!(config.authorize(Some(&basic("bob", "x"))).await.is_some());
-        assert!(config.authorize(None).await.is_some());
+        let wrong = config.authorize(Some(&basic("bob", "x")), LOCALHOST).await;
+        assert_eq!(wrong.map(|d| d.kind()), Some(DeniedKind::Unauthorized));
+        assert!(config.authorize(None, LOCALHOST).await.is_some());
         let open = parse("").unwrap();
-        assert_eq!(open.authorize(None).await, None);
+        assert_eq!(open.authorize(None, LOCALHOST).await, None);
+    }
+
+    /// A hash that takes a while to check (cost 10: tens of milliseconds in a release build,
+    /// hundreds in a debug build), so that checks pile up behind it.
+    fn slow_config() -> WebConfig {
+        let slow = bcrypt::hash_with_salt("wonderland", 10, *b"0123456789abcdef")
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        parse(&format!("basic_auth_users:\n  alice: {slow}\n")).unwrap()
+    }
+
+    fn client(n: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n))
+    }
+
+    /// Guesses from many clients: one runs, [`VERIFY_QUEUE`] wait, every other one is refused
+    /// at once with a 429; from one client, at most [`VERIFY_PER_CLIENT`] get in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_of_guesses_is_refused_beyond_the_queue() {
+        let config = Arc::new(slow_config());
+        let started = Instant::now();
+        let guesses: Vec<_> = (0..40u32)
+            .map(|i| {
+                let config = Arc::clone(&config);
+                tokio::spawn(async move {
+                    let header = basic("alice", &format!("guess-{i}"));
+                    let verdict = config.authorize(Some(&header), client(i)).await;
+                    (verdict.map(|d| d.kind()), started.elapsed())
+                })
+            })
+            .collect();
+        let mut busy = Vec::new();
+        let mut checked = 0;
+        for guess in guesses {
+            match guess.await.unwrap() {
+                (Some(DeniedKind::Busy), took) => busy.push(took),
+                (Some(DeniedKind::Unauthorized), _) => checked += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(checked <= VERIFY_QUEUE + 1, "{checked} checked");
+        assert_eq!(busy.len() + checked, 40);
+        assert!(busy.len() >= 40 - VERIFY_QUEUE - 1, "{}", busy.len());
+        let first_check = Duration::from_millis(100);
+        assert!(
+            busy.iter().all(|took| *took < first_check),
+            "refusals wait for nothing: {busy:?}"
+        );
+        // One client alone gets at most its share in.
+        let config = Arc::new(slow_config());
+        let guesses: Vec<_> = (0..6u32)
+            .map(|i| {
+                let config = Arc::clone(&config);
+                tokio::spawn(async move {
+                    let header = basic("alice", &format!("guess-{i}"));
+                    config
+                        .authorize(Some(&header), client(7))
+                        .await
+                        .map(|d| d.kind())
+                })
+            })
+            .collect();
+        let verdicts = futures::future::join_all(guesses).await;
+        let checked = verdicts
+            .iter()
+            .filter(|v| matches!(v, Ok(Some(DeniedKind::Unauthorized))))
+            .count();
+        assert_eq!(checked, VERIFY_PER_CLIENT, "{verdicts:?}");
+        // An IPv6 /64 is one client.
+        assert_eq!(
+            Client::from("2001:db8::1".parse::<IpAddr>().unwrap()),
+            Client::from("2001:db8::ffff:1".parse::<IpAddr>().unwrap())
+        );
+        assert_ne!(
+            Client::from("2001:db8::1".parse::<IpAddr>().unwrap()),
+            Client::from("2001:db8:0:1::1".parse::<IpAddr>().unwrap())
+        );
+        assert_eq!(
+            Client::from("::ffff:10.0.0.7".parse::<IpAddr>().unwrap()),
+            Client::from(client(7))
+        );
+    }
+
+    /// Requests dropped while their check waits (the client hung up) run no bcrypt; the right
+    /// password still gets in afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_checks_are_dropped_from_the_queue() {
+        let config = Arc::new(slow_config());
+        let waiting: Vec<_> = (0..=VERIFY_QUEUE as u32)
+            .map(|i| {
+                let config = Arc::clone(&config);
+                tokio::spawn(async move {
+                    let header = basic("alice", &format!("guess-{i}"));
+                    config.authorize(Some(&header), client(i)).await
+                })
+            })
+            .collect();
+        let auth = config.auth.as_ref().unwrap();
+        while auth.pending.lock().unwrap().total <= VERIFY_QUEUE {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        for request in &waiting {
+            request.abort();
+        }
+        let right = basic("alice", "wonderland");
+        assert_eq!(config.authorize(Some(&right), client(99)).await, None);
+        let (runs, cancelled) = (
+            auth.checker.bcrypt_runs.load(Ordering::Relaxed),
+            auth.checker.cancelled.load(Ordering::Relaxed),
+        );
+        // The one running when they were dropped, then the right password.
+        assert!(runs <= 2, "{runs} bcrypt runs");
+        assert!(
+            cancelled >= VERIFY_QUEUE as u64 - 1,
+            "{cancelled} cancelled"
+        );
+        let pending = auth.pending.lock().unwrap();
+        assert!(
+            pending.total == 0 && pending.by_client.is_empty(),
+            "slots given back"
+        );
+    }
+
+    #[test]
+    fn rate_limit_is_a_token_bucket() {
+        let config = parse("rate_limit:\n  interval: 100ms\n  burst: 3\n").unwrap();
+        let admitted = (0..10).filter(|_| config.admit().is_none()).count();
+        assert_eq!(admitted, 3, "the burst, then nothing");
+        let denied = config.admit().unwrap();
+        assert_eq!(denied.kind(), DeniedKind::RateLimited);
+        let response = denied.response(|text| text);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        std::thread::sleep(Duration::from_millis(220));
+        let refilled = (0..10).filter(|_| config.admit().is_none()).count();
+        assert_eq!(refilled, 2, "one token per interval");
+        // As in exporter-toolkit: burst 0 admits nothing, interval 0 turns the limit off.
+        let closed = parse("rate_limit:\n  interval: 1s\n").unwrap();
+        assert!(closed.admit().is_some());
+        let off = parse("rate_limit:\n  interval: 0s\n  burst: 0\n").unwrap();
+        assert!(off.admit().is_none());
+        assert!(parse("").unwrap().admit().is_none());
+    }
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration("1s"), Some(ms(1000)));
+        assert_eq!(go_duration("1.5s"), Some(ms(1500)));
+        assert_eq!(go_duration("1h30m"), Some(ms(5_400_000)));
+        assert_eq!(go_duration("250ms"), Some(ms(250)));
+        assert_eq!(go_duration("10us"), Some(Duration::from_micros(10)));
+        assert_eq!(
+            go_duration("1000000000"),
+            Some(ms(1000)),
+            "bare integers are nanoseconds"
+        );
+        assert_eq!(go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "s", "-1s", "1x", "1s2", "1..5s", "1d"] {
+            assert_eq!(go_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
     fn the_401_asks_for_basic_credentials() {
         let config = users_config();
         let denied = config.check_basic_auth(None).unwrap();
-        let response = denied.response("Unauthorized\n");
+        let response = denied.response(|text| text);
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let challenge = response.headers()[header::WWW_AUTHENTICATE]
             .to_str()
@@ -1676,9 +2170,11 @@ mod tests {
                         let config = Arc::clone(&config);
                         async move {
                             let authorization = request.headers().get(header::AUTHORIZATION);
-                            let mut response = match config.authorize(authorization).await {
-                                Some(denied) => denied
-                                    .response(Full::new(Bytes::from_static(b"Unauthorized\n"))),
+                            let client = IpAddr::from([127, 0, 0, 1]);
+                            let mut response = match config.authorize(authorization, client).await {
+                                Some(denied) => denied.response(|text| {
+                                    Full::new(Bytes::from_static(text.as_bytes()))
+                                }),
                                 None => Response::new(Full::new(Bytes::from(format!(
                                     "hello over TLS, {}\n",
                                     request.uri().path()

@@ -116,7 +116,7 @@ struct Shared {
     api_url: String,
     /// Replaced when the token file is read again (SIGHUP).
     token: RwLock<Option<Secret>>,
-    limit: Semaphore,
+    limit: Arc<Semaphore>,
     pacer: Pacer,
     timeout: Duration,
     counters: ApiCounters,
@@ -203,7 +203,7 @@ impl Client {
                 agent,
                 api_url: format!("{}/api/v4", options.base_url.trim_end_matches('/')),
                 token: RwLock::new(options.token),
-                limit: Semaphore::new(options.concurrency.max(1)),
+                limit: Arc::new(Semaphore::new(options.concurrency.max(1))),
                 pacer: Pacer::new(
                     options.max_requests_per_second,
                     Arc::clone(&counters.rate_limit),
@@ -277,10 +277,8 @@ impl Client {
         let mut throttled = Duration::ZERO;
         loop {
             let attempt = {
-                let _permit = self
-                    .shared
-                    .limit
-                    .acquire()
+                let permit = Arc::clone(&self.shared.limit)
+                    .acquire_owned()
                     .await
                     .map_err(|_| Error::Transport {
                         endpoint,
@@ -293,8 +291,12 @@ impl Client {
                     Arc::clone(&query),
                     Arc::clone(&self.clock),
                 );
-                let _in_flight = InFlight::start(&self.shared);
+                // The permit and the in-flight count are held by the thread making the call:
+                // a call abandoned by its collection still counts until it ends, and time spent
+                // waiting for a pool thread is not time GitLab leaves a call unanswered.
                 tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    let _in_flight = InFlight::start(&shared);
                     shared.fetch::<T>(endpoint, &path, &query, &clock)
                 })
                 .await

@@ -1,0 +1,208 @@
+//! Hardening, end to end: what an attacker, a broken proxy or one odd project can do to the
+//! exporter, class by class (password floods, secrets in echoed text, endless listings, files
+//! that are not files, descriptor exhaustion, bad records, bad configuration), each against the
+//! exporter binary and the fake GitLab.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Exporter, Exposition, HttpResponse, http_request};
+use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+
+async fn gitlab(instance: Instance) -> FakeGitlab {
+    FakeGitlab::start(instance)
+        .await
+        .expect("fake GitLab starts")
+}
+
+/// A fresh directory under the system's temporary one, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("gae-hardening-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `Authorization: Basic …` for a user and password.
+fn basic(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{password}");
+    let mut out = String::from("Basic ");
+    for chunk in raw.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// GET `path` with headers, on a blocking thread.
+async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let path = path.to_owned();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || http_request(addr, "GET", &path, &headers))
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Password guessing does not starve collections.
+
+/// 60 connections sending wrong passwords back to back (each a bcrypt run at cost 10) for as
+/// long as a scraper with the right credentials makes three collections: the guesses beyond
+/// the password-check queue are refused at once, and every scrape gets a fresh collection in
+/// time with `gitlab_up 1`: GitLab's calls never wait behind the guesses. (Before, every guess
+/// held a blocking-pool thread waiting for one bcrypt lock, GitLab's calls queued behind them,
+/// and scrapes timed out with `gitlab_up 0`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_does_not_starve_collections() {
+    let gitlab = gitlab(Instance::demo()).await;
+    let dir = TempDir::new("guessing");
+    let hash = bcrypt::hash_with_salt("scrape-me", 10, *b"0123456789abcdef")
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    let config = dir.join("web.yml");
+    std::fs::write(
+        &config,
+        format!("basic_auth_users:\n  prometheus: '{hash}'\n"),
+    )
+    .unwrap();
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--web.config.file",
+            config.to_str().unwrap(),
+            "--cache.ttl",
+            "0s",
+        ],
+    );
+    let right = basic("prometheus", "scrape-me");
+    let scrape = || async {
+        let started = Instant::now();
+        let answer = get(
+            exporter.addr,
+            "/metrics",
+            &[
+                ("Authorization", &right),
+                ("X-Prometheus-Scrape-Timeout-Seconds", "5"),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        (Exposition::parse(&answer.text()), started.elapsed())
+    };
+    let (quiet, _) = scrape().await;
+    assert_eq!(quiet.value("gitlab_up", &[]), Some(1.0));
+
+    let addr = exporter.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let guessers: Vec<_> = (0..60)
+        .map(|t| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let wrong = basic("prometheus", &format!("guess-{t}-{i}"));
+                    i += 1;
+                    let started = Instant::now();
+                    let answer = http_request(
+                        addr,
+                        "GET",
+                        "/metrics",
+                        &[("Authorization".to_owned(), wrong)],
+                    );
+                    answers.push((answer.status, started.elapsed()));
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Collections during the flood: each one fresh, in time, with GitLab up.
+    let mut during = Vec::new();
+    for _ in 0..3 {
+        let (metrics, took) = scrape().await;
+        during.push(took);
+        assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0), "{during:?}");
+        assert_eq!(
+            metrics.value("gitlab_projects", &[]),
+            quiet.value("gitlab_projects", &[]),
+            "{during:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answers: Vec<(u16, Duration)> = guessers
+        .into_iter()
+        .flat_map(|g| g.join().unwrap())
+        .collect();
+    let refused: Vec<Duration> = answers
+        .iter()
+        .filter(|(status, _)| *status == 429)
+        .map(|(_, took)| *took)
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| [401, 429].contains(status)),
+        "{answers:?}"
+    );
+    assert!(
+        refused.len() > answers.len() / 2,
+        "{} of {} refused at once",
+        refused.len(),
+        answers.len()
+    );
+    let mut sorted = refused.clone();
+    sorted.sort();
+    assert!(
+        sorted[sorted.len() / 2] < Duration::from_millis(100),
+        "refusals are quick: median {:?}",
+        sorted[sorted.len() / 2]
+    );
+    let (after, _) = scrape().await;
+    let collected = after
+        .value("gitlab_exporter_scrapes_total", &[("result", "collected")])
+        .unwrap_or(0.0);
+    assert_eq!(collected, 5.0, "every scrape got a fresh collection");
+    assert_eq!(
+        after.value(
+            "gitlab_exporter_web_refused_requests_total",
+            &[("reason", "auth_busy")]
+        ),
+        Some(refused.len() as f64)
+    );
+    assert_eq!(
+        after.value(
+            "gitlab_exporter_web_refused_requests_total",
+            &[("reason", "unauthorized")]
+        ),
+        Some((answers.len() - refused.len()) as f64)
+    );
+}
