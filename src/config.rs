@@ -79,6 +79,12 @@ struct Cli {
     #[arg(long = "web.config.file", value_name = "PATH")]
     web_config_file: Option<PathBuf>,
 
+    /// Most connections served at once. At the limit, the connection idle the longest is closed
+    /// to make room for a new one; it is lowered at start to what the descriptor limit allows.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
+
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics",
           value_parser = parse_telemetry_path)]
@@ -235,6 +241,8 @@ pub struct Config {
     pub listen_address: ListenAddress,
     /// Path of the metrics page.
     pub telemetry_path: String,
+    /// Most connections served at once (`--web.max-connections`), before the descriptor limit.
+    pub max_connections: usize,
     /// TLS, basic auth and headers for the server (`--web.config.file`), loaded and checked.
     pub web_config: Option<std::sync::Arc<crate::webconfig::WebConfig>>,
     /// How long a collection is reused.
@@ -323,6 +331,7 @@ impl Config {
             max_timeout: cli.max_timeout,
             listen_address: cli.listen_address,
             telemetry_path: cli.telemetry_path,
+            max_connections: cli.max_connections as usize,
             web_config,
             cache_ttl: cli.cache_ttl,
             concurrency: usize::from(cli.concurrency),
@@ -632,6 +641,7 @@ mod tests {
         let c = Config::from_args(["x", "--demo"]).unwrap();
         assert_eq!(c.listen_address.to_string(), ":9835");
         assert_eq!(c.telemetry_path, "/metrics");
+        assert_eq!(c.max_connections, 512);
         assert_eq!(c.cache_ttl, Duration::from_secs(60));
         assert_eq!(c.concurrency, 16);
         assert_eq!(c.request_timeout, Duration::from_secs(15));

@@ -124,6 +124,10 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         client: client.clone(),
         timeout_offset: config.timeout_offset,
         max_timeout: config.max_timeout,
+        connections: server::Connections::new(server::connection_cap(
+            config.max_connections,
+            config.concurrency,
+        )),
     });
     let reloading = tokio::spawn(reload_token_on_sighup(
         config.token_file.clone(),
@@ -147,6 +151,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         address = %listener.local_addr().context("--web.listen-address: no local address")?,
         telemetry_path = %config.telemetry_path,
         tls,
+        max_connections = app.connections.cap(),
         gitlab = %config.gitlab_url,
         version = VERSION,
         "listening"

@@ -1,5 +1,5 @@
-//! The `gitlab-api-exporter` binary: malloc tuning, flags, logging, runtime, then
-//! [`gitlab_api_exporter::run`] until SIGINT or SIGTERM.
+//! The `gitlab-api-exporter` binary: malloc tuning, flags, logging, the descriptor limit,
+//! runtime, then [`gitlab_api_exporter::run`] until SIGINT or SIGTERM.
 
 use std::process::ExitCode;
 
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
             .with_target(false)
             .init(),
     }
+    raise_descriptor_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // GitLab calls block a pool thread each, at most --gitlab.concurrency at once.
@@ -48,6 +49,19 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one, as Go programs do at start: the soft
+/// default (1024 in Docker, in many distributions' services) is far below what the kernel allows
+/// the process, and a server whose connections exhaust it can no longer accept scrapes.
+fn raise_descriptor_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(
+            limit,
+            "open files limit (soft RLIMIT_NOFILE) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit (RLIMIT_NOFILE)"),
     }
 }
 

@@ -7,7 +7,7 @@
 //! once per collection by [`crate::collect::Snapshot`].
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
@@ -71,6 +71,15 @@ pub struct Served<'a> {
     pub up: bool,
 }
 
+/// What the process-wide metrics need besides [`ExporterMetrics`].
+#[derive(Debug, Clone, Copy)]
+pub struct Process<'a> {
+    /// Probe targets held, in multi-target mode.
+    pub targets: Option<usize>,
+    /// The server's connections.
+    pub connections: &'a crate::server::Connections,
+}
+
 /// The exporter's own long-lived metrics.
 #[derive(Debug, Clone, Default)]
 pub struct ExporterMetrics {
@@ -114,21 +123,20 @@ impl ExporterMetrics {
 
     /// The metrics a scrape appends to the snapshot's families (with the final `# EOF` in
     /// OpenMetrics), as of now: those of the served data (`served`: `gitlab_up`, its age) and,
-    /// when `process`, the process-wide ones (API calls, collections, scrapes, rate limit,
-    /// build; `targets`: probe targets held, in multi-target mode).
+    /// with `process`, the process-wide ones (API calls, collections, scrapes, rate limit,
+    /// connections, build; probe targets held, in multi-target mode).
     pub fn render(
         &self,
         served: Option<Served<'_>>,
-        process: bool,
-        targets: Option<usize>,
+        process: Option<Process<'_>>,
         format: Format,
     ) -> String {
         let mut registry = Registry::default();
         if let Some(served) = served {
             register_served(&mut registry, served);
         }
-        if process {
-            self.register_process(&mut registry, targets);
+        if let Some(process) = process {
+            self.register_process(&mut registry, process);
         }
         let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail, and every name and HELP text is a constant.
@@ -141,7 +149,7 @@ impl ExporterMetrics {
         out
     }
 
-    fn register_process(&self, registry: &mut Registry, targets: Option<usize>) {
+    fn register_process(&self, registry: &mut Registry, process: Process<'_>) {
         registry.register(
             "gitlab_exporter_api_requests",
             "GitLab API answers by route template and HTTP status code",
@@ -167,7 +175,23 @@ impl ExporterMetrics {
             "HTTP requests refused before being served, by reason (unauthorized: missing or wrong credentials; auth_busy: too many password checks waiting; rate_limited: over the web config's rate_limit)",
             self.refused.clone(),
         );
-        if let Some(targets) = targets {
+        let connections = process.connections;
+        registry.register(
+            "gitlab_exporter_web_connections",
+            "Connections to the exporter open now",
+            ConstGauge::new(i64::try_from(connections.open()).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "gitlab_exporter_web_connections_limit",
+            "Most connections served at once (--web.max-connections, lowered at start to what the descriptor limit allows)",
+            ConstGauge::new(i64::try_from(connections.cap()).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "gitlab_exporter_web_idle_connections_closed",
+            "Idle connections closed to make room for new ones at the connection limit",
+            ConstCounter::new(connections.closed_idle()),
+        );
+        if let Some(targets) = process.targets {
             registry.register(
                 "gitlab_exporter_probe_targets",
                 "Targets of /probe held, each with its cache (at most 4096; the least recently probed go first)",

@@ -3,14 +3,18 @@
 //! gzip, TLS and basic auth (`--web.config.file`), connection limits in time, and graceful
 //! shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -18,6 +22,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Notify;
 use tokio_io_timeout::TimeoutStream;
 use tracing::{debug, info, warn};
 
@@ -26,7 +31,7 @@ use crate::cache::Source;
 use crate::config::ListenAddress;
 use crate::exposition::{Compressed, ExpositionBody};
 use crate::gitlab::Client;
-use crate::metrics::{ExporterMetrics, Format, Served};
+use crate::metrics::{ExporterMetrics, Format, Process, Served};
 use crate::webconfig::WebConfig;
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
@@ -59,6 +64,8 @@ pub struct App {
     pub timeout_offset: Duration,
     /// Longest wait for a collection (`--web.max-timeout`).
     pub max_timeout: Duration,
+    /// The open connections and their cap (`--web.max-connections`).
+    pub connections: Arc<Connections>,
 }
 
 /// How long a scrape may wait for a collection: the scraper's timeout
@@ -131,7 +138,13 @@ pub async fn run(
         .keep_alive(true);
     let tls = web.as_ref().and_then(|w| w.tls_acceptor());
     let mut shutdown = std::pin::pin!(shutdown);
+    let connections = Arc::clone(&app.connections);
     loop {
+        // At the cap with no idle connection to close, new ones wait in the accept queue.
+        tokio::select! {
+            () = connections.room() => {}
+            () = &mut shutdown => break,
+        }
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -143,55 +156,60 @@ pub async fn run(
                         continue;
                     }
                 };
+                let registration = connections.register();
                 // A client that stops reading an answer is dropped after WRITE_TIMEOUT, so it
                 // cannot hold a connection, its task and the body being sent forever.
                 let mut stream = TimeoutStream::new(stream);
                 stream.set_write_timeout(Some(WRITE_TIMEOUT));
                 let stream = Box::pin(stream);
                 let (app, web) = (Arc::clone(&app), web.clone());
-                let service = service_fn(move |request| {
-                    handle(request, Arc::clone(&app), web.clone(), peer)
+                let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
+                tokio::spawn(async move {
+                    let registration = registration;
+                    let service = service_fn(|request| {
+                        let busy = registration.busy();
+                        let answer = handle(request, Arc::clone(&app), web.clone(), peer);
+                        async move {
+                            let response = answer.await?;
+                            Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
+                        }
+                    });
+                    let served = async {
+                        let result = match tls {
+                            None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
+                            Some(acceptor) => {
+                                // The handshake runs in the connection's task, with a deadline: a
+                                // slow client must not hold up the accept loop.
+                                let stream = match tokio::time::timeout(
+                                    HEADER_READ_TIMEOUT,
+                                    acceptor.accept(stream),
+                                )
+                                .await
+                                {
+                                    Ok(Ok(stream)) => stream,
+                                    Ok(Err(e)) => {
+                                        debug!(error = %e, %peer, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        debug!(%peer, "TLS handshake timed out");
+                                        return;
+                                    }
+                                };
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await
+                            }
+                        };
+                        if let Err(e) = result {
+                            debug!(error = %e, %peer, "connection ended with an error");
+                        }
+                    };
+                    tokio::select! {
+                        () = served => {}
+                        () = registration.closing() => {
+                            debug!(%peer, "idle connection closed to make room (--web.max-connections)");
+                        }
+                    }
                 });
-                match &tls {
-                    None => {
-                        let connection =
-                            graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                        tokio::spawn(async move {
-                            if let Err(e) = connection.await {
-                                debug!(error = %e, %peer, "connection ended with an error");
-                            }
-                        });
-                    }
-                    Some(acceptor) => {
-                        // The handshake runs in the connection's task, with a deadline: a slow
-                        // client must not hold up the accept loop.
-                        let (acceptor, http, watcher) =
-                            (acceptor.clone(), http.clone(), graceful.watcher());
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(
-                                HEADER_READ_TIMEOUT,
-                                acceptor.accept(stream),
-                            )
-                            .await
-                            {
-                                Ok(Ok(stream)) => stream,
-                                Ok(Err(e)) => {
-                                    debug!(error = %e, %peer, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            };
-                            let connection =
-                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
-                            if let Err(e) = connection.await {
-                                debug!(error = %e, %peer, "connection ended with an error");
-                            }
-                        });
-                    }
-                }
             }
             () = &mut shutdown => break,
         }
@@ -349,7 +367,9 @@ async fn exposition(
     let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
     let process = request.uri().path() == app.telemetry_path;
     let Some(cache) = cache else {
-        let own = app.metrics.render(None, process, targets, format);
+        let own = app
+            .metrics
+            .render(None, process_metrics(app, process, targets), format);
         return respond(empty(format), own, format, gzip);
     };
     let budget = scrape_budget(
@@ -397,9 +417,19 @@ async fn exposition(
         snapshot: &snapshot,
         up,
     };
-    let own = app.metrics.render(Some(served), process, targets, format);
+    let own = app
+        .metrics
+        .render(Some(served), process_metrics(app, process, targets), format);
     debug!(%peer, ?format, gzip, ?source, bytes = families.text_len() + own.len() as u64, "scrape");
     respond(families, own, format, gzip)
+}
+
+/// What the process-wide metrics need, when they are to be served (on the telemetry path).
+fn process_metrics(app: &App, process: bool, targets: Option<usize>) -> Option<Process<'_>> {
+    process.then_some(Process {
+        targets,
+        connections: &app.connections,
+    })
 }
 
 /// An exposition with no GitLab families, per format.
@@ -517,6 +547,224 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
         }
     }
     wildcard.unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections.
+
+/// Descriptors kept for everything but served connections: GitLab's connections (in flight and
+/// pooled, and their other end too in demo mode, where the fake GitLab runs in the process),
+/// the listener, files, and the runtime's own.
+fn descriptor_reserve(concurrency: usize) -> u64 {
+    64 + 4 * concurrency as u64
+}
+
+/// The connection cap to use: `wanted` (`--web.max-connections`), lowered with a warning to
+/// what the soft descriptor limit leaves after [`descriptor_reserve`] (at least 16).
+pub fn connection_cap(wanted: usize, concurrency: usize) -> usize {
+    let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) else {
+        return wanted;
+    };
+    let room = soft.saturating_sub(descriptor_reserve(concurrency)).max(16);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if wanted > room {
+        warn!(
+            max_connections = wanted,
+            descriptor_limit = soft,
+            using = room,
+            "--web.max-connections is more than the descriptor limit allows (raise it with ulimit -n or LimitNOFILE=); serving fewer connections at once"
+        );
+        return room;
+    }
+    wanted
+}
+
+/// The open connections, capped: when a new one would pass the cap, the one idle the longest
+/// (between requests, or still sending its request head) is closed to make room; when none is
+/// idle, new connections wait in the accept queue until one ends or goes idle. So connections
+/// that send nothing cannot lock scrapers out, and a request being served is never cut short.
+#[derive(Debug)]
+pub struct Connections {
+    cap: usize,
+    state: Mutex<Open>,
+    /// A connection ended or went idle.
+    changed: Notify,
+    /// Connections closed to make room.
+    closed_idle: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    next_id: u64,
+    connections: HashMap<u64, Arc<Connection>>,
+    /// Asked to close, not yet gone.
+    closing: usize,
+}
+
+/// One open connection, as the cap sees it.
+#[derive(Debug)]
+struct Connection {
+    /// Requests being served (from the request head to the end of the answer's body).
+    requests: AtomicUsize,
+    /// When it last went idle (its accept, or the end of its last answer).
+    idle_since: Mutex<std::time::Instant>,
+    /// Set once it is asked to close.
+    closing: AtomicBool,
+    close: Notify,
+}
+
+/// A connection's place among the open ones, given back on drop.
+struct Registration {
+    connections: Arc<Connections>,
+    id: u64,
+    connection: Arc<Connection>,
+}
+
+/// Held while a request is served, answer body included.
+struct Busy(Arc<Connection>, Arc<Connections>);
+
+impl Connections {
+    /// At most `cap` connections at once.
+    pub fn new(cap: usize) -> Arc<Connections> {
+        Arc::new(Connections {
+            cap: cap.max(1),
+            state: Mutex::default(),
+            changed: Notify::new(),
+            closed_idle: AtomicU64::new(0),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.state().connections.len()
+    }
+
+    /// Idle connections closed so far to make room.
+    pub fn closed_idle(&self) -> u64 {
+        self.closed_idle.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when one more connection may be accepted: under the cap, or at it with an idle
+    /// connection to close.
+    async fn room(&self) {
+        loop {
+            let changed = self.changed.notified();
+            {
+                let state = self.state();
+                let staying = state.connections.len() - state.closing;
+                if staying < self.cap || Self::longest_idle(&state).is_some() {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
+    fn longest_idle(state: &Open) -> Option<&Arc<Connection>> {
+        state
+            .connections
+            .values()
+            .filter(|c| {
+                c.requests.load(Ordering::Acquire) == 0 && !c.closing.load(Ordering::Acquire)
+            })
+            .min_by_key(|c| *c.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Counts a new connection, closing the one idle the longest if the cap is passed.
+    fn register(self: &Arc<Self>) -> Registration {
+        let mut state = self.state();
+        if state.connections.len() - state.closing >= self.cap {
+            if let Some(idle) = Self::longest_idle(&state) {
+                idle.closing.store(true, Ordering::Release);
+                idle.close.notify_one();
+                state.closing += 1;
+                self.closed_idle.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        let connection = Arc::new(Connection {
+            requests: AtomicUsize::new(0),
+            idle_since: Mutex::new(std::time::Instant::now()),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        state.connections.insert(id, Arc::clone(&connection));
+        Registration {
+            connections: Arc::clone(self),
+            id,
+            connection,
+        }
+    }
+}
+
+impl Registration {
+    /// Resolves when the connection is to close to make room.
+    async fn closing(&self) {
+        self.connection.close.notified().await;
+    }
+
+    /// Marks a request as being served until the returned guard is dropped.
+    fn busy(&self) -> Busy {
+        self.connection.requests.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(&self.connection), Arc::clone(&self.connections))
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut state = self.connections.state();
+        state.connections.remove(&self.id);
+        if self.connection.closing.load(Ordering::Acquire) {
+            state.closing -= 1;
+        }
+        drop(state);
+        self.connections.changed.notify_waiters();
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        *self.0.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        if self.0.requests.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.1.changed.notify_waiters();
+        }
+    }
+}
+
+/// An answer's body that keeps its connection counted as busy until it is sent (or dropped).
+struct Tracked<B> {
+    body: B,
+    _busy: Busy,
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 #[cfg(test)]

@@ -206,3 +206,128 @@ async fn password_guessing_does_not_starve_collections() {
         Some((answers.len() - refused.len()) as f64)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Descriptors and connections.
+
+/// The soft and hard limits on open files of a process, from `/proc/<pid>/limits`.
+fn open_files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
+}
+
+/// GET `path` on a new connection, giving up after `timeout` (connecting included).
+fn get_within(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(timeout)).unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((status, body))
+}
+
+/// Started with a soft limit of 256 open files and a hard one of 4096, the exporter raises its
+/// soft limit to 4096 (as Go programs do), and serves up to --web.max-connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_open_files_limit_is_raised_to_the_hard_one() {
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::spawn(common::command(
+        &["prlimit", "--nofile=256:4096", "--"],
+        &gitlab.url(),
+        &[("GITLAB_TOKEN", &gitlab.token())],
+        &[],
+    ));
+    assert_eq!(open_files_limits(exporter.pid()), (4096, 4096));
+    let metrics = exporter.scrape().await;
+    assert_eq!(
+        metrics.value("gitlab_exporter_web_connections_limit", &[]),
+        Some(512.0),
+        "the default --web.max-connections fits"
+    );
+}
+
+/// With 256 open files at most (soft and hard) and 1,000 connections held open without a
+/// request, a scrape and /-/healthy still answer at once: at the connection cap (lowered to
+/// what 256 descriptors allow, with a log line), the connection idle the longest is closed to
+/// make room. (Before, the idle connections took every descriptor, accept failed, and new
+/// scrapes waited in the accept queue until the idle ones timed out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_lock_scrapers_out() {
+    rlimit::increase_nofile_limit(4096).unwrap();
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::spawn(common::command(
+        &["prlimit", "--nofile=256:256", "--"],
+        &gitlab.url(),
+        &[("GITLAB_TOKEN", &gitlab.token())],
+        &[],
+    ));
+    assert_eq!(open_files_limits(exporter.pid()), (256, 256));
+    exporter.logs_once("more than the descriptor limit allows");
+    let addr = exporter.addr;
+    let idle: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
+        (0..1000)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect()
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let within = Duration::from_secs(5);
+    for path in ["/-/healthy", "/metrics"] {
+        let started = Instant::now();
+        let answer = tokio::task::spawn_blocking(move || get_within(addr, path, within))
+            .await
+            .unwrap();
+        let (status, body) = answer.unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{path}: {:?}",
+            started.elapsed()
+        );
+        if path == "/metrics" {
+            let metrics = Exposition::parse(&body);
+            assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));
+            let limit = metrics
+                .value("gitlab_exporter_web_connections_limit", &[])
+                .unwrap();
+            assert!((16.0..=192.0).contains(&limit), "{limit}");
+            let open = metrics
+                .value("gitlab_exporter_web_connections", &[])
+                .unwrap();
+            assert!(open <= limit, "{open} open, limit {limit}");
+            let closed = metrics
+                .value("gitlab_exporter_web_idle_connections_closed_total", &[])
+                .unwrap();
+            assert!(closed >= 1000.0 - limit, "{closed} closed");
+        }
+    }
+    drop(idle);
+}

@@ -40,17 +40,7 @@ impl Exporter {
 
     /// Starts the exporter on `url` with exactly the given environment additions and flags.
     pub fn start_with_env(url: &str, env: &[(&str, &str)], args: &[&str]) -> Exporter {
-        let mut command = Command::new(BINARY);
-        command
-            .args(["--web.listen-address", "127.0.0.1:0", "--gitlab.url", url])
-            .args(args)
-            .env_remove("GITLAB_TOKEN")
-            .env_remove("GITLAB_URL")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        Exporter::spawn(command)
+        Exporter::spawn(command(&[], url, env, args))
     }
 
     /// Spawns a prepared command and waits for its "listening" log line.
@@ -145,6 +135,30 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The command [`Exporter::start_with_env`] runs: the exporter on `url` on a loopback port with
+/// exactly the given environment additions and flags, run through `wrapper` when it is not
+/// empty (`["prlimit", "--nofile=256:256", "--"]`).
+pub fn command(wrapper: &[&str], url: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(BINARY);
+            command
+        }
+        None => Command::new(BINARY),
+    };
+    command
+        .args(["--web.listen-address", "127.0.0.1:0", "--gitlab.url", url])
+        .args(args)
+        .env_remove("GITLAB_TOKEN")
+        .env_remove("GITLAB_URL")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// A field of a log line: `key=value` (logfmt) or a member of a JSON object (`--log.format json`).
