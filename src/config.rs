@@ -17,14 +17,18 @@ use clap::{CommandFactory, Parser, ValueEnum};
 pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
 
 /// A secret string (the GitLab token). It has no `Display`, and its `Debug` never shows the value,
-/// so it cannot end up in a log line or an error message by accident.
+/// so it cannot end up in a log line or an error message by accident; and its value is
+/// redacted from everything the exporter shows ([`crate::redact`]), should it come back from
+/// the network.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<Arc<str>>) -> Self {
-        Self(value.into())
+        let value = value.into();
+        crate::redact::register(&value);
+        Self(value)
     }
 
     /// The secret itself, for the one place that must send it (the GitLab client).

@@ -13,6 +13,7 @@
 //!   metric family (`projects`, `commits`, `merge_requests`).
 //! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
 //! - [`exposition`]: an encoded exposition held compressed, and the HTTP bodies serving it.
+//! - [`redact`]: secrets (the token, passwords in URLs) kept out of logs, pages and labels.
 //! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
 //!   accounting, retries), pagination and the JSON types.
 //! - [`fake`]: a fake GitLab speaking the REST API, for tests, benchmarks and `--demo`.
@@ -27,6 +28,7 @@ pub mod fake;
 pub mod gitlab;
 pub mod metrics;
 pub mod probe;
+pub mod redact;
 pub mod server;
 pub mod status;
 pub mod webconfig;

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             .with_span_path(false)
             .subscriber_builder()
             .with_max_level(level)
-            .with_writer(std::io::stderr)
+            .with_writer(gitlab_api_exporter::redact::Stderr)
             .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             .with_current_span(false)
             .with_span_list(false)
             .with_max_level(level)
-            .with_writer(std::io::stderr)
+            .with_writer(gitlab_api_exporter::redact::Stderr)
             .with_target(false)
             .init(),
     }

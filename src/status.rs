@@ -239,9 +239,11 @@ fn rfc3339(t: SystemTime) -> String {
     format_timestamp(unix_seconds(t))
 }
 
-/// HTML text and attribute escaping.
+/// HTML text and attribute escaping, after redacting secrets (before escaping, which would
+/// change how they are written).
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    crate::redact::redact(s)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")

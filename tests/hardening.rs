@@ -331,3 +331,63 @@ async fn idle_connections_cannot_lock_scrapers_out() {
     }
     drop(idle);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 2. Secrets scrubbed after every transformation.
+
+/// GitLab (or a proxy) echoes the token in an error body with JSON escapes, then redirects to
+/// a URL with a password: neither the token (decoded) nor the password appears in the log,
+/// the status page or the metrics; the messages say `<redacted>` instead. (Before, the raw
+/// body was scrubbed, then decoded: the token came out whole.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoed_tokens_and_url_passwords_are_redacted_once_decoded() {
+    use gitlab_api_exporter::fake::Faults;
+    let gitlab = gitlab(Instance::demo()).await;
+    let token = gitlab.token();
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--log.level", "debug"]);
+    gitlab.set_faults(Faults {
+        route: Some("/projects".to_owned()),
+        echo_token: true,
+        ..Faults::default()
+    });
+    let metrics = exporter.get("/metrics", &[]).await.text();
+    assert_eq!(
+        Exposition::parse(&metrics).value("gitlab_up", &[]),
+        Some(0.0)
+    );
+    let logs = exporter.logs_once("collection failed");
+    let page = exporter.get("/", &[]).await.text();
+    for (what, text) in [
+        ("log", &logs),
+        ("status page", &page),
+        ("metrics", &metrics),
+    ] {
+        assert!(!text.contains(&token), "the token in the {what}: {text}");
+    }
+    assert!(logs.contains("PRIVATE-TOKEN: <redacted>"), "{logs}");
+    assert!(page.contains("PRIVATE-TOKEN: &lt;redacted&gt;"), "{page}");
+
+    gitlab.set_faults(Faults {
+        route: Some("/projects".to_owned()),
+        redirect_to: Some("https://scraper:hunter2@gitlab.example.com".to_owned()),
+        ..Faults::default()
+    });
+    let metrics = exporter.get("/metrics", &[]).await.text();
+    assert_eq!(
+        Exposition::parse(&metrics).value("gitlab_up", &[]),
+        Some(0.0)
+    );
+    let logs = exporter.logs_once("redirects are not followed");
+    let page = exporter.get("/", &[]).await.text();
+    for (what, text) in [("log", &logs), ("status page", &page)] {
+        assert!(
+            !text.contains("hunter2"),
+            "the password in the {what}: {text}"
+        );
+        assert!(!text.contains(&token), "the token in the {what}: {text}");
+    }
+    assert!(
+        logs.contains("https://scraper:<redacted>@gitlab.example.com/api/v4/projects"),
+        "{logs}"
+    );
+}

@@ -32,6 +32,7 @@ use crate::exposition::Compressed;
 use crate::gitlab::types::{Project, Sizes, host_time, parse_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::metrics::Format;
+use crate::redact::redact;
 use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
 use scope::Candidate;
 
@@ -569,15 +570,16 @@ impl<'a> Gathered<'a> {
                 self.remembered.insert(project.id, remembered);
             }
         }
+        // Label values are redacted, should a secret ever come back in GitLab's data.
         let row = ProjectMetrics {
             id: project.id,
             visibility: self
                 .strings
-                .get(project.visibility.as_deref().unwrap_or("")),
+                .get(&redact(project.visibility.as_deref().unwrap_or(""))),
             default_branch: project
                 .default_branch
                 .as_deref()
-                .map(|b| self.strings.get(b)),
+                .map(|b| self.strings.get(&redact(b))),
             archived: project.archived == Some(true),
             stars: project.star_count,
             forks: project.forks_count,
@@ -593,8 +595,8 @@ impl<'a> Gathered<'a> {
                 .unwrap_or_default(),
             commits: commits.map(|c| c.commits),
             merge_requests,
-            namespace,
-            path: project.path_with_namespace.into_boxed_str(),
+            namespace: self.strings.get(&redact(&namespace)),
+            path: redact(&project.path_with_namespace).into(),
             stale_since: None,
             kept: Families::default(),
         };

@@ -43,6 +43,10 @@ pub struct Faults {
     /// Every affected request is answered `302 Found` with `Location: <this base URL><the
     /// request's path and query>` (GitLab moved, or a proxy sends clients elsewhere).
     pub redirect_to: Option<String>,
+    /// Every affected request is answered `400` with a JSON body that quotes the request's
+    /// `PRIVATE-TOKEN` with each character written as a `\uXXXX` escape (a proxy or an error
+    /// page reflecting request headers): the token is only the token once the JSON is decoded.
+    pub echo_token: bool,
 }
 
 /// A broken body for successful answers (see [`Faults::malformed`]).
@@ -185,7 +189,12 @@ impl FaultState {
     /// Waits out a hang on `route`, then decides the request's fault. Counts the request in
     /// [`injected`](Self::injected) once if it got (or will get) any fault but a malformed
     /// body, which the caller counts when it applies one.
-    pub(crate) async fn verdict(&self, route: Route, path_and_query: &str) -> Verdict {
+    pub(crate) async fn verdict(
+        &self,
+        route: Route,
+        path_and_query: &str,
+        token: Option<&str>,
+    ) -> Verdict {
         let mut faults = self.current.subscribe();
         let hung = faults.borrow_and_update().hangs(route);
         if hung {
@@ -194,7 +203,7 @@ impl FaultState {
                 return Verdict::Drop;
             }
         }
-        let mut verdict = self.pick(route, path_and_query);
+        let mut verdict = self.pick(route, path_and_query, token);
         match &mut verdict {
             Verdict::Answer { counted, .. } => *counted = hung,
             _ if !hung => self.count(),
@@ -214,7 +223,7 @@ impl FaultState {
     }
 
     /// Numbers one request and picks its fault (hangs excluded).
-    fn pick(&self, route: Route, path_and_query: &str) -> Verdict {
+    fn pick(&self, route: Route, path_and_query: &str, token: Option<&str>) -> Verdict {
         let mut seq = self.sequence();
         let faults = self.current.borrow();
         if !faults.affects(route) {
@@ -236,6 +245,8 @@ impl FaultState {
                 )
                 .into_bytes(),
             })
+        } else if faults.echo_token {
+            Verdict::Reply(echo(token.unwrap_or_default()))
         } else if due(n, faults.reset_rate, seq.resets) {
             seq.resets += 1;
             Verdict::Drop
@@ -295,6 +306,21 @@ fn server_error(nth: u64) -> Reply {
         content_type,
         headers: Vec::new(),
         body: body.as_bytes().to_vec(),
+    }
+}
+
+/// A 400 quoting `token` in `\uXXXX` escapes (see [`Faults::echo_token`]).
+fn echo(token: &str) -> Reply {
+    let escaped: String = token
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    Reply {
+        status: 400,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: format!(r#"{{"message":"400 Bad request - header PRIVATE-TOKEN: {escaped} is not accepted here"}}"#)
+            .into_bytes(),
     }
 }
 
@@ -560,6 +586,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn echo_quotes_the_token_in_escapes() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            echo_token: true,
+            ..on("/projects")
+        });
+        let a = get(&fake, "/api/v4/projects").await;
+        assert_eq!(a.status, 400);
+        assert!(!a.body.contains(&fake.token()), "only escaped: {}", a.body);
+        let message = a.json()["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(&fake.token()), "{message}");
+        assert_eq!(get(&fake, "/api/v4/version").await.status, 200);
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn reset_closes_the_connection_without_an_answer() {
         let fake = demo().await;
         fake.set_faults(Faults {
@@ -690,11 +732,13 @@ mod tests {
             ..Faults::default()
         });
         let statuses: Vec<u16> = (0..6)
-            .map(|_| match state.pick(Route::Version, "/api/v4/version") {
-                Verdict::Reply(r) => r.status,
-                Verdict::Answer { .. } => 200,
-                Verdict::Drop => 0,
-            })
+            .map(
+                |_| match state.pick(Route::Version, "/api/v4/version", None) {
+                    Verdict::Reply(r) => r.status,
+                    Verdict::Answer { .. } => 200,
+                    Verdict::Drop => 0,
+                },
+            )
             .collect();
         assert_eq!(statuses, vec![200, 500, 429, 502, 429, 503]);
         // `set` restarts the numbering.
@@ -703,14 +747,14 @@ mod tests {
             ..Faults::default()
         });
         assert!(matches!(
-            state.pick(Route::Version, "/api/v4/version"),
+            state.pick(Route::Version, "/api/v4/version", None),
             Verdict::Answer {
                 malformed: None,
                 ..
             }
         ));
         assert!(
-            matches!(state.pick(Route::Version, "/api/v4/version"), Verdict::Reply(ref r) if r.status == 500)
+            matches!(state.pick(Route::Version, "/api/v4/version", None), Verdict::Reply(ref r) if r.status == 500)
         );
     }
 

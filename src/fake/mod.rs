@@ -40,6 +40,8 @@
 //! - [`Faults::hang`]: no answer until `set_faults` stops hanging the route (the request then
 //!   goes on through the other kinds) or the fake shuts down (connection closed).
 //! - [`Faults::redirect_to`]: `302 Found` to that base URL with the request's path and query.
+//! - [`Faults::echo_token`]: `400` with a JSON body quoting the request's token in `\uXXXX`
+//!   escapes.
 //! - [`Faults::reset_rate`]: the connection is closed without any answer.
 //! - [`Faults::server_error_rate`]: rotating 500 `{"message":"500 Internal Server Error"}`
 //!   (`application/json`), 502 nginx's HTML page (`text/html`), 503 `no healthy upstream`
@@ -501,7 +503,7 @@ async fn serve(
     };
     let (malformed, counted) = match shared
         .faults
-        .verdict(endpoint.route(), &path_and_query)
+        .verdict(endpoint.route(), &path_and_query, token.as_deref())
         .await
     {
         Verdict::Answer { malformed, counted } => (malformed, counted),

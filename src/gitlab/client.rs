@@ -25,6 +25,7 @@ use super::pacing::{LastRateLimit, MAX_PAUSE, Pacer, RateLimit};
 use super::pagination::PageInfo;
 use super::types::parse_http_date;
 use crate::config::Secret;
+use crate::redact::redact;
 
 /// Largest body read from a successful answer (a page of 100 projects is a few hundred KiB).
 const MAX_BODY_BYTES: u64 = 32 << 20;
@@ -456,19 +457,27 @@ impl Shared {
                     .read_to_vec()
                     .map_err(|e| self.no_answer(endpoint, e))?;
                 let body = serde_json::from_slice(&body).map_err(|e| {
-                    let detail = self.scrub(e.to_string());
+                    // serde quotes decoded values in its messages.
+                    let detail = redact(&e.to_string()).into_owned();
                     self.failed(Error::Decode { endpoint, detail }, Retry::Never)
                 })?;
                 Ok(Reply { body, page })
             }
             300..=399 => {
-                let location = header("location")
-                    .map(|l| l.split(['?', '#']).next().unwrap_or_default().to_owned())
-                    .unwrap_or_else(|| "nowhere".to_owned());
+                // Shown decoded (a percent-encoded token is still the token), then redacted,
+                // then cut; without its query, which may carry anything.
+                let location = header("location").map_or_else(
+                    || "nowhere".to_owned(),
+                    |l| {
+                        let l = l.split(['?', '#']).next().unwrap_or_default();
+                        let decoded = percent_encoding::percent_decode_str(l).decode_utf8_lossy();
+                        one_line(&redact(&decoded), 200)
+                    },
+                );
                 let error = Error::Redirect {
                     endpoint,
                     status,
-                    location: self.scrub(location),
+                    location,
                 };
                 Err(self.failed(error, Retry::Never))
             }
@@ -490,13 +499,10 @@ impl Shared {
                     500 | 502 | 503 | 504 => Retry::Backoff,
                     _ => Retry::Never,
                 };
-                // Scrubbed whole, before the message is cut to 200 characters: a cut through
-                // the token would leave its first part for the scrub to miss.
-                let body = self.scrub(String::from_utf8_lossy(&body).into_owned());
                 let error = Error::Status {
                     endpoint,
                     status,
-                    message: error_message(body.as_bytes()),
+                    message: error_message(&body),
                 };
                 Err(self.failed(error, retry))
             }
@@ -519,7 +525,7 @@ impl Shared {
             other => (
                 Error::Transport {
                     endpoint,
-                    detail: self.scrub(other.to_string()),
+                    detail: redact(&other.to_string()).into_owned(),
                 },
                 Retry::Backoff,
             ),
@@ -537,17 +543,6 @@ impl Shared {
             self.count_error(error.endpoint(), reason);
         }
         Failure { error, retry }
-    }
-
-    /// Text that came from the network, with the token cut out in case something echoed it
-    /// (a proxy reflecting request headers, a body quoting them).
-    fn scrub(&self, text: String) -> String {
-        match &*self.token() {
-            Some(token) if !token.expose().is_empty() && text.contains(token.expose()) => {
-                text.replace(token.expose(), "<redacted>")
-            }
-            _ => text,
-        }
     }
 
     fn count_error(&self, endpoint: &'static str, reason: &'static str) {
@@ -578,7 +573,9 @@ fn backoff(first: Duration, n: u32, max: Duration) -> Duration {
 }
 
 /// GitLab's error message from an error body: `message` (a string or an object), `error` and
-/// `error_description`, or the start of a plain-text body; shortened to one safe line.
+/// `error_description`, or the start of a plain-text body; decoded, then redacted (a token
+/// echoed with JSON escapes is the token once decoded), then shortened to one safe line (after
+/// redacting: a cut through the token would leave its first part).
 pub(crate) fn error_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) => {
@@ -596,17 +593,24 @@ pub(crate) fn error_message(body: &[u8]) -> String {
         }
         _ => String::from_utf8_lossy(body).into_owned(),
     };
-    let mut line: String = text
-        .chars()
-        .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
-        .take(200)
-        .collect();
-    line.truncate(line.trim_end().len());
+    let line = one_line(&redact(&text), 200);
     if line.is_empty() {
         "(empty body)".to_owned()
     } else {
         line
     }
+}
+
+/// `text` as one safe log line of at most `max` characters: characters that would break or
+/// disguise it become spaces, trailing space is cut.
+fn one_line(text: &str, max: usize) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.truncate(line.trim_end().len());
+    line
 }
 
 /// Characters that would break or disguise a log line: controls, Unicode line and paragraph
