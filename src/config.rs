@@ -358,8 +358,7 @@ fn invalid(message: String) -> clap::Error {
 /// Reads the token file (at start, and again on SIGHUP). The error names the file, never its
 /// content.
 pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    let content = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let content = crate::files::read_text(path, crate::files::MAX_SMALL)?;
     let token = content.trim();
     if token.is_empty() {
         return Err(format!("{} is empty", path.display()));

@@ -11,6 +11,7 @@
 //! - [`cache`]: the snapshot cache: TTL and single flight.
 //! - [`collect`]: one collection: the projects in scope, then per-project details; one file per
 //!   metric family (`projects`, `commits`, `merge_requests`).
+//! - [`files`]: the files named by flags, read safely (regular files only, capped).
 //! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
 //! - [`exposition`]: an encoded exposition held compressed, and the HTTP bodies serving it.
 //! - [`redact`]: secrets (the token, passwords in URLs) kept out of logs, pages and labels.
@@ -25,6 +26,7 @@ pub mod collect;
 pub mod config;
 pub mod exposition;
 pub mod fake;
+pub mod files;
 pub mod gitlab;
 pub mod metrics;
 pub mod probe;
@@ -166,8 +168,14 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
     Ok(())
 }
 
+/// How long a SIGHUP waits for the token file to be read before keeping the current token.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Reads the token file again on each SIGHUP (a rotated token), and makes the next scrape
-/// collect with it. A file that cannot be read leaves the current token in use.
+/// collect with it. The file is read on the blocking pool, never on the async workers; a file
+/// that cannot be read, or is not read within [`RELOAD_TIMEOUT`] (a hung network file system),
+/// leaves the current token in use while serving goes on. While a slow read is still going, a
+/// further SIGHUP is ignored (with a warning) rather than piling up reads.
 async fn reload_token_on_sighup(
     token_file: Option<std::path::PathBuf>,
     client: gitlab::Client,
@@ -181,12 +189,27 @@ async fn reload_token_on_sighup(
             return;
         }
     };
+    let mut slow: Option<tokio::task::JoinHandle<Result<config::Secret, String>>> = None;
     while hangups.recv().await.is_some() {
         let Some(path) = &token_file else {
             info!("SIGHUP received; the token is not from --gitlab.token-file, nothing to re-read");
             continue;
         };
-        match config::read_token_file(path) {
+        if slow.as_ref().is_some_and(|read| !read.is_finished()) {
+            warn!(file = %path.display(), "SIGHUP received, but the last read of the token file has not finished; keeping the current token");
+            continue;
+        }
+        let file = path.clone();
+        let mut read = tokio::task::spawn_blocking(move || config::read_token_file(&file));
+        let outcome = match tokio::time::timeout(RELOAD_TIMEOUT, &mut read).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => Err(format!("the read failed: {e}")),
+            Err(_) => {
+                slow = Some(read);
+                Err(format!("not read within {RELOAD_TIMEOUT:?}"))
+            }
+        };
+        match outcome {
             Ok(token) => {
                 client.set_token(Some(token));
                 cache.invalidate();

@@ -220,8 +220,7 @@ impl WebConfig {
     /// Reads and validates the file, with the certificate and key files it names. An error
     /// names the file and the offending key (and value, unless a secret).
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = crate::files::read_text(path, crate::files::MAX_SMALL)?;
         let dir = path.parent().unwrap_or(Path::new("."));
         WebConfig::parse(&text, dir, path).map_err(|e| format!("{}: {e}", path.display()))
     }
@@ -473,8 +472,8 @@ impl Pem {
             (Some(text), None) => (inline_key, "(inline PEM)".to_owned(), text.into_bytes()),
             (None, Some(file)) => {
                 let path = dir.join(file);
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| format!("{file_key}: cannot read {}: {e}", path.display()))?;
+                let bytes = crate::files::read(&path, crate::files::MAX_PEM)
+                    .map_err(|e| format!("{file_key}: {e}"))?;
                 (file_key, path.display().to_string(), bytes)
             }
             (None, None) => return Ok(None),

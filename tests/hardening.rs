@@ -391,3 +391,130 @@ async fn echoed_tokens_and_url_passwords_are_redacted_once_decoded() {
         "{logs}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 4. Files are read safely.
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+}
+
+/// Runs the exporter with `args` (and a demo GitLab, so no token is needed) and returns its
+/// exit code and what it printed, or `None` if it was still running after 10 s (then killed).
+fn exit_of(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(common::BINARY)
+        .args(["--web.listen-address", "127.0.0.1:0", "--demo"])
+        .args(args)
+        .env_remove("GITLAB_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    (code, stderr)
+}
+
+/// A FIFO, a device or an oversized file given for any of the files the exporter reads is
+/// refused at start with exit status 2 and a message naming the flag, at once. (Before, a FIFO
+/// blocked the start forever and /dev/zero ate memory until the process died.)
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused_at_start() {
+    let dir = TempDir::new("files");
+    let fifo = dir.join("fifo");
+    mkfifo(&fifo);
+    let big = dir.join("big");
+    std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
+    let web_config = dir.join("web.yml");
+    std::fs::write(
+        &web_config,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            fifo.display(),
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let fifo = fifo.to_str().unwrap();
+    let cases: [(&str, &str, &str); 6] = [
+        ("--gitlab.token-file", fifo, "(a FIFO)"),
+        ("--gitlab.token-file", "/dev/zero", "(a device)"),
+        ("--gitlab.token-file", big.to_str().unwrap(), "larger than"),
+        ("--web.config.file", fifo, "(a FIFO)"),
+        (
+            "--web.config.file",
+            web_config.to_str().unwrap(),
+            "cert_file",
+        ),
+        ("--gitlab.ca-file", fifo, "(a FIFO)"),
+    ];
+    for (flag, path, why) in cases {
+        let started = Instant::now();
+        let (code, stderr) = exit_of(&[flag, path]);
+        assert_eq!(code, Some(2), "{flag} {path}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(why),
+            "{flag} {path}: {stderr}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{flag} {path}");
+    }
+}
+
+/// The token file is replaced by a FIFO and the exporter gets SIGHUP: it says why it keeps the
+/// current token at once, and /-/healthy and scrapes go on answering. (Before, the read blocked
+/// an async worker forever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_cannot_read_keeps_the_token_and_serving_goes_on() {
+    let gitlab = gitlab(Instance::demo()).await;
+    let dir = TempDir::new("reload");
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{}\n", gitlab.token())).unwrap();
+    let exporter = Exporter::start_with_env(
+        &gitlab.url(),
+        &[],
+        &[
+            "--gitlab.token-file",
+            file.to_str().unwrap(),
+            "--cache.ttl",
+            "0s",
+        ],
+    );
+    assert_eq!(exporter.scrape().await.value("gitlab_up", &[]), Some(1.0));
+    std::fs::remove_file(&file).unwrap();
+    mkfifo(&file);
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &exporter.pid().to_string()])
+        .status();
+    assert!(hup.is_ok_and(|s| s.success()));
+    let logs = exporter.logs_once("keeping the current token");
+    assert!(logs.contains("(a FIFO)"), "{logs}");
+    let addr = exporter.addr;
+    let started = Instant::now();
+    let healthy =
+        tokio::task::spawn_blocking(move || get_within(addr, "/-/healthy", Duration::from_secs(2)))
+            .await
+            .unwrap();
+    assert_eq!(healthy.map(|(status, _)| status), Ok(200));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        exporter.scrape().await.value("gitlab_up", &[]),
+        Some(1.0),
+        "the old token is kept"
+    );
+}

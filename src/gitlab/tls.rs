@@ -8,7 +8,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts};
 
 /// Reads a PEM file of CA certificates; an error when it cannot be read or holds none.
 pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let pem = crate::files::read(path, crate::files::MAX_PEM)?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
