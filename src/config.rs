@@ -457,6 +457,33 @@ fn parse_gitlab_url(s: &str) -> Result<String, String> {
             "'{s}' must be a plain base URL (no query or fragment)"
         ));
     }
+    // As the HTTP client will read it: a URL it cannot use is refused now, not at every scrape.
+    let uri: ureq::http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{s}' is not a valid URL: {e}"))?;
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("'{s}' has no host"))?;
+    if authority.host().is_empty() {
+        return Err(format!("'{s}' has no host"));
+    }
+    // The parser takes any digits for a port (and then has none).
+    let port = match authority.as_str().rsplit_once(':') {
+        Some((_, port)) if !authority.as_str().ends_with(']') => Some(port),
+        _ => None,
+    };
+    if let Some(port) = port {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(format!("'{s}': port {port} is not a port (1 to 65535)"));
+        }
+    }
+    if uri
+        .path()
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(format!("'{s}' has '.' or '..' in its path"));
+    }
     Ok(url.to_owned())
 }
 
@@ -476,10 +503,39 @@ pub fn is_loopback_url(url: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// A path requests can match exactly: it starts with `/`, is not a route of its own (`/`,
+/// `/probe`, anything under `/-/`), and holds only what a request path sends as it is (RFC 3986
+/// path characters, `%XX` escapes), no query or fragment, and no `.` or `..` segment (clients
+/// resolve those before sending).
 fn parse_telemetry_path(s: &str) -> Result<String, String> {
-    if !s.starts_with('/') || s == "/" || s.starts_with("/-/") {
+    if !s.starts_with('/') || s == "/" || s.starts_with("/-/") || s == "/probe" {
         return Err(format!(
-            "'{s}' must start with '/' and not be '/' or under '/-/'"
+            "'{s}' must start with '/' and not be '/', '/probe' or under '/-/'"
+        ));
+    }
+    if s.contains(['?', '#']) {
+        return Err(format!(
+            "'{s}' must be a path only, without a query ('?') or fragment ('#')"
+        ));
+    }
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let allowed = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b);
+        let escape = b == b'%'
+            && bytes.len() > i + 2
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit();
+        if !allowed && !escape {
+            return Err(format!(
+                "'{s}' has characters a request path cannot carry as they are; percent-encode them"
+            ));
+        }
+    }
+    if s.split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "'{s}' has a '.' or '..' segment, which clients resolve before sending"
         ));
     }
     Ok(s.to_owned())
@@ -595,8 +651,56 @@ mod tests {
             "https://",
             "https://u:p@x",
             "https:///x",
+            "http://[::1",
+            "http://gitlab.example.com:99999",
+            "http://gitlab.example.com:0",
+            "http://gitlab.example.com:http",
+            "https://example.com/a/../gitlab",
+            "https://exa\u{7f}mple.com",
         ] {
             assert!(parse_gitlab_url(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for good in [
+            "http://[::1]:8080",
+            "https://gitlab.example.com:65535/gitlab",
+            "http://127.0.0.1",
+        ] {
+            assert_eq!(parse_gitlab_url(good).as_deref(), Ok(good));
+        }
+        let err = parse_gitlab_url("http://gitlab.example.com:99999").unwrap_err();
+        assert!(err.contains("port 99999"), "{err}");
+    }
+
+    #[test]
+    fn telemetry_paths_that_requests_can_match() {
+        for good in [
+            "/metrics",
+            "/gitlab/metrics",
+            "/metrics/",
+            "/m%20etrics",
+            "/a:b@c",
+        ] {
+            assert_eq!(parse_telemetry_path(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "metrics",
+            "/",
+            "/probe",
+            "/-/healthy",
+            "/-/ready",
+            "/metrics?x=1",
+            "/metrics#top",
+            "/me trics",
+            "/métriques",
+            "/100%",
+            "/a/../metrics",
+            "/./metrics",
+            "/metrics/..",
+        ] {
+            assert!(
+                parse_telemetry_path(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -518,3 +518,55 @@ async fn a_reload_that_cannot_read_keeps_the_token_and_serving_goes_on() {
         "the old token is kept"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7. Configuration refused at start, not at scrape time.
+
+/// A GitLab URL the HTTP client cannot use, and telemetry paths that no request could match
+/// or that shadow a route, are refused at start with exit status 2 and a message naming the
+/// flag. (Before, they were accepted and failed at every scrape, or silently never matched.)
+#[test]
+fn unusable_urls_and_paths_are_refused_at_start() {
+    for (flag, value) in [
+        ("--gitlab.url", "http://[::1"),
+        ("--gitlab.url", "http://gitlab.example.com:99999"),
+        ("--web.telemetry-path", "/metrics?format=text"),
+        ("--web.telemetry-path", "/probe"),
+        ("--web.telemetry-path", "/-/healthy"),
+        ("--web.telemetry-path", "/"),
+        ("--web.telemetry-path", "/gitlab/../metrics"),
+    ] {
+        let (code, stderr) = exit_of(&[flag, value]);
+        assert_eq!(code, Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}
+
+/// A default branch named `..` is asked for as `branches/%2E%2E`: through a proxy that
+/// resolves dot segments, the request still names the branch, and the project's commits are
+/// counted. (Before, `branches/..` reached GitLab as `repository/`, and the commits were
+/// missing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segments_are_encoded_so_paths_mean_what_they_say() {
+    use gitlab_api_exporter::fake::Faults;
+    let gitlab = gitlab(Instance::demo()).await;
+    // labs/guest-public: a Guest sees no statistics, so its commits come from the branch head.
+    gitlab.with_instance(|i| {
+        let p = i.project_mut(21).unwrap();
+        p.default_branch = Some("..".to_owned());
+    });
+    gitlab.set_faults(Faults {
+        normalize_paths: true,
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
+    let metrics = exporter.scrape().await;
+    assert_eq!(
+        metrics.value(
+            "gitlab_project_commits",
+            &[("project", "labs/guest-public")]
+        ),
+        Some(57.0)
+    );
+    assert_eq!(gitlab.requests("unknown"), 0);
+}

@@ -140,6 +140,33 @@ impl Endpoint {
     }
 }
 
+/// `path` with its `.` and `..` segments resolved (RFC 3986 §5.2.4), as a normalizing proxy
+/// forwards it: `/a/b/../c` is `/a/c`, `/a/b/..` is `/a/`. Encoded dots are not dots.
+pub(crate) fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in path.split('/').skip(1) {
+        trailing = false;
+        match segment {
+            "." => trailing = true,
+            ".." => {
+                out.pop();
+                trailing = true;
+            }
+            s => out.push(s),
+        }
+    }
+    let mut resolved = String::with_capacity(path.len());
+    for segment in &out {
+        resolved.push('/');
+        resolved.push_str(segment);
+    }
+    if trailing || resolved.is_empty() {
+        resolved.push('/');
+    }
+    resolved
+}
+
 /// The mutable state behind the server's lock.
 #[derive(Debug)]
 pub(crate) struct Live {
@@ -1410,6 +1437,23 @@ mod tests {
                 Some(n) => page = n,
                 None => return out,
             }
+        }
+    }
+
+    #[test]
+    fn dot_segments_resolve_as_a_normalizing_proxy_does() {
+        for (raw, resolved) in [
+            (
+                "/api/v4/projects/1/repository/branches/..",
+                "/api/v4/projects/1/repository/",
+            ),
+            ("/api/v4/projects/./1", "/api/v4/projects/1"),
+            ("/api/v4/projects/..", "/api/v4/"),
+            ("/a/b/../../..", "/"),
+            ("/api/v4/projects/%2E%2E", "/api/v4/projects/%2E%2E"),
+            ("/api/v4/version", "/api/v4/version"),
+        ] {
+            assert_eq!(remove_dot_segments(raw), resolved, "{raw}");
         }
     }
 

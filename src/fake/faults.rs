@@ -47,6 +47,11 @@ pub struct Faults {
     /// `PRIVATE-TOKEN` with each character written as a `\uXXXX` escape (a proxy or an error
     /// page reflecting request headers): the token is only the token once the JSON is decoded.
     pub echo_token: bool,
+    /// A proxy in front of GitLab that resolves `.` and `..` segments of every request path
+    /// before forwarding it (RFC 3986 §5.2.4, as nginx does with a URI in `proxy_pass`, or
+    /// Envoy with `normalize_path`): `/projects/1/repository/branches/..` reaches GitLab as
+    /// `/projects/1/repository/`. Percent-encoded dots (`%2E`) are left alone. Every route.
+    pub normalize_paths: bool,
 }
 
 /// A broken body for successful answers (see [`Faults::malformed`]).
@@ -165,6 +170,11 @@ impl FaultState {
         let mut seq = self.sequence();
         *seq = Sequence::default();
         self.current.send_replace(faults);
+    }
+
+    /// True when request paths are to be normalized first (see [`Faults::normalize_paths`]).
+    pub(crate) fn normalizes_paths(&self) -> bool {
+        self.current.borrow().normalize_paths
     }
 
     /// Requests that got a fault since start or the last [`reset_injected`](Self::reset_injected).

@@ -51,6 +51,10 @@
 //!   (`application/json`), without `Retry-After` or `RateLimit-*` headers.
 //! - [`Faults::malformed`]: every 2xx answer gets a broken body ([`Malformed`]).
 //!
+//! And one that is no fault but what some proxies in front of GitLab do:
+//! [`Faults::normalize_paths`] resolves `.` and `..` segments of every request path before
+//! routing it.
+//!
 //! Rates are exact and evenly spread, not random: affected requests are numbered from the last
 //! `set_faults`, and a rate of 0.05 hits exactly every 20th (requests 19, 39, ...). Injected 5xx
 //! and 429 answers skip the API, so they neither consume the `rate_limit_per_minute` throttle
@@ -469,7 +473,11 @@ async fn serve(
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let method = req.method().as_str().to_string();
-    let path = req.uri().path().to_string();
+    let path = if shared.faults.normalizes_paths() {
+        api::remove_dot_segments(req.uri().path())
+    } else {
+        req.uri().path().to_string()
+    };
     let query = req.uri().query().map(str::to_string);
     let headers = req.headers();
     let token = api::token_from_headers(

@@ -626,8 +626,13 @@ pub(crate) fn is_unsafe_in_a_log_line(c: char) -> bool {
 }
 
 /// Percent-encodes one path segment (a project path, a branch name): everything but RFC 3986
-/// unreserved characters, so `acme/api` becomes `acme%2Fapi` as GitLab requires.
+/// unreserved characters, so `acme/api` becomes `acme%2Fapi` as GitLab requires; and the dots
+/// of a segment that is only `.` or `..`, which would otherwise be resolved away on the way
+/// (`branches/..` means `branches/`'s parent to any proxy that normalizes paths).
 pub fn encode_segment(segment: &str) -> String {
+    if segment == "." || segment == ".." {
+        return "%2E".repeat(segment.len());
+    }
     let mut out = String::with_capacity(segment.len());
     for b in segment.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -652,6 +657,10 @@ mod tests {
         assert_eq!(encode_segment("release/2.0"), "release%2F2.0");
         assert_eq!(encode_segment("feat #1+ü"), "feat%20%231%2B%C3%BC");
         assert_eq!(encode_segment("42"), "42");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("."), "%2E");
+        assert_eq!(encode_segment("..."), "...");
+        assert_eq!(encode_segment("v1.0"), "v1.0");
     }
 
     #[test]
