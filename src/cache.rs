@@ -199,6 +199,7 @@ mod tests {
                     api_calls: n as u64,
                     incomplete_projects: 0,
                     pending: false,
+                    aborted: None,
                 })
             }
             .boxed()

@@ -132,6 +132,19 @@ struct Cli {
           value_parser = parse_duration)]
     full_refresh_interval: Duration,
 
+    /// Most projects the listings of one collection may return (a project listed twice counts
+    /// twice). Past it, the collection is abandoned: a GitLab or proxy announcing pages without
+    /// end must not burn the rate limit forever.
+    #[arg(long = "collect.max-projects", value_name = "N", default_value_t = 500_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_projects: u64,
+
+    /// Longest a collection may run; past it, it is abandoned (its calls end on their own)
+    /// and the last good data is served.
+    #[arg(long = "collect.timeout", value_name = "DURATION", default_value = "1h",
+          value_parser = parse_positive_duration)]
+    collect_timeout: Duration,
+
     /// Export the projects of this group and its subgroups (id or full path; repeatable).
     #[arg(long = "gitlab.group", value_name = "GROUP", value_parser = parse_reference)]
     groups: Vec<String>,
@@ -259,6 +272,8 @@ pub struct Config {
     pub full_refresh_interval: Duration,
     /// The projects to export.
     pub scope: Scope,
+    /// What one collection may cost at most.
+    pub limits: crate::collect::Limits,
     /// Run against the built-in fake GitLab.
     pub demo: bool,
     /// Serve scopes per /probe target; /metrics only the exporter's own metrics.
@@ -342,6 +357,10 @@ impl Config {
             request_timeout: cli.request_timeout,
             full_refresh_interval: cli.full_refresh_interval,
             scope,
+            limits: crate::collect::Limits {
+                max_projects: cli.max_projects,
+                timeout: cli.collect_timeout,
+            },
             demo: cli.demo,
             multi_target: cli.multi_target,
             log_level: cli.log_level,
@@ -759,6 +778,7 @@ mod tests {
         assert_eq!(c.timeout_offset, Duration::from_millis(500));
         assert_eq!(c.max_timeout, Duration::from_secs(120));
         assert_eq!(c.max_requests_per_second, 0.0);
+        assert_eq!(c.limits, crate::collect::Limits::default());
         assert!(c.ca_certs.is_empty());
     }
 

@@ -95,6 +95,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         config.concurrency,
         config.full_refresh_interval,
         config.max_stale,
+        config.limits,
     );
     let counted = exporter_metrics.clone();
     let cache = cache::Cache::new(config.cache_ttl, config.max_stale, move || {
@@ -115,6 +116,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
                 concurrency: config.concurrency,
                 full_refresh_interval: config.full_refresh_interval,
                 include_archived: config.scope.include_archived,
+                limits: config.limits,
             },
             exporter_metrics.clone(),
         )

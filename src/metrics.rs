@@ -48,6 +48,13 @@ struct CollectionLabels {
     result: &'static str,
 }
 
+/// Labels of `gitlab_exporter_collections_aborted_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AbortedLabels {
+    /// `max_projects` or `timeout`.
+    limit: &'static str,
+}
+
 /// Labels of `gitlab_exporter_scrapes_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScrapeLabels {
@@ -86,6 +93,7 @@ pub struct ExporterMetrics {
     /// Updated by the GitLab client.
     pub api: ApiCounters,
     collections: Family<CollectionLabels, Counter>,
+    aborted: Family<AbortedLabels, Counter>,
     scrapes: Family<ScrapeLabels, Counter>,
     refused: Family<RefusedLabels, Counter>,
 }
@@ -119,6 +127,9 @@ impl ExporterMetrics {
         self.collections
             .get_or_create(&CollectionLabels { result })
             .inc();
+        if let Some(limit) = snapshot.data.aborted {
+            self.aborted.get_or_create(&AbortedLabels { limit }).inc();
+        }
     }
 
     /// The metrics a scrape appends to the snapshot's families (with the final `# EOF` in
@@ -164,6 +175,11 @@ impl ExporterMetrics {
             "gitlab_exporter_collections",
             "Collections run, by result (success: GitLab was listed; failure: gitlab_up was 0)",
             self.collections.clone(),
+        );
+        registry.register(
+            "gitlab_exporter_collections_aborted",
+            "Collections abandoned at a limit, by limit (max_projects: the listings returned more than --collect.max-projects projects; timeout: the collection ran longer than --collect.timeout); each also counts as a failure",
+            self.aborted.clone(),
         );
         registry.register(
             "gitlab_exporter_scrapes",

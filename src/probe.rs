@@ -81,6 +81,8 @@ pub struct Settings {
     pub full_refresh_interval: Duration,
     /// `--gitlab.include-archived`.
     pub include_archived: bool,
+    /// `--collect.max-projects` and `--collect.timeout`.
+    pub limits: crate::collect::Limits,
 }
 
 /// The targets probed so far.
@@ -184,6 +186,7 @@ impl Probes {
                             settings.concurrency,
                             settings.full_refresh_interval,
                             settings.max_stale,
+                            settings.limits,
                         ))
                     })
                     .await;

@@ -570,3 +570,129 @@ async fn dot_segments_are_encoded_so_paths_mean_what_they_say() {
     );
     assert_eq!(gitlab.requests("unknown"), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Every collection ends.
+
+/// A scrape as Prometheus sends it with a 5 s `scrape_timeout`.
+async fn scrape_5s(exporter: &Exporter) -> Exposition {
+    let answer = exporter
+        .get("/metrics", &[("X-Prometheus-Scrape-Timeout-Seconds", "5")])
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    Exposition::parse(&answer.text())
+}
+
+/// A proxy makes the keyset listing endless, inventing projects with growing ids: the walk
+/// stops once the listings returned --collect.max-projects projects, the collection fails
+/// with one log line and `gitlab_exporter_collections_aborted_total{limit="max_projects"}`,
+/// and the last good data is served. (Before, the walk went on without end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_end_stops_at_max_projects() {
+    use gitlab_api_exporter::fake::Faults;
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--cache.ttl", "0s", "--collect.max-projects", "2000"],
+    );
+    let good = scrape_5s(&exporter).await;
+    assert_eq!(good.value("gitlab_up", &[]), Some(1.0));
+    gitlab.set_faults(Faults {
+        route: Some("/projects".to_owned()),
+        endless: true,
+        ..Faults::default()
+    });
+    gitlab.reset_counts();
+    let failed = scrape_5s(&exporter).await;
+    assert_eq!(failed.value("gitlab_up", &[]), Some(0.0));
+    assert_eq!(
+        failed.value(
+            "gitlab_exporter_collections_aborted_total",
+            &[("limit", "max_projects")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        failed.value("gitlab_projects", &[]),
+        good.value("gitlab_projects", &[]),
+        "the last good data is served"
+    );
+    let pages = gitlab.requests("/projects");
+    assert!(
+        (20..=22).contains(&pages),
+        "{pages} pages of 100 for 2000 projects"
+    );
+    let logs = exporter.logs_once("collection failed");
+    assert!(
+        logs.contains("more than --collect.max-projects (2000)"),
+        "{logs}"
+    );
+}
+
+/// A cache in front of GitLab answers every page of the group merge-request change query with
+/// page 1 and `X-Next-Page: n + 1`, forever, with `X-Total: 1`: the walk stops at the page the
+/// total says is the last, and the change it shows is counted exactly. (Before, the walk
+/// followed `X-Next-Page` without end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_walk_stops_where_the_total_says() {
+    use gitlab_api_exporter::fake::{Faults, MergeRequestChange};
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme", "--cache.ttl", "0s"]);
+    let before = scrape_5s(&exporter).await;
+    let merged = |e: &Exposition| {
+        e.value(
+            "gitlab_project_merge_requests",
+            &[("project", "acme/api"), ("state", "merged")],
+        )
+    };
+    assert_eq!(merged(&before), Some(312.0));
+    assert!(gitlab.change_merge_request(42, MergeRequestChange::Merge));
+    gitlab.set_faults(Faults {
+        route: Some("/groups/:id/merge_requests".to_owned()),
+        endless: true,
+        ..Faults::default()
+    });
+    gitlab.reset_counts();
+    let after = scrape_5s(&exporter).await;
+    assert_eq!(after.value("gitlab_up", &[]), Some(1.0));
+    assert_eq!(merged(&after), Some(313.0));
+    assert_eq!(gitlab.requests("/groups/:id/merge_requests"), 1);
+}
+
+/// GitLab hangs every call longer than --collect.timeout: the collection is abandoned at the
+/// limit with `gitlab_exporter_collections_aborted_total{limit="timeout"}`, and the next one
+/// starts afresh and succeeds once GitLab answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_longer_than_its_timeout_is_abandoned() {
+    use gitlab_api_exporter::fake::Faults;
+    let gitlab = gitlab(Instance::demo()).await;
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--cache.ttl",
+            "0s",
+            "--collect.timeout",
+            "2s",
+            "--gitlab.request-timeout",
+            "1m",
+        ],
+    );
+    gitlab.set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    let first = scrape_5s(&exporter).await;
+    assert_eq!(first.value("gitlab_up", &[]), Some(0.0));
+    assert_eq!(
+        first.value(
+            "gitlab_exporter_collections_aborted_total",
+            &[("limit", "timeout")]
+        ),
+        Some(1.0)
+    );
+    exporter.logs_once("longer than --collect.timeout (2s)");
+    gitlab.set_faults(Faults::default());
+    let second = scrape_5s(&exporter).await;
+    assert_eq!(second.value("gitlab_up", &[]), Some(1.0));
+    assert!(second.value("gitlab_projects", &[]).is_some());
+}

@@ -248,10 +248,11 @@ fn common_group<'a>(mut paths: impl Iterator<Item = &'a str>) -> String {
 
 /// Ids of the projects of `group` (subgroups included) with a merge request updated after
 /// `after`, walking the pages by `X-Next-Page` (newest first: a merge request created during the
-/// walk only repeats an item). `None` when walking would cost more than counting the group's
-/// `watched` projects again, when GitLab withholds the total (over 10,000 changes), or when the
-/// total shrank during the walk: a merge request deleted or moved away shifts the later pages
-/// up, and an item could have been skipped.
+/// walk only repeats an item) up to the page GitLab's total says is the last. `None` when
+/// walking would cost more than counting the group's `watched` projects again, when GitLab
+/// withholds the total (over 10,000 changes), or when the total shrank during the walk (a merge
+/// request deleted or moved away shifts the later pages up, and an item could have been
+/// skipped) or grew by more than a page (the walk could not keep up).
 async fn changed_in_group(
     client: &Client,
     group: &str,
@@ -284,10 +285,16 @@ async fn changed_in_group(
             None if total.div_ceil(SEARCH_PER_PAGE) > 4 * watched as u64 => return Ok(None),
             None => first_total = Some(total),
             Some(first) if total < first => return Ok(None),
+            // More changes during the walk than it can follow: count the group again.
+            Some(first) if total > first + SEARCH_PER_PAGE => return Ok(None),
             Some(_) => {}
         }
         let empty = reply.body.is_empty();
         changed.extend(reply.body.into_iter().map(|mr| mr.project_id));
+        // The walk ends where GitLab's own total says, whatever `X-Next-Page` announces.
+        if page * SEARCH_PER_PAGE >= total {
+            return Ok(Some(changed));
+        }
         match reply.page.next_page {
             Some(next) if next > page && !empty => page = next,
             _ => return Ok(Some(changed)),

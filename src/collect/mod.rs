@@ -171,6 +171,8 @@ pub struct Collected {
     pub incomplete_projects: u64,
     /// Not a collection: what is served while the first one is still running.
     pub pending: bool,
+    /// The limit that made the collection give up (`max_projects`, `timeout`), if one did.
+    pub aborted: Option<&'static str>,
 }
 
 /// A collection, and its exposition encoded at most once per format.
@@ -297,6 +299,27 @@ impl Snapshot {
     }
 }
 
+/// What one collection may cost at most: past either, it is abandoned (a failure, the last
+/// good data kept), so that a GitLab or proxy announcing pages without end cannot make a
+/// collection that never ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Projects the listings may return (`--collect.max-projects`).
+    pub max_projects: u64,
+    /// Wall time (`--collect.timeout`).
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    /// The flags' defaults.
+    fn default() -> Limits {
+        Limits {
+            max_projects: 500_000,
+            timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// Runs collections for one scope through one client, each re-reading only what changed since
 /// the last (see [`memory`]).
 #[derive(Debug, Clone)]
@@ -306,6 +329,7 @@ pub struct Collector {
     fan_out: usize,
     full_refresh_interval: Duration,
     max_stale: Duration,
+    limits: Limits,
     memory: Arc<Mutex<Arc<Memory>>>,
     /// The last successful collection's projects, for failures to fall back on.
     last_good: Arc<Mutex<Option<LastGood>>>,
@@ -333,13 +357,15 @@ impl Collector {
     /// A collector for `scope`. `concurrency` is the client's limit on calls in flight; about
     /// as many projects are worked on at once, so that the limit, not the fan-out, is what
     /// binds. Every project is counted from scratch at least once per `full_refresh_interval`
-    /// (zero: at every collection). Values whose calls fail are kept for up to `max_stale`.
+    /// (zero: at every collection). Values whose calls fail are kept for up to `max_stale`. A
+    /// collection past `limits` is abandoned.
     pub fn new(
         client: Client,
         scope: Scope,
         concurrency: usize,
         full_refresh_interval: Duration,
         max_stale: Duration,
+        limits: Limits,
     ) -> Collector {
         Collector {
             client,
@@ -347,6 +373,7 @@ impl Collector {
             fan_out: concurrency.max(1) * 2,
             full_refresh_interval,
             max_stale,
+            limits,
             memory: Arc::default(),
             last_good: Arc::default(),
         }
@@ -365,7 +392,13 @@ impl Collector {
         let (sink, mut candidates) = tokio::sync::mpsc::channel(self.fan_out * 4);
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
         known_ids.sort_unstable();
-        let listing = scope::resolve(&client, &self.scope, &known_ids, sink);
+        let listing = scope::resolve(
+            &client,
+            &self.scope,
+            &known_ids,
+            self.limits.max_projects,
+            sink,
+        );
         let last_good = self
             .last_good
             .lock()
@@ -394,14 +427,28 @@ impl Collector {
                 dirty.len(),
             )
         };
-        let (listed, (gathered, changed)) = futures::join!(listing, work);
         let only_named =
             !self.scope.is_membership() && !self.scope.all_projects && self.scope.groups.is_empty();
-        let outcome = listed.and_then(|()| gathered.into_result(only_named));
+        let timeout = self.limits.timeout;
+        let outcome =
+            match tokio::time::timeout(timeout, async { futures::join!(listing, work) }).await {
+                Ok((listed, (gathered, changed))) => listed
+                    .and_then(|()| gathered.into_result(only_named))
+                    .map(|gathered| (gathered, changed)),
+                // The calls still out end on their own (each within --gitlab.request-timeout).
+                Err(_) => Err(Error::Limit {
+                    endpoint: "",
+                    limit: "timeout",
+                    detail: format!(
+                        "the collection ran longer than --collect.timeout ({timeout:?}) and was \
+                     abandoned"
+                    ),
+                }),
+            };
         let duration = started.elapsed();
         let api_calls = client.calls();
         let data = match outcome {
-            Ok(mut gathered) => {
+            Ok((mut gathered, changed)) => {
                 if let Some(first) = &gathered.first_error {
                     warn!(
                         incomplete_projects = gathered.incomplete,
@@ -444,6 +491,7 @@ impl Collector {
                     api_calls,
                     incomplete_projects: gathered.incomplete,
                     pending: false,
+                    aborted: None,
                 }
             }
             Err(e) => {
@@ -466,6 +514,7 @@ impl Collector {
                     api_calls,
                     incomplete_projects: 0,
                     pending: false,
+                    aborted: e.limit(),
                 }
             }
         };

@@ -11,9 +11,15 @@
 //!
 //! `GET /projects` gives `statistics` in the same call; the group endpoint never does, so its
 //! projects need a detail call.
+//!
+//! Every walk ends: where GitLab's own total says it must (`X-Total`, when sent, whatever
+//! `X-Next-Page` announces), when it stops advancing, and at the latest when the listings of
+//! the collection have returned `--collect.max-projects` projects (a GitLab or proxy announcing
+//! pages without end), which abandons the collection.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc::Sender;
 use tracing::warn;
@@ -52,8 +58,13 @@ pub async fn resolve(
     client: &Client,
     scope: &Scope,
     known_ids: &[u64],
+    max_projects: u64,
     sink: Sender<Candidate>,
 ) -> Result<(), Error> {
+    let budget = &Budget {
+        max: max_projects,
+        listed: AtomicU64::new(0),
+    };
     let mut filters: Vec<(&'static str, String)> = vec![("statistics", "true".into())];
     if !scope.include_archived {
         filters.push(("archived", "false".into()));
@@ -91,6 +102,7 @@ pub async fn resolve(
             };
             list(
                 client,
+                budget,
                 endpoint::PROJECTS,
                 "/projects".to_owned(),
                 query.clone(),
@@ -116,6 +128,7 @@ pub async fn resolve(
         };
         let own_listing = list_windows(
             client,
+            budget,
             endpoint::PROJECTS,
             "/projects",
             &membership,
@@ -136,6 +149,7 @@ pub async fn resolve(
                 let path = format!("/groups/{}/projects", encode_segment(group));
                 let listed = list_windows(
                     client,
+                    budget,
                     endpoint::GROUP_PROJECTS,
                     &path,
                     &query,
@@ -246,6 +260,7 @@ fn windows(known_ids: &[u64]) -> Vec<(Option<u64>, Option<u64>)> {
 /// when there is only one window).
 async fn list_windows(
     client: &Client,
+    budget: &Budget,
     endpoint: &'static str,
     path: &str,
     filters: &[(&'static str, String)],
@@ -261,6 +276,7 @@ async fn list_windows(
         let mut projects = Vec::new();
         list(
             client,
+            budget,
             endpoint,
             path.to_owned(),
             filters.to_vec(),
@@ -281,6 +297,33 @@ async fn list_windows(
     Ok(all)
 }
 
+/// The projects the listings of one collection may return, all listings together (a project
+/// listed twice counts twice).
+struct Budget {
+    max: u64,
+    listed: AtomicU64,
+}
+
+impl Budget {
+    /// Counts `n` more projects listed on `endpoint`; an error once past the cap.
+    fn take(&self, endpoint: &'static str, n: usize) -> Result<(), Error> {
+        let listed = self.listed.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if listed <= self.max {
+            return Ok(());
+        }
+        Err(Error::Limit {
+            endpoint,
+            limit: "max_projects",
+            detail: format!(
+                "the listings returned more than --collect.max-projects ({}) projects, the last \
+                 on {endpoint}; the collection is abandoned (does GitLab, or a proxy in front of \
+                 it, announce pages without end?)",
+                self.max
+            ),
+        })
+    }
+}
+
 /// How a listing is walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
@@ -292,8 +335,10 @@ enum Walk {
 
 /// Every project of a listing with an id in `window` (after, up to and including), in id
 /// order, page by page to `on_page`.
+#[allow(clippy::too_many_arguments)]
 async fn list<Page>(
     client: &Client,
+    budget: &Budget,
     endpoint: &'static str,
     path: String,
     filters: Vec<(&'static str, String)>,
@@ -324,7 +369,15 @@ where
             .get::<Vec<Project>>(endpoint, path.clone(), query)
             .await?;
         let last = reply.body.last().map(|p| p.id);
-        let more = reply.page.has_next();
+        budget.take(endpoint, reply.body.len())?;
+        // Page 1 after `id_after` is a query of its own: its total is what is left. Keyset
+        // pages carry no total.
+        let all_here = walk == Walk::IdAfter
+            && reply
+                .page
+                .total
+                .is_some_and(|total| total <= reply.body.len() as u64);
+        let more = reply.page.has_next() && !all_here;
         on_page(reply.body).await;
         if !more {
             return Ok(());

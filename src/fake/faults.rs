@@ -52,6 +52,13 @@ pub struct Faults {
     /// Envoy with `normalize_path`): `/projects/1/repository/branches/..` reaches GitLab as
     /// `/projects/1/repository/`. Percent-encoded dots (`%2E`) are left alone. Every route.
     pub normalize_paths: bool,
+    /// A broken proxy or cache in front of GitLab that makes every affected list endless:
+    /// offset-paginated lists answer every page with page 1's items, GitLab's `X-Total` kept,
+    /// and `X-Next-Page: <page + 1>` (a cache that drops the `page` parameter); keyset lists
+    /// (`GET /projects?pagination=keyset`), once past the real projects, invent projects with
+    /// growing ids (copies of the last real one, merge requests disabled, empty repository, so
+    /// they cost no call of their own) and always link to a next page.
+    pub endless: bool,
 }
 
 /// A broken body for successful answers (see [`Faults::malformed`]).
@@ -101,11 +108,12 @@ impl Faults {
 /// What to do with one request once hold, latency and any hang are over.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Answer normally; a 2xx answer gets `malformed` instead (see [`malform`]). `counted`:
-    /// the request already counts as faulted (it hung), so a malformed body must not count it
-    /// again.
+    /// Answer normally; a 2xx answer gets `malformed` instead (see [`malform`]), and is made
+    /// endless with `endless` (see [`Endless`]). `counted`: the request already counts as
+    /// faulted (it hung), so a malformed body must not count it again.
     Answer {
         malformed: Option<Malformed>,
+        endless: bool,
         counted: bool,
     },
     /// Close the connection without an answer.
@@ -135,6 +143,8 @@ pub(crate) struct FaultState {
     closing: watch::Sender<bool>,
     /// Requests that got a fault of any kind since start or `reset_injected`.
     injected: AtomicU64,
+    /// The last real project an endless keyset list copied, for pages past every real one.
+    phantom: Mutex<Option<serde_json::Value>>,
 }
 
 impl Default for FaultState {
@@ -144,6 +154,7 @@ impl Default for FaultState {
             sequence: Mutex::new(Sequence::default()),
             closing: watch::Sender::new(false),
             injected: AtomicU64::new(0),
+            phantom: Mutex::new(None),
         }
     }
 }
@@ -239,6 +250,7 @@ impl FaultState {
         if !faults.affects(route) {
             return Verdict::Answer {
                 malformed: None,
+                endless: false,
                 counted: false,
             };
         }
@@ -270,6 +282,7 @@ impl FaultState {
         } else {
             Verdict::Answer {
                 malformed: faults.malformed.clone(),
+                endless: faults.endless,
                 counted: false,
             }
         }
@@ -341,6 +354,109 @@ fn endpoint_throttle() -> Reply {
         content_type: "application/json",
         headers: Vec::new(),
         body: ENDPOINT_THROTTLE_BODY.as_bytes().to_vec(),
+    }
+}
+
+/// Endless lists (see [`Faults::endless`]): how a request is asked of the API, and how its
+/// answer is then rewritten.
+#[derive(Debug)]
+pub(crate) struct Endless {
+    /// The page the client asked for (offset lists), answered as page 1.
+    asked_page: Option<u64>,
+    keyset: bool,
+}
+
+impl Endless {
+    /// For a request with `query`: what to ask of the API instead (page 1, for an offset
+    /// list), and what to remember for [`Endless::rewrite`].
+    pub(crate) fn ask(query: Option<&str>) -> (Option<String>, Endless) {
+        let parsed = super::paginate::Query::parse(query);
+        if parsed.get("pagination") == Some("keyset") {
+            let endless = Endless {
+                asked_page: None,
+                keyset: true,
+            };
+            return (query.map(str::to_owned), endless);
+        }
+        let asked_page = parsed.int("page").ok().flatten().map(|p| p.max(1) as u64);
+        let query = query.map(|q| {
+            q.split('&')
+                .filter(|p| !p.starts_with("page="))
+                .chain(["page=1"])
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        let endless = Endless {
+            asked_page: Some(asked_page.unwrap_or(1)),
+            keyset: false,
+        };
+        (query, endless)
+    }
+
+    /// The API's answer to the rewritten request, made endless (2xx list answers only).
+    pub(crate) fn rewrite(
+        &self,
+        mut reply: Reply,
+        base: &str,
+        query: Option<&str>,
+        state: &FaultState,
+    ) -> Reply {
+        if !(200..300).contains(&reply.status) {
+            return reply;
+        }
+        let Ok(serde_json::Value::Array(mut items)) =
+            serde_json::from_slice::<serde_json::Value>(&reply.body)
+        else {
+            return reply;
+        };
+        if let Some(page) = self.asked_page {
+            reply
+                .headers
+                .retain(|(k, _)| !matches!(*k, "X-Page" | "X-Next-Page" | "Link"));
+            reply.headers.push(("X-Page", page.to_string()));
+            reply.headers.push(("X-Next-Page", (page + 1).to_string()));
+            return reply;
+        }
+        if !self.keyset || reply.headers.iter().any(|(k, _)| *k == "Link") {
+            return reply; // a real next page: nothing to invent yet
+        }
+        let q = super::paginate::Query::parse(query);
+        let per_page = q.int("per_page").ok().flatten().unwrap_or(20).clamp(1, 100) as usize;
+        let after = q.int("id_after").ok().flatten().unwrap_or(0).max(0) as u64;
+        let mut last = items
+            .iter()
+            .filter_map(|p| p["id"].as_u64())
+            .max()
+            .unwrap_or(after)
+            .max(after);
+        let template = match items.last().cloned() {
+            Some(real) => real,
+            None => state
+                .phantom
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({})),
+        };
+        *state.phantom.lock().unwrap_or_else(|e| e.into_inner()) = Some(template.clone());
+        while items.len() < per_page {
+            last += 1;
+            let mut phantom = template.clone();
+            phantom["id"] = last.into();
+            phantom["name"] = format!("phantom {last}").into();
+            phantom["path"] = format!("phantom-{last}").into();
+            phantom["path_with_namespace"] = format!("phantoms/phantom-{last}").into();
+            phantom["merge_requests_enabled"] = false.into();
+            phantom["merge_requests_access_level"] = "disabled".into();
+            phantom["empty_repo"] = true.into();
+            items.push(phantom);
+        }
+        let link = q.href(base, "/api/v4/projects", &[("id_after", last.to_string())]);
+        reply
+            .headers
+            .push(("Link", format!("<{link}>; rel=\"next\"")));
+        reply.body = serde_json::Value::Array(items).to_string().into_bytes();
+        reply
     }
 }
 
@@ -612,6 +728,52 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn endless_lists_announce_one_more_page_forever() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            endless: true,
+            ..Faults::default()
+        });
+        // Offset: page 7 of 312 merged merge requests (4 pages of 100) is page 1 again.
+        let path = "/api/v4/projects/42/merge_requests?state=merged&per_page=100&page=7";
+        let a = get(&fake, path).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("x-next-page"), Some("8"));
+        assert_eq!(a.header("x-page"), Some("7"));
+        assert_eq!(a.header("x-total"), Some("312"));
+        let first = get(
+            &fake,
+            "/api/v4/projects/42/merge_requests?state=merged&per_page=100",
+        )
+        .await;
+        assert_eq!(a.json(), first.json());
+        // Keyset: past the real projects, invented ones with growing ids, and a next link.
+        let mut after = 0;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let a = get(
+                &fake,
+                &format!("/api/v4/projects?pagination=keyset&order_by=id&sort=asc&per_page=100&membership=true&id_after={after}"),
+            )
+            .await;
+            let link = a.header("link").expect("always a next page").to_owned();
+            let page: Vec<u64> = a
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_u64().unwrap())
+                .collect();
+            assert_eq!(page.len(), 100);
+            after = *page.last().unwrap();
+            assert!(link.contains(&format!("id_after={after}")), "{link}");
+            ids.extend(page);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "growing ids");
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn reset_closes_the_connection_without_an_answer() {
         let fake = demo().await;
         fake.set_faults(Faults {
@@ -760,6 +922,7 @@ mod tests {
             state.pick(Route::Version, "/api/v4/version", None),
             Verdict::Answer {
                 malformed: None,
+                endless: false,
                 ..
             }
         ));

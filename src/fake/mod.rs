@@ -51,6 +51,8 @@
 //!   (`application/json`), without `Retry-After` or `RateLimit-*` headers.
 //! - [`Faults::malformed`]: every 2xx answer gets a broken body ([`Malformed`]).
 //!
+//! - [`Faults::endless`]: every list announces one more page, forever.
+//!
 //! And one that is no fault but what some proxies in front of GitLab do:
 //! [`Faults::normalize_paths`] resolves `.` and `..` segments of every request path before
 //! routing it.
@@ -509,20 +511,32 @@ async fn serve(
         Some(q) => format!("{path}?{q}"),
         None => path.clone(),
     };
-    let (malformed, counted) = match shared
+    let (malformed, endless, counted) = match shared
         .faults
         .verdict(endpoint.route(), &path_and_query, token.as_deref())
         .await
     {
-        Verdict::Answer { malformed, counted } => (malformed, counted),
+        Verdict::Answer {
+            malformed,
+            endless,
+            counted,
+        } => (
+            malformed,
+            endless.then(|| faults::Endless::ask(query.as_deref())),
+            counted,
+        ),
         Verdict::Drop => return Err(Dropped),
         Verdict::Reply(reply) => return Ok(into_response(reply, shared.now())),
     };
     let now = shared.now();
+    let asked = match &endless {
+        Some((asked, _)) => asked.as_deref(),
+        None => query.as_deref(),
+    };
     let request = ApiRequest {
         method: &method,
         path: &path,
-        query: query.as_deref(),
+        query: asked,
         token: token.as_deref(),
         now: u64::try_from(now).unwrap_or(0),
     };
@@ -533,6 +547,9 @@ async fn serve(
         &request,
         &endpoint,
     );
+    if let Some((_, endless)) = &endless {
+        reply = endless.rewrite(reply, &shared.url, query.as_deref(), &shared.faults);
+    }
     if let Some(bad) = malformed.and_then(|kind| faults::malform(&reply, &kind)) {
         if !counted {
             shared.faults.count();

@@ -64,6 +64,18 @@ pub enum Error {
         /// The cap.
         limit: u64,
     },
+    /// A limit of one collection was passed (listings announcing pages without end, a
+    /// collection running too long): the collection is abandoned.
+    #[error("{detail}")]
+    Limit {
+        /// Route template of the listing that passed it (`""` for the collection's wall time).
+        endpoint: &'static str,
+        /// Which limit: `max_projects` (`--collect.max-projects`) or `timeout`
+        /// (`--collect.timeout`).
+        limit: &'static str,
+        /// What happened, naming the flag that sets the limit.
+        detail: String,
+    },
     /// A 2xx answer whose body was not what the API promises.
     #[error("unexpected answer from GitLab on {endpoint}: {detail}")]
     Decode {
@@ -102,7 +114,15 @@ impl Error {
             Error::Redirect { .. } => Some("redirect"),
             Error::Status { status: 429, .. } => Some("throttled"),
             Error::Status { status: 500.., .. } => Some("server_error"),
-            Error::Status { .. } => None,
+            Error::Status { .. } | Error::Limit { .. } => None,
+        }
+    }
+
+    /// The limit passed, for a [`Error::Limit`].
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            Error::Limit { limit, .. } => Some(limit),
+            _ => None,
         }
     }
 
@@ -115,6 +135,7 @@ impl Error {
             | Error::Timeout { endpoint, .. }
             | Error::Transport { endpoint, .. }
             | Error::TooLarge { endpoint, .. }
+            | Error::Limit { endpoint, .. }
             | Error::Decode { endpoint, .. } => endpoint,
         }
     }
