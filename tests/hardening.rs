@@ -696,3 +696,140 @@ async fn a_collection_longer_than_its_timeout_is_abandoned() {
     assert_eq!(second.value("gitlab_up", &[]), Some(1.0));
     assert!(second.value("gitlab_projects", &[]).is_some());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. One bad record costs only itself.
+
+/// Fields of single projects as real GitLab answers have carried them (a negative storage size,
+/// gitlab-org/gitlab#23327; an integer above u64; bytes that are not UTF-8 in a name; a lone
+/// surrogate in a path; a number for a branch name; a null commit id; a path of 10 MB): each
+/// costs only the values it feeds, with a log line and `reason="decode"`; the page, the other
+/// projects and the project's other families are exported exactly, and the long path is cut
+/// rather than inflating the exposition. (Before, the first of them failed the whole listing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_record_costs_only_itself() {
+    use gitlab_api_exporter::fake::{Corruption, Faults};
+    let gitlab = gitlab(Instance::demo()).await;
+    let long_path = format!("\"acme/web/{}\"", "x".repeat(10 << 20));
+    gitlab.set_faults(Faults {
+        corrupt: vec![
+            Corruption::new(42, "/statistics/repository_size", "-1234"),
+            Corruption::new(7, "/forks_count", "18446744073709551616"),
+            Corruption::new(88, "/name", b"\"Terraform \xff\xfe\"".to_vec()),
+            Corruption::new(29, "/path_with_namespace", r#""acme/docs\ud800""#),
+            Corruption::new(50, "/default_branch", "42"),
+            Corruption::new(21, "/commit/id", "null"),
+            Corruption::new(15, "/path_with_namespace", long_path),
+        ],
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
+    let answer = exporter.get("/metrics", &[]).await;
+    assert_eq!(answer.status, 200);
+    let text = answer.text();
+    assert!(
+        text.len() < 1 << 20,
+        "the exposition is {} bytes",
+        text.len()
+    );
+    let metrics = Exposition::parse(&text);
+    assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));
+    let expected = gitlab.with_instance(|i| common::expected_membership(i));
+    assert_eq!(
+        metrics.value("gitlab_projects", &[]),
+        Some(expected.len() as f64)
+    );
+    let affected = [42, 7, 29, 21, 15];
+    for e in expected.iter().filter(|e| !affected.contains(&e.id)) {
+        common::assert_project(&metrics, e);
+    }
+    let of = |id: u64| expected.iter().find(|e| e.id == id).unwrap().clone();
+    // acme/api: only the repository size is missing.
+    let storage = |project: &str| {
+        metrics
+            .series("gitlab_project_storage_bytes")
+            .into_iter()
+            .filter(|s| s.labels["project"] == project)
+            .map(|s| s.labels["storage"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(storage("acme/api").len(), 8);
+    assert!(!storage("acme/api").contains(&"repository".to_owned()));
+    let mut api = of(42);
+    api.statistics = false; // storage checked above
+    let api_storage_checked = Exposition {
+        samples: metrics
+            .samples
+            .iter()
+            .filter(|s| s.name != "gitlab_project_storage_bytes")
+            .cloned()
+            .collect(),
+    };
+    common::assert_project(&api_storage_checked, &api);
+    // acme/platform/deploy: only the forks.
+    let mut deploy = of(7);
+    deploy.forks = None;
+    common::assert_project(&metrics, &deploy);
+    // acme/docs: exported under its path with U+FFFD for the lone surrogate.
+    let mut docs = of(29);
+    docs.path = "acme/docs\u{FFFD}".to_owned();
+    common::assert_project(&metrics, &docs);
+    // acme/release-train: no default branch label, its commits still counted.
+    assert_eq!(
+        metrics.value(
+            "gitlab_project_info",
+            &[("project", "acme/release-train"), ("default_branch", "")]
+        ),
+        Some(1.0)
+    );
+    // labs/guest-public: no commits (its branch has no head id); all else exact.
+    let mut guest = of(21);
+    guest.commits = None;
+    common::assert_project(&metrics, &guest);
+    // acme/web/frontend: under its path cut to 8 KiB.
+    let frontend: Vec<_> = metrics
+        .series("gitlab_project_info")
+        .into_iter()
+        .filter(|s| s.labels["project_id"] == "15")
+        .collect();
+    assert_eq!(frontend.len(), 1);
+    assert_eq!(frontend[0].labels["project"].len(), 8 << 10);
+    assert_eq!(
+        metrics.value("gitlab_project_commits", &[("project_id", "15")]),
+        of(15).commits.map(|c| c as f64)
+    );
+    assert_eq!(
+        metrics.value(
+            "gitlab_exporter_api_errors_total",
+            &[("endpoint", "/projects"), ("reason", "decode")]
+        ),
+        Some(6.0),
+        "5 records with unusable fields, 1 answer with bytes that are not UTF-8"
+    );
+    assert_eq!(
+        metrics.value(
+            "gitlab_exporter_api_errors_total",
+            &[
+                ("endpoint", "/projects/:id/repository/branches/:branch"),
+                ("reason", "decode")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.value("gitlab_exporter_collect_incomplete_projects", &[]),
+        Some(1.0),
+        "labs/guest-public, whose branch call failed"
+    );
+    let logs = exporter.logs_once("cannot be used");
+    for needle in [
+        "project 42 (acme/api): statistics.repository_size: invalid value: integer `-1234`",
+        "project 7 (acme/platform/deploy): forks_count",
+        "project 29",
+        "project 50 (acme/release-train): default_branch: invalid type: integer `42`",
+        "project 15",
+        "not UTF-8",
+    ] {
+        assert!(logs.contains(needle), "{needle:?} not in the log:\n{logs}");
+    }
+}

@@ -13,7 +13,7 @@ use prometheus_client::metrics::MetricType;
 
 use super::memory::{Dirty, Memory};
 use super::{Labels, ProjectMetrics};
-use crate::gitlab::types::{Ignored, MergeRequestRef, Project, format_timestamp};
+use crate::gitlab::types::{Ignored, MergeRequestRef, Page, Project, format_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
 /// The states GitLab knows, in the order they are exported.
@@ -264,7 +264,7 @@ async fn changed_in_group(
     let mut page = 1;
     loop {
         let reply = client
-            .get::<Vec<MergeRequestRef>>(
+            .get::<Page<MergeRequestRef>>(
                 endpoint::GROUP_MERGE_REQUESTS,
                 format!("/groups/{}/merge_requests", encode_segment(group)),
                 vec![
@@ -289,8 +289,15 @@ async fn changed_in_group(
             Some(first) if total > first + SEARCH_PER_PAGE => return Ok(None),
             Some(_) => {}
         }
-        let empty = reply.body.is_empty();
-        changed.extend(reply.body.into_iter().map(|mr| mr.project_id));
+        if !reply.body.dropped.is_empty() {
+            // Which project such a merge request belongs to is unknown: count them all again.
+            for why in &reply.body.dropped {
+                client.bad_record(endpoint::GROUP_MERGE_REQUESTS, why);
+            }
+            return Ok(None);
+        }
+        let empty = reply.body.items.is_empty();
+        changed.extend(reply.body.items.into_iter().map(|mr| mr.project_id));
         // The walk ends where GitLab's own total says, whatever `X-Next-Page` announces.
         if page * SEARCH_PER_PAGE >= total {
             return Ok(Some(changed));

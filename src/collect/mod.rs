@@ -869,10 +869,14 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
 async fn project_detail(client: &Client, reference: &str) -> Result<Project, Error> {
     let path = format!("/projects/{}", encode_segment(reference));
     let query = vec![("statistics", "true".to_owned())];
-    Ok(client
+    let project = client
         .get::<Project>(endpoint::PROJECT, path, query)
         .await?
-        .body)
+        .body;
+    if let Some(report) = project.problems_report() {
+        client.bad_record(endpoint::PROJECT, &report);
+    }
+    Ok(project)
 }
 
 /// The snapshot as a prometheus-client collector: each metric family file encodes its own.

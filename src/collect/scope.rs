@@ -25,7 +25,7 @@ use tokio::sync::mpsc::Sender;
 use tracing::warn;
 
 use crate::config::Scope;
-use crate::gitlab::types::Project;
+use crate::gitlab::types::{Page, Project};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
 /// Projects per page: GitLab's maximum.
@@ -336,7 +336,7 @@ enum Walk {
 /// Every project of a listing with an id in `window` (after, up to and including), in id
 /// order, page by page to `on_page`.
 #[allow(clippy::too_many_arguments)]
-async fn list<Page>(
+async fn list<Done>(
     client: &Client,
     budget: &Budget,
     endpoint: &'static str,
@@ -344,10 +344,10 @@ async fn list<Page>(
     filters: Vec<(&'static str, String)>,
     walk: Walk,
     (mut id_after, last_id): (Option<u64>, Option<u64>),
-    mut on_page: impl FnMut(Vec<Project>) -> Page,
+    mut on_page: impl FnMut(Vec<Project>) -> Done,
 ) -> Result<(), Error>
 where
-    Page: std::future::Future<Output = ()>,
+    Done: std::future::Future<Output = ()>,
 {
     loop {
         let mut query = filters.clone();
@@ -366,19 +366,35 @@ where
             query.push(("id_before", (id + 1).to_string()));
         }
         let reply = client
-            .get::<Vec<Project>>(endpoint, path.clone(), query)
+            .get::<Page<Project>>(endpoint, path.clone(), query)
             .await?;
-        let last = reply.body.last().map(|p| p.id);
-        budget.take(endpoint, reply.body.len())?;
+        let Page { items, dropped } = reply.body;
+        // A record that cannot be read costs only itself (and a project's bad fields only
+        // what they feed): counted and logged, the rest of the page goes on.
+        for why in &dropped {
+            client.bad_record(endpoint, why);
+        }
+        for report in items.iter().filter_map(Project::problems_report) {
+            client.bad_record(endpoint, &report);
+        }
+        let records = items.len() + dropped.len();
+        // The cursor: the last id of the page, or GitLab's own (the last record may be one
+        // that could not be read).
+        let cursor = reply
+            .page
+            .next_link_param("id_after")
+            .and_then(|id| id.parse::<u64>().ok());
+        let last = items.last().map(|p| p.id).max(cursor);
+        budget.take(endpoint, records)?;
         // Page 1 after `id_after` is a query of its own: its total is what is left. Keyset
         // pages carry no total.
         let all_here = walk == Walk::IdAfter
             && reply
                 .page
                 .total
-                .is_some_and(|total| total <= reply.body.len() as u64);
+                .is_some_and(|total| total <= records as u64);
         let more = reply.page.has_next() && !all_here;
-        on_page(reply.body).await;
+        on_page(items).await;
         if !more {
             return Ok(());
         }

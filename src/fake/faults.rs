@@ -59,6 +59,36 @@ pub struct Faults {
     /// growing ids (copies of the last real one, merge requests disabled, empty repository, so
     /// they cost no call of their own) and always link to a next page.
     pub endless: bool,
+    /// Fields of projects' JSON replaced by raw JSON text, in successful answers on the
+    /// affected routes (as real GitLab answers were found to carry: a negative storage size,
+    /// integers above `u64`, bytes that are not UTF-8, lone surrogates, a null commit id).
+    pub corrupt: Vec<Corruption>,
+}
+
+/// One field of one project's JSON replaced (see [`Faults::corrupt`]): in a list, in each
+/// record that is that project (an object with its `id` and a `path_with_namespace`); in an
+/// answer about the project itself (`/projects/<id>` and below, such as its branch), in the
+/// answer's top object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corruption {
+    /// The project.
+    pub project_id: u64,
+    /// The field, as a JSON pointer within the record or answer (`/statistics/repository_size`,
+    /// `/commit/id`); nothing happens where its parent object is missing.
+    pub pointer: String,
+    /// The raw JSON text put there: anything, text that is not UTF-8 included.
+    pub raw: Vec<u8>,
+}
+
+impl Corruption {
+    /// `pointer` of project `project_id` set to `raw`.
+    pub fn new(project_id: u64, pointer: &str, raw: impl Into<Vec<u8>>) -> Corruption {
+        Corruption {
+            project_id,
+            pointer: pointer.to_owned(),
+            raw: raw.into(),
+        }
+    }
 }
 
 /// A broken body for successful answers (see [`Faults::malformed`]).
@@ -108,12 +138,14 @@ impl Faults {
 /// What to do with one request once hold, latency and any hang are over.
 #[derive(Debug)]
 pub(crate) enum Verdict {
-    /// Answer normally; a 2xx answer gets `malformed` instead (see [`malform`]), and is made
-    /// endless with `endless` (see [`Endless`]). `counted`: the request already counts as
-    /// faulted (it hung), so a malformed body must not count it again.
+    /// Answer normally; a 2xx answer gets `malformed` instead (see [`malform`]), is made
+    /// endless with `endless` (see [`Endless`]) and has `corrupt` applied (see [`corrupt`]).
+    /// `counted`: the request already counts as faulted (it hung), so a malformed body must not
+    /// count it again.
     Answer {
         malformed: Option<Malformed>,
         endless: bool,
+        corrupt: Vec<Corruption>,
         counted: bool,
     },
     /// Close the connection without an answer.
@@ -251,6 +283,7 @@ impl FaultState {
             return Verdict::Answer {
                 malformed: None,
                 endless: false,
+                corrupt: Vec::new(),
                 counted: false,
             };
         }
@@ -283,6 +316,7 @@ impl FaultState {
             Verdict::Answer {
                 malformed: faults.malformed.clone(),
                 endless: faults.endless,
+                corrupt: faults.corrupt.clone(),
                 counted: false,
             }
         }
@@ -460,6 +494,57 @@ impl Endless {
     }
 }
 
+/// `reply` (to a request on `path`) with the corruptions that apply to it (2xx JSON answers
+/// only). Each replaced field first holds a marker string, then the serialized answer has the
+/// marker replaced by the raw bytes.
+pub(crate) fn corrupt(mut reply: Reply, path: &str, corruptions: &[Corruption]) -> Reply {
+    if corruptions.is_empty() || !(200..300).contains(&reply.status) {
+        return reply;
+    }
+    let Ok(mut body) = serde_json::from_slice::<serde_json::Value>(&reply.body) else {
+        return reply;
+    };
+    let about = |id: u64| {
+        let prefix = format!("/api/v4/projects/{id}");
+        path == prefix || path.starts_with(&format!("{prefix}/"))
+    };
+    let mut raws = Vec::new();
+    for c in corruptions {
+        let (parent, key) = c.pointer.rsplit_once('/').unwrap_or(("", &c.pointer));
+        let mut targets: Vec<&mut serde_json::Value> = match &mut body {
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .filter(|r| {
+                    r["id"].as_u64() == Some(c.project_id) && r.get("path_with_namespace").is_some()
+                })
+                .collect(),
+            top @ serde_json::Value::Object(_) if about(c.project_id) => vec![top],
+            _ => Vec::new(),
+        };
+        for target in targets.iter_mut() {
+            if let Some(serde_json::Value::Object(fields)) = target.pointer_mut(parent) {
+                fields.insert(
+                    key.to_owned(),
+                    format!("\u{1}corrupt-{}\u{1}", raws.len()).into(),
+                );
+                raws.push(&c.raw);
+            }
+        }
+    }
+    let mut bytes = body.to_string().into_bytes();
+    for (n, raw) in raws.iter().enumerate() {
+        let marker = format!("\"\\u0001corrupt-{n}\\u0001\"");
+        if let Some(at) = bytes
+            .windows(marker.len())
+            .position(|w| w == marker.as_bytes())
+        {
+            bytes.splice(at..at + marker.len(), raw.iter().copied());
+        }
+    }
+    reply.body = bytes;
+    reply
+}
+
 /// `reply` with a malformed body when it is a 2xx; `None` (keep it) otherwise.
 pub(crate) fn malform(reply: &Reply, kind: &Malformed) -> Option<Reply> {
     if !(200..300).contains(&reply.status) {
@@ -502,7 +587,7 @@ fn oversized(n: usize) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::fake::tests::{Answer, Client, date_of, get};
-    use crate::fake::{FakeGitlab, Instance};
+    use crate::fake::{Corruption, FakeGitlab, Instance};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -774,6 +859,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn corruptions_replace_one_field_of_one_project() {
+        let fake = demo().await;
+        fake.set_faults(Faults {
+            corrupt: vec![
+                Corruption::new(42, "/statistics/repository_size", "-1234"),
+                Corruption::new(42, "/name", b"\"\xff\xfe\"".to_vec()),
+                Corruption::new(21, "/commit/id", "null"),
+            ],
+            ..Faults::default()
+        });
+        let listing = "/api/v4/projects?membership=true&statistics=true&order_by=id&sort=asc&id_after=40&per_page=3";
+        for path in [listing, "/api/v4/projects/42?statistics=true"] {
+            let a = get(&fake, path).await;
+            assert_eq!(a.status, 200);
+            let text = String::from_utf8_lossy(&a.bytes).into_owned();
+            assert_eq!(
+                text.matches("\"repository_size\":-1234").count(),
+                1,
+                "{path}: {text}"
+            );
+            assert_eq!(
+                text.matches("\"repository_size\":").count(),
+                if path == listing { 3 } else { 1 }
+            );
+            assert!(a.bytes.windows(2).any(|w| w == b"\xff\xfe"));
+        }
+        let branch = get(&fake, "/api/v4/projects/21/repository/branches/main").await;
+        assert!(branch.json()["commit"]["id"].is_null(), "{}", branch.body);
+        let other = get(&fake, "/api/v4/projects/42/repository/branches/main").await;
+        assert!(other.json()["commit"]["id"].is_string());
+        fake.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn reset_closes_the_connection_without_an_answer() {
         let fake = demo().await;
         fake.set_faults(Faults {
@@ -923,6 +1042,7 @@ mod tests {
             Verdict::Answer {
                 malformed: None,
                 endless: false,
+                corrupt: _,
                 ..
             }
         ));

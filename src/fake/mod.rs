@@ -52,6 +52,7 @@
 //! - [`Faults::malformed`]: every 2xx answer gets a broken body ([`Malformed`]).
 //!
 //! - [`Faults::endless`]: every list announces one more page, forever.
+//! - [`Faults::corrupt`]: one field of one project's JSON replaced by raw text ([`Corruption`]).
 //!
 //! And one that is no fault but what some proxies in front of GitLab do:
 //! [`Faults::normalize_paths`] resolves `.` and `..` segments of every request path before
@@ -94,7 +95,7 @@ mod paginate;
 mod ratelimit;
 mod time;
 
-pub use faults::{Faults, Malformed};
+pub use faults::{Corruption, Faults, Malformed};
 pub use history::{HISTORY_HORIZON, MergeRequestChange};
 pub use instance::{
     FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
@@ -511,7 +512,7 @@ async fn serve(
         Some(q) => format!("{path}?{q}"),
         None => path.clone(),
     };
-    let (malformed, endless, counted) = match shared
+    let (malformed, endless, corruptions, counted) = match shared
         .faults
         .verdict(endpoint.route(), &path_and_query, token.as_deref())
         .await
@@ -519,10 +520,12 @@ async fn serve(
         Verdict::Answer {
             malformed,
             endless,
+            corrupt,
             counted,
         } => (
             malformed,
             endless.then(|| faults::Endless::ask(query.as_deref())),
+            corrupt,
             counted,
         ),
         Verdict::Drop => return Err(Dropped),
@@ -550,6 +553,7 @@ async fn serve(
     if let Some((_, endless)) = &endless {
         reply = endless.rewrite(reply, &shared.url, query.as_deref(), &shared.faults);
     }
+    reply = faults::corrupt(reply, &path, &corruptions);
     if let Some(bad) = malformed.and_then(|kind| faults::malform(&reply, &kind)) {
         if !counted {
             shared.faults.count();

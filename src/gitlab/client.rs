@@ -42,6 +42,8 @@ const BACKOFF: Duration = Duration::from_millis(200);
 /// application limits); doubled at each retry up to [`MAX_THROTTLE_BACKOFF`], plus jitter.
 const THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_THROTTLE_BACKOFF: Duration = Duration::from_secs(60);
+/// Unusable records logged as warnings per collection; the rest at debug level.
+pub const LOGGED_BAD_RECORDS: u64 = 10;
 /// A call is given up after this long of 429s: never before, whatever their number.
 const MAX_THROTTLED: Duration = Duration::from_secs(900);
 
@@ -108,6 +110,8 @@ pub struct Reply<T> {
 pub struct Client {
     shared: Arc<Shared>,
     calls: Arc<AtomicU64>,
+    /// Records found unusable through this clone (see [`Client::bad_record`]).
+    bad_records: Arc<AtomicU64>,
     /// The earliest `Date` GitLab sent to this clone, in Unix seconds (`i64::MAX`: none yet).
     clock: Arc<AtomicI64>,
 }
@@ -219,17 +223,40 @@ impl Client {
                 }),
             }),
             calls: Arc::new(AtomicU64::new(0)),
+            bad_records: Arc::new(AtomicU64::new(0)),
             clock: Arc::new(AtomicI64::new(i64::MAX)),
         }
     }
 
-    /// A clone sharing everything but the call count, which starts at 0, and the clock.
+    /// A clone sharing everything but the call and bad-record counts, which start at 0, and
+    /// the clock.
     pub fn for_collection(&self) -> Client {
         Client {
             shared: Arc::clone(&self.shared),
             calls: Arc::new(AtomicU64::new(0)),
+            bad_records: Arc::new(AtomicU64::new(0)),
             clock: Arc::new(AtomicI64::new(i64::MAX)),
         }
+    }
+
+    /// A record (or some fields of one) in a successful answer on `endpoint` that could not be
+    /// used, `what` saying which and why: counted under `reason="decode"` and logged; it costs
+    /// only the values it feeds. The first [`LOGGED_BAD_RECORDS`] of a collection are logged
+    /// as warnings, the others at debug level.
+    pub fn bad_record(&self, endpoint: &'static str, what: &str) {
+        self.shared.count_error(endpoint, "decode");
+        let n = self.bad_records.fetch_add(1, Ordering::Relaxed);
+        let what = redact(what);
+        if n < LOGGED_BAD_RECORDS {
+            warn!(endpoint, record = %what, "part of an answer from GitLab cannot be used; only the values it feeds are left out");
+        } else {
+            debug!(endpoint, record = %what, "part of an answer from GitLab cannot be used; only the values it feeds are left out");
+        }
+    }
+
+    /// Records found unusable in this collection so far.
+    pub fn bad_records(&self) -> u64 {
+        self.bad_records.load(Ordering::Relaxed)
     }
 
     /// GitLab's clock at the first answer this clone received (the earliest `Date` header), in
@@ -456,7 +483,18 @@ impl Shared {
                     .limit(MAX_BODY_BYTES)
                     .read_to_vec()
                     .map_err(|e| self.no_answer(endpoint, e))?;
-                let body = serde_json::from_slice(&body).map_err(|e| {
+                // Bytes that are not UTF-8 become U+FFFD first: one bad string then costs
+                // only the value it is in (see `types`), not the whole answer.
+                let text = String::from_utf8_lossy(&body);
+                if let std::borrow::Cow::Owned(_) = text {
+                    self.count_error(endpoint, "decode");
+                    warn!(
+                        endpoint,
+                        path,
+                        "an answer from GitLab has bytes that are not UTF-8; they are read as U+FFFD"
+                    );
+                }
+                let body = serde_json::from_str(&text).map_err(|e| {
                     // serde quotes decoded values in its messages.
                     let detail = redact(&e.to_string()).into_owned();
                     self.failed(Error::Decode { endpoint, detail }, Retry::Never)

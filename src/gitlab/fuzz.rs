@@ -384,6 +384,7 @@ fn check_project_seed(seed: &Seed) {
                 merge_requests_access_level: None,
                 statistics: None,
                 permissions: None,
+                problems: Vec::new(),
             };
             assert_eq!(p, expected);
             assert_eq!((p.namespace_path(), p.access_level()), ("acme", None));
@@ -1076,6 +1077,7 @@ fn project_case() -> impl Strategy<Value = ProjectCase> {
                                 group_access,
                             }
                         }),
+                        problems: Vec::new(),
                     },
                     nulls,
                     extra,

@@ -1,58 +1,77 @@
 //! The JSON the exporter reads from GitLab: only the fields it uses, each optional where GitLab
 //! may leave it out (`statistics` below the Reporter role, `open_issues_count` when issues are
 //! off, `default_branch` without code access, most fields with `simple=true`).
+//!
+//! One bad record costs only itself: a list is read record by record ([`Page`]), and a
+//! project's fields one by one, so a field of the wrong type or out of range (a negative
+//! storage size, an integer above `u64`, a number for a string) leaves out only that field,
+//! listed in [`Project::problems`]; text with a lone surrogate escape (or, replaced by the
+//! client before decoding, bytes that are not UTF-8) is kept with U+FFFD in place of the bad
+//! part, also listed. A record without a
+//! usable `id` or `path_with_namespace` is left out of its page ([`Page::dropped`]); a page
+//! none of whose records is usable is an error. Label values are cut at [`MAX_LABEL_BYTES`].
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+/// Longest label value taken from GitLab, in bytes: GitLab allows 20 nested groups of paths of
+/// at most 255 characters (about 5 KiB); a longer value is cut, with a problem listed, rather
+/// than repeated on every series of the project.
+pub const MAX_LABEL_BYTES: usize = 8 << 10;
 
 /// A project, as `GET /projects`, `GET /groups/:id/projects` and `GET /projects/:id` return it.
+/// A field GitLab sent but that could not be used is `None`, and said why in `problems`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(try_from = "RawProject")]
 pub struct Project {
     /// Numeric id.
     pub id: u64,
     /// `group/subgroup/project`.
     pub path_with_namespace: String,
     /// The owning group or user namespace.
-    #[serde(default)]
     pub namespace: Option<Namespace>,
     /// `private`, `internal` or `public`.
-    #[serde(default)]
     pub visibility: Option<String>,
     /// Absent without code access, null for an empty repository.
-    #[serde(default)]
     pub default_branch: Option<String>,
     /// Archived projects are read-only.
-    #[serde(default)]
     pub archived: Option<bool>,
     /// True when the repository has no commit.
-    #[serde(default)]
     pub empty_repo: Option<bool>,
     /// Stars.
-    #[serde(default)]
     pub star_count: Option<u64>,
     /// Forks.
-    #[serde(default)]
     pub forks_count: Option<u64>,
     /// Open issues; absent when issues are disabled or invisible to the token.
-    #[serde(default)]
     pub open_issues_count: Option<u64>,
     /// Last activity, RFC 3339; GitLab updates it at most once an hour.
-    #[serde(default)]
     pub last_activity_at: Option<String>,
     /// Deprecated boolean form of the merge-request feature switch.
-    #[serde(default)]
     pub merge_requests_enabled: Option<bool>,
     /// `disabled`, `private` or `enabled`.
-    #[serde(default)]
     pub merge_requests_access_level: Option<String>,
     /// Present with `statistics=true` for Reporter and above.
-    #[serde(default)]
     pub statistics: Option<Statistics>,
     /// The token user's access, in `GET /projects` and `GET /projects/:id` answers.
-    #[serde(default)]
     pub permissions: Option<Permissions>,
+    /// The fields GitLab sent that could not be used as they were, and why (`field: why`).
+    pub problems: Vec<String>,
 }
 
 impl Project {
+    /// What could not be used of this project, for a log line; `None` when everything could.
+    pub fn problems_report(&self) -> Option<String> {
+        (!self.problems.is_empty()).then(|| {
+            format!(
+                "project {} ({}): {}",
+                self.id,
+                self.path_with_namespace,
+                self.problems.join("; ")
+            )
+        })
+    }
+
     /// False when the project's merge-request feature is off (the list answers 403 then).
     pub fn merge_requests_enabled(&self) -> bool {
         self.merge_requests_access_level.as_deref() != Some("disabled")
@@ -213,6 +232,387 @@ impl From<&Statistics> for Sizes {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Lenient decoding.
+
+/// A field decoded on its own, so that a bad value costs only this field.
+#[derive(Debug, Clone, Default)]
+enum Lenient<T> {
+    /// Absent or null.
+    #[default]
+    Absent,
+    Value(T),
+    /// Present but unusable: why.
+    Bad(String),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        if raw.get().trim() == "null" {
+            return Ok(Lenient::Absent);
+        }
+        Ok(match serde_json::from_str::<T>(raw.get()) {
+            Ok(value) => Lenient::Value(value),
+            Err(e) => Lenient::Bad(why(&e)),
+        })
+    }
+}
+
+/// serde_json's message without its position (which is within the field's own text).
+fn why(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    }
+}
+
+/// A text field: like [`Lenient`], but a string holding a lone surrogate escape is kept, with
+/// U+FFFD in its place, and noted. (Bytes that are not UTF-8 are replaced before decoding, and
+/// noted, by the client.)
+#[derive(Debug, Clone, Default)]
+struct Text(Lenient<String>, bool);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let raw = raw.get().trim();
+        if raw == "null" {
+            return Ok(Text(Lenient::Absent, false));
+        }
+        Ok(match serde_json::from_str::<String>(raw) {
+            Ok(text) => Text(Lenient::Value(text), false),
+            Err(e) if raw.starts_with('"') => match lossy_string(raw) {
+                Some(text) => Text(Lenient::Value(text), true),
+                None => Text(Lenient::Bad(why(&e)), false),
+            },
+            Err(e) => Text(Lenient::Bad(why(&e)), false),
+        })
+    }
+}
+
+/// A JSON string with lone surrogate escapes, as text with U+FFFD in their place.
+fn lossy_string(raw: &str) -> Option<String> {
+    struct Bytes;
+    impl serde::de::Visitor<'_> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+    }
+    // serde_json gives the bytes of a string with lone surrogates as WTF-8: each surrogate is
+    // `ED A0..BF 80..BF`, which becomes one U+FFFD.
+    let bytes =
+        serde::Deserializer::deserialize_bytes(&mut serde_json::Deserializer::from_str(raw), Bytes)
+            .ok()?;
+    let mut text = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if let [0xED, 0xA0..=0xBF, 0x80..=0xBF, ..] = bytes[i..] {
+            text.extend_from_slice("\u{FFFD}".as_bytes());
+            i += 3;
+        } else {
+            text.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// What a field gave: its value, if usable; its problem, if any, goes to `problems`.
+struct Fields<'a> {
+    problems: &'a mut Vec<String>,
+    prefix: &'static str,
+}
+
+impl Fields<'_> {
+    fn take<T>(&mut self, name: &str, field: Lenient<T>) -> Option<T> {
+        match field {
+            Lenient::Absent => None,
+            Lenient::Value(value) => Some(value),
+            Lenient::Bad(why) => {
+                self.problems.push(format!("{}{name}: {why}", self.prefix));
+                None
+            }
+        }
+    }
+
+    /// A text field, cut to [`MAX_LABEL_BYTES`] when `label`.
+    fn text(&mut self, name: &str, field: Text, label: bool) -> Option<String> {
+        let Text(field, lossy) = field;
+        let mut text = self.take(name, field)?;
+        if lossy {
+            self.problems.push(format!(
+                "{}{name}: a lone surrogate escape, replaced by U+FFFD",
+                self.prefix
+            ));
+        }
+        if label && text.len() > MAX_LABEL_BYTES {
+            let mut cut = MAX_LABEL_BYTES;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.problems.push(format!(
+                "{}{name}: {} bytes long, cut to {cut} for labels",
+                self.prefix,
+                text.len()
+            ));
+            text.truncate(cut);
+        }
+        Some(text)
+    }
+}
+
+/// A project as sent, each field on its own.
+#[derive(Deserialize)]
+struct RawProject {
+    #[serde(default)]
+    id: Lenient<u64>,
+    #[serde(default)]
+    path_with_namespace: Text,
+    #[serde(default)]
+    namespace: Lenient<RawNamespace>,
+    #[serde(default)]
+    visibility: Text,
+    #[serde(default)]
+    default_branch: Text,
+    #[serde(default)]
+    archived: Lenient<bool>,
+    #[serde(default)]
+    empty_repo: Lenient<bool>,
+    #[serde(default)]
+    star_count: Lenient<u64>,
+    #[serde(default)]
+    forks_count: Lenient<u64>,
+    #[serde(default)]
+    open_issues_count: Lenient<u64>,
+    #[serde(default)]
+    last_activity_at: Text,
+    #[serde(default)]
+    merge_requests_enabled: Lenient<bool>,
+    #[serde(default)]
+    merge_requests_access_level: Text,
+    #[serde(default)]
+    statistics: Lenient<RawStatistics>,
+    #[serde(default)]
+    permissions: Lenient<RawPermissions>,
+}
+
+#[derive(Deserialize)]
+struct RawNamespace {
+    #[serde(default)]
+    full_path: Text,
+    #[serde(default)]
+    kind: Text,
+}
+
+#[derive(Deserialize)]
+struct RawPermissions {
+    #[serde(default)]
+    project_access: Lenient<RawAccess>,
+    #[serde(default)]
+    group_access: Lenient<RawAccess>,
+}
+
+#[derive(Deserialize)]
+struct RawAccess {
+    #[serde(default)]
+    access_level: Lenient<u32>,
+}
+
+#[derive(Deserialize)]
+struct RawStatistics {
+    #[serde(default)]
+    commit_count: Lenient<u64>,
+    #[serde(default)]
+    repository_size: Lenient<u64>,
+    #[serde(default)]
+    lfs_objects_size: Lenient<u64>,
+    #[serde(default)]
+    job_artifacts_size: Lenient<u64>,
+    #[serde(default)]
+    pipeline_artifacts_size: Lenient<u64>,
+    #[serde(default)]
+    packages_size: Lenient<u64>,
+    #[serde(default)]
+    wiki_size: Lenient<u64>,
+    #[serde(default)]
+    snippets_size: Lenient<u64>,
+    #[serde(default)]
+    uploads_size: Lenient<u64>,
+    #[serde(default)]
+    container_registry_size: Lenient<u64>,
+}
+
+impl TryFrom<RawProject> for Project {
+    type Error = String;
+
+    /// The project, unless it has no usable `id` or `path_with_namespace` (it could not be
+    /// labelled): then why.
+    fn try_from(raw: RawProject) -> Result<Project, String> {
+        let mut problems = Vec::new();
+        let mut top = Fields {
+            problems: &mut problems,
+            prefix: "",
+        };
+        let id = match raw.id {
+            Lenient::Value(id) => id,
+            Lenient::Absent => return Err("missing field `id`".to_owned()),
+            Lenient::Bad(why) => return Err(format!("id: {why}")),
+        };
+        let path_with_namespace = match raw.path_with_namespace {
+            Text(Lenient::Absent, _) => {
+                return Err(format!("project {id}: missing field `path_with_namespace`"));
+            }
+            Text(Lenient::Bad(why), _) => {
+                return Err(format!("project {id}: path_with_namespace: {why}"));
+            }
+            text => top
+                .text("path_with_namespace", text, true)
+                .unwrap_or_default(),
+        };
+        let visibility = top.text("visibility", raw.visibility, true);
+        let default_branch = top.text("default_branch", raw.default_branch, true);
+        let archived = top.take("archived", raw.archived);
+        let empty_repo = top.take("empty_repo", raw.empty_repo);
+        let star_count = top.take("star_count", raw.star_count);
+        let forks_count = top.take("forks_count", raw.forks_count);
+        let open_issues_count = top.take("open_issues_count", raw.open_issues_count);
+        let last_activity_at = top.text("last_activity_at", raw.last_activity_at, false);
+        let merge_requests_enabled = top.take("merge_requests_enabled", raw.merge_requests_enabled);
+        let merge_requests_access_level = top.text(
+            "merge_requests_access_level",
+            raw.merge_requests_access_level,
+            false,
+        );
+        let namespace = top.take("namespace", raw.namespace);
+        let statistics = top.take("statistics", raw.statistics);
+        let permissions = top.take("permissions", raw.permissions);
+        let namespace = namespace.map(|ns| {
+            let mut f = Fields {
+                problems: &mut problems,
+                prefix: "namespace.",
+            };
+            Namespace {
+                full_path: f.text("full_path", ns.full_path, true).unwrap_or_default(),
+                kind: f.text("kind", ns.kind, false),
+            }
+        });
+        let statistics = statistics.map(|s| {
+            let mut f = Fields {
+                problems: &mut problems,
+                prefix: "statistics.",
+            };
+            Statistics {
+                commit_count: f.take("commit_count", s.commit_count),
+                repository_size: f.take("repository_size", s.repository_size),
+                lfs_objects_size: f.take("lfs_objects_size", s.lfs_objects_size),
+                job_artifacts_size: f.take("job_artifacts_size", s.job_artifacts_size),
+                pipeline_artifacts_size: f
+                    .take("pipeline_artifacts_size", s.pipeline_artifacts_size),
+                packages_size: f.take("packages_size", s.packages_size),
+                wiki_size: f.take("wiki_size", s.wiki_size),
+                snippets_size: f.take("snippets_size", s.snippets_size),
+                uploads_size: f.take("uploads_size", s.uploads_size),
+                container_registry_size: f
+                    .take("container_registry_size", s.container_registry_size),
+            }
+        });
+        let permissions = permissions.map(|p| {
+            let mut access = |name: &'static str, field: Lenient<RawAccess>| {
+                let mut f = Fields {
+                    problems: &mut problems,
+                    prefix: "permissions.",
+                };
+                match f.take(name, field)?.access_level {
+                    Lenient::Value(access_level) => Some(Access { access_level }),
+                    Lenient::Absent => None,
+                    Lenient::Bad(why) => {
+                        problems.push(format!("permissions.{name}.access_level: {why}"));
+                        None
+                    }
+                }
+            };
+            Permissions {
+                project_access: access("project_access", p.project_access),
+                group_access: access("group_access", p.group_access),
+            }
+        });
+        Ok(Project {
+            id,
+            path_with_namespace,
+            namespace,
+            visibility,
+            default_branch,
+            archived,
+            empty_repo,
+            star_count,
+            forks_count,
+            open_issues_count,
+            last_activity_at,
+            merge_requests_enabled,
+            merge_requests_access_level,
+            statistics,
+            permissions,
+            problems,
+        })
+    }
+}
+
+/// A list answer read record by record: the records that could be read, and why the others
+/// could not (the record's index and id, when it has one). An error only when no record of a
+/// non-empty page could be read (then the answer itself is wrong).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The records read, in order.
+    pub items: Vec<T>,
+    /// The records left out, and why.
+    pub dropped: Vec<String>,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Page<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Named {
+            #[serde(default)]
+            id: Lenient<u64>,
+        }
+        let records = Vec::<Box<RawValue>>::deserialize(deserializer)?;
+        let mut page = Page {
+            items: Vec::with_capacity(records.len()),
+            dropped: Vec::new(),
+        };
+        for (i, record) in records.iter().enumerate() {
+            match serde_json::from_str::<T>(record.get()) {
+                Ok(item) => page.items.push(item),
+                Err(e) => {
+                    let id = match serde_json::from_str::<Named>(record.get()) {
+                        Ok(Named {
+                            id: Lenient::Value(id),
+                        }) => format!(" (id {id})"),
+                        _ => String::new(),
+                    };
+                    page.dropped
+                        .push(format!("record {}{id}: {}", i + 1, why(&e)));
+                }
+            }
+        }
+        if page.items.is_empty() && !page.dropped.is_empty() {
+            return Err(serde::de::Error::custom(format!(
+                "no record of the page could be read ({} of {}); the first: {}",
+                page.dropped.len(),
+                records.len(),
+                page.dropped[0]
+            )));
+        }
+        Ok(page)
+    }
+}
+
 /// `GET /projects/:id/repository/branches/:branch`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Branch {
@@ -241,9 +641,8 @@ pub struct MergeRequestRef {
     pub project_id: u64,
 }
 
-/// Any list item when only the number of items matters.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Ignored {}
+/// Any item when only the number of items, or that there is an answer, matters.
+pub type Ignored = serde::de::IgnoredAny;
 
 /// Parses an RFC 3339 timestamp (`2026-11-20T10:15:00.123Z`, `...+01:00`) to Unix seconds.
 pub fn parse_timestamp(s: &str) -> Option<f64> {
@@ -451,6 +850,114 @@ mod tests {
         assert_eq!(p.open_issues_count, None);
         assert!(!p.merge_requests_enabled());
         assert_eq!(p.namespace_path(), "diaspora");
+    }
+
+    #[test]
+    fn a_bad_field_costs_only_itself() {
+        let p: Project = serde_json::from_str(
+            r#"{"id":42,"path_with_namespace":"acme/api","star_count":18446744073709551616,
+                "forks_count":-1,"open_issues_count":"3","archived":"no","default_branch":42,
+                "namespace":"acme","visibility":"private",
+                "statistics":{"commit_count":347,"repository_size":-1234,"wiki_size":1.5,"lfs_objects_size":7},
+                "permissions":{"project_access":{"access_level":"forty"},"group_access":{"access_level":30}}}"#,
+        )
+        .unwrap();
+        assert_eq!((p.id, p.path_with_namespace.as_str()), (42, "acme/api"));
+        assert_eq!(
+            (p.star_count, p.forks_count, p.open_issues_count),
+            (None, None, None)
+        );
+        assert_eq!((p.archived, p.default_branch.as_deref()), (None, None));
+        assert_eq!(p.visibility.as_deref(), Some("private"));
+        assert_eq!(p.namespace, None);
+        assert_eq!(p.namespace_path(), "acme", "from the path");
+        let s = p.statistics.as_ref().unwrap();
+        assert_eq!((s.commit_count, s.repository_size), (Some(347), None));
+        assert_eq!((s.wiki_size, s.lfs_objects_size), (None, Some(7)));
+        assert_eq!(p.access_level(), Some(30));
+        let problems = p.problems.join("\n");
+        for field in [
+            "star_count",
+            "forks_count: invalid value: integer `-1`, expected u64",
+            "open_issues_count: invalid type: string",
+            "archived",
+            "default_branch: invalid type: integer `42`, expected a string",
+            "namespace: invalid type: string",
+            "statistics.repository_size: invalid value: integer `-1234`",
+            "statistics.wiki_size: invalid type: floating point `1.5`",
+            "permissions.project_access.access_level",
+        ] {
+            assert!(problems.contains(field), "{field} not in:\n{problems}");
+        }
+        assert_eq!(p.problems.len(), 9, "{problems}");
+        assert!(
+            p.problems_report()
+                .unwrap()
+                .starts_with("project 42 (acme/api): ")
+        );
+    }
+
+    #[test]
+    fn text_with_lone_surrogates_or_too_long_is_kept_and_noted() {
+        let long = "x".repeat(MAX_LABEL_BYTES + 10);
+        let p: Project = serde_json::from_str(&format!(
+            r#"{{"id":1,"path_with_namespace":"acme/docs\ud800","default_branch":"ü{long}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(p.path_with_namespace, "acme/docs\u{FFFD}");
+        let branch = p.default_branch.as_deref().unwrap();
+        assert!(branch.len() <= MAX_LABEL_BYTES && branch.len() >= MAX_LABEL_BYTES - 1);
+        assert!(branch.starts_with('ü'));
+        assert_eq!(p.problems.len(), 2, "{:?}", p.problems);
+        assert!(p.problems[0].contains("lone surrogate"));
+        assert!(p.problems[1].contains("cut to"));
+    }
+
+    #[test]
+    fn a_page_keeps_the_records_it_can_read() {
+        let page: Page<Project> = serde_json::from_str(
+            r#"[{"id":1,"path_with_namespace":"a/one"}, null, {"id":-3,"path_with_namespace":"a/x"},
+                {"id":4}, {"path_with_namespace":"a/y"}, {"id":6,"path_with_namespace":"a/six"}, 7]"#,
+        )
+        .unwrap();
+        let ids: Vec<u64> = page.items.iter().map(|p| p.id).collect();
+        assert_eq!(ids, [1, 6]);
+        assert_eq!(page.dropped.len(), 5, "{:?}", page.dropped);
+        assert!(
+            page.dropped[0].starts_with("record 2: "),
+            "{:?}",
+            page.dropped
+        );
+        assert!(
+            page.dropped[1].starts_with("record 3: id: invalid value"),
+            "{:?}",
+            page.dropped
+        );
+        assert!(
+            page.dropped[2]
+                .contains("record 4 (id 4): project 4: missing field `path_with_namespace`"),
+            "{:?}",
+            page.dropped
+        );
+        assert!(
+            page.dropped[3].contains("missing field `id`"),
+            "{:?}",
+            page.dropped
+        );
+        let err =
+            serde_json::from_str::<Page<Project>>(r#"[{"name":"x"},{"id":"y"}]"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no record of the page could be read (2 of 2)"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("missing field `id`"), "{err}");
+        let empty: Page<Project> = serde_json::from_str("[]").unwrap();
+        assert!(empty.items.is_empty() && empty.dropped.is_empty());
+        assert!(
+            serde_json::from_str::<Page<Project>>(r#"{"id":1}"#).is_err(),
+            "not a list"
+        );
     }
 
     #[test]

@@ -141,13 +141,24 @@ impl Drop for Exporter {
 /// exactly the given environment additions and flags, run through `wrapper` when it is not
 /// empty (`["prlimit", "--nofile=256:256", "--"]`).
 pub fn command(wrapper: &[&str], url: &str, env: &[(&str, &str)], args: &[&str]) -> Command {
+    command_of(BINARY, wrapper, url, env, args)
+}
+
+/// [`command`] for another build of the exporter (`binary`).
+pub fn command_of(
+    binary: &str,
+    wrapper: &[&str],
+    url: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Command {
     let mut command = match wrapper.split_first() {
         Some((program, wrapper_args)) => {
             let mut command = Command::new(program);
-            command.args(wrapper_args).arg(BINARY);
+            command.args(wrapper_args).arg(binary);
             command
         }
-        None => Command::new(BINARY),
+        None => Command::new(binary),
     };
     command
         .args(["--web.listen-address", "127.0.0.1:0", "--gitlab.url", url])
@@ -446,65 +457,70 @@ pub fn assert_exact(exposition: &Exposition, expected: &[Expected]) {
         expected.len(),
         "one info series per project"
     );
-    const STATES: [&str; 4] = ["opened", "merged", "closed", "locked"];
     for e in expected {
-        let p = e.path.as_str();
-        let id = e.id.to_string();
+        assert_project(exposition, e);
+    }
+}
+
+/// Asserts that the exposition holds one project's series with exact values.
+pub fn assert_project(exposition: &Exposition, e: &Expected) {
+    const STATES: [&str; 4] = ["opened", "merged", "closed", "locked"];
+    let p = e.path.as_str();
+    let id = e.id.to_string();
+    assert_eq!(
+        exposition.value(
+            "gitlab_project_info",
+            &[("project", p), ("project_id", &id)]
+        ),
+        Some(1.0),
+        "info of {p}"
+    );
+    assert_eq!(
+        exposition.project("gitlab_project_commits", p),
+        e.commits.map(|c| c as f64),
+        "commits of {p}"
+    );
+    for (i, state) in STATES.iter().enumerate() {
         assert_eq!(
             exposition.value(
-                "gitlab_project_info",
-                &[("project", p), ("project_id", &id)]
+                "gitlab_project_merge_requests",
+                &[("project", p), ("state", state)]
             ),
-            Some(1.0),
-            "info of {p}"
-        );
-        assert_eq!(
-            exposition.project("gitlab_project_commits", p),
-            e.commits.map(|c| c as f64),
-            "commits of {p}"
-        );
-        for (i, state) in STATES.iter().enumerate() {
-            assert_eq!(
-                exposition.value(
-                    "gitlab_project_merge_requests",
-                    &[("project", p), ("state", state)]
-                ),
-                e.merge_requests.map(|m| m[i] as f64),
-                "{state} merge requests of {p}"
-            );
-        }
-        assert_eq!(
-            exposition.project("gitlab_project_open_issues", p),
-            e.open_issues.map(|c| c as f64),
-            "open issues of {p}"
-        );
-        assert_eq!(
-            exposition.project("gitlab_project_stars", p),
-            Some(e.stars as f64),
-            "stars of {p}"
-        );
-        assert_eq!(
-            exposition.project("gitlab_project_forks", p),
-            e.forks.map(|c| c as f64),
-            "forks of {p}"
-        );
-        let storage = exposition
-            .series("gitlab_project_storage_bytes")
-            .into_iter()
-            .filter(|s| s.labels.get("project").map(String::as_str) == Some(p))
-            .count();
-        assert_eq!(
-            storage,
-            if e.statistics { 9 } else { 0 },
-            "storage series of {p}"
-        );
-        assert!(
-            exposition
-                .project("gitlab_project_last_activity_timestamp_seconds", p)
-                .is_some(),
-            "activity of {p}"
+            e.merge_requests.map(|m| m[i] as f64),
+            "{state} merge requests of {p}"
         );
     }
+    assert_eq!(
+        exposition.project("gitlab_project_open_issues", p),
+        e.open_issues.map(|c| c as f64),
+        "open issues of {p}"
+    );
+    assert_eq!(
+        exposition.project("gitlab_project_stars", p),
+        Some(e.stars as f64),
+        "stars of {p}"
+    );
+    assert_eq!(
+        exposition.project("gitlab_project_forks", p),
+        e.forks.map(|c| c as f64),
+        "forks of {p}"
+    );
+    let storage = exposition
+        .series("gitlab_project_storage_bytes")
+        .into_iter()
+        .filter(|s| s.labels.get("project").map(String::as_str) == Some(p))
+        .count();
+    assert_eq!(
+        storage,
+        if e.statistics { 9 } else { 0 },
+        "storage series of {p}"
+    );
+    assert!(
+        exposition
+            .project("gitlab_project_last_activity_timestamp_seconds", p)
+            .is_some(),
+        "activity of {p}"
+    );
 }
 
 /// A private CA (`ca.pem`, `ca.key`) and a certificate it signed for `localhost` (`server.pem`,
