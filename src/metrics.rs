@@ -168,7 +168,7 @@ impl ExporterMetrics {
         );
         registry.register(
             "gitlab_exporter_api_errors",
-            "GitLab API attempts that failed, by route template and reason (timeout, transport, decode, too_large, unauthorized, redirect, throttled, server_error)",
+            "GitLab API attempts that failed, and records of answers that could not be used (decode), by route template and reason (timeout, transport, decode, too_large, unauthorized, redirect, throttled, server_error)",
             self.api.errors.clone(),
         );
         registry.register(
