@@ -167,26 +167,6 @@ fn get(
     })
 }
 
-fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{password}");
-    let mut out = String::from("Basic ");
-    for chunk in raw.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 fn pct(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -274,7 +254,7 @@ fn guessing(settings: &Settings, gitlab: &FakeGitlab) -> bool {
         ],
     ));
     let addr = exporter.addr;
-    let right = basic("prometheus", "scrape-me");
+    let right = common::basic_auth("prometheus", "scrape-me");
     // Warm: the first collection and the one bcrypt run for the right password.
     let warm = get(
         addr,
@@ -312,7 +292,7 @@ fn guessing(settings: &Settings, gitlab: &FakeGitlab) -> bool {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let wrong = basic("prometheus", &format!("guess-{k}"));
+                    let wrong = common::basic_auth("prometheus", &format!("guess-{k}"));
                     match get(
                         addr,
                         "/metrics",

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Exporter, Exposition, HttpResponse, http_request};
+use common::{Exporter, Exposition, http_request};
 use gitlab_api_exporter::fake::{FakeGitlab, Instance};
 
 async fn gitlab(instance: Instance) -> FakeGitlab {
@@ -36,39 +36,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// `Authorization: Basic …` for a user and password.
-fn basic(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{password}");
-    let mut out = String::from("Basic ");
-    for chunk in raw.as_bytes().chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// GET `path` with headers, on a blocking thread.
-async fn get(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let path = path.to_owned();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || http_request(addr, "GET", &path, &headers))
-        .await
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,18 +69,18 @@ async fn password_guessing_does_not_starve_collections() {
             "0s",
         ],
     );
-    let right = basic("prometheus", "scrape-me");
+    let right = common::basic_auth("prometheus", "scrape-me");
     let scrape = || async {
         let started = Instant::now();
-        let answer = get(
-            exporter.addr,
-            "/metrics",
-            &[
-                ("Authorization", &right),
-                ("X-Prometheus-Scrape-Timeout-Seconds", "5"),
-            ],
-        )
-        .await;
+        let answer = exporter
+            .get(
+                "/metrics",
+                &[
+                    ("Authorization", &right),
+                    ("X-Prometheus-Scrape-Timeout-Seconds", "5"),
+                ],
+            )
+            .await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         (Exposition::parse(&answer.text()), started.elapsed())
     };
@@ -129,7 +96,7 @@ async fn password_guessing_does_not_starve_collections() {
                 let mut answers = Vec::new();
                 let mut i = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let wrong = basic("prometheus", &format!("guess-{t}-{i}"));
+                    let wrong = common::basic_auth("prometheus", &format!("guess-{t}-{i}"));
                     i += 1;
                     let started = Instant::now();
                     let answer = http_request(
