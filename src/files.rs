@@ -3,7 +3,7 @@
 //! cap, and never waiting on a FIFO or a device. Errors name the file, never its content.
 
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Cap of a token file or a web config file.
@@ -12,17 +12,44 @@ pub const MAX_SMALL: u64 = 1 << 20;
 pub const MAX_PEM: u64 = 16 << 20;
 
 /// The content of the regular file at `path` (symbolic links followed), if it is at most
-/// `limit` bytes. A FIFO, a device, a socket or a directory is refused at once: the file is
-/// opened without blocking (`O_NONBLOCK`, which makes no difference to a regular file) and
-/// checked before anything is read.
+/// `limit` bytes. A FIFO, a device, a socket or a directory is refused at once, without being
+/// opened (opening a device can do something by itself); the file is then opened without
+/// blocking (`O_NONBLOCK`, which makes no difference to a regular file) and checked again to be
+/// the same regular file before anything is read (it may have been replaced in between).
 pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let before = std::fs::metadata(path).map_err(cannot)?;
+    regular(path, &before)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(cannot)?;
     let metadata = file.metadata().map_err(cannot)?;
+    regular(path, &metadata)?;
+    if (metadata.dev(), metadata.ino()) != (before.dev(), before.ino()) {
+        return Err(format!(
+            "{} was replaced while it was being opened; try again",
+            path.display()
+        ));
+    }
+    let too_large = || format!("{} is larger than {limit} bytes; not read", path.display());
+    if metadata.len() > limit {
+        return Err(too_large());
+    }
+    let mut content = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    // The file may grow after the check: read one byte past the cap at most.
+    file.take(limit + 1)
+        .read_to_end(&mut content)
+        .map_err(cannot)?;
+    if content.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(content)
+}
+
+/// An error unless `metadata` is a regular file's.
+fn regular(path: &Path, metadata: &std::fs::Metadata) -> Result<(), String> {
     let kind = metadata.file_type();
     if !kind.is_file() {
         let what = if kind.is_dir() {
@@ -41,19 +68,7 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
             path.display()
         ));
     }
-    let too_large = || format!("{} is larger than {limit} bytes; not read", path.display());
-    if metadata.len() > limit {
-        return Err(too_large());
-    }
-    let mut content = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
-    // The file may grow after the check: read one byte past the cap at most.
-    file.take(limit + 1)
-        .read_to_end(&mut content)
-        .map_err(cannot)?;
-    if content.len() as u64 > limit {
-        return Err(too_large());
-    }
-    Ok(content)
+    Ok(())
 }
 
 /// [`read`], as UTF-8 text.

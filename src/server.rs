@@ -20,7 +20,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio_io_timeout::TimeoutStream;
@@ -131,7 +130,6 @@ pub async fn run(
     web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -145,79 +143,117 @@ pub async fn run(
             () = connections.room() => {}
             () = &mut shutdown => break,
         }
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let registration = connections.register();
-                // A client that stops reading an answer is dropped after WRITE_TIMEOUT, so it
-                // cannot hold a connection, its task and the body being sent forever.
-                let mut stream = TimeoutStream::new(stream);
-                stream.set_write_timeout(Some(WRITE_TIMEOUT));
-                let stream = Box::pin(stream);
-                let (app, web) = (Arc::clone(&app), web.clone());
-                let (http, tls, watcher) = (http.clone(), tls.clone(), graceful.watcher());
-                tokio::spawn(async move {
-                    let registration = registration;
-                    let service = service_fn(|request| {
-                        let busy = registration.busy();
-                        let answer = handle(request, Arc::clone(&app), web.clone(), peer);
-                        async move {
-                            let response = answer.await?;
-                            Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
-                        }
-                    });
-                    let served = async {
-                        let result = match tls {
-                            None => watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await,
-                            Some(acceptor) => {
-                                // The handshake runs in the connection's task, with a deadline: a
-                                // slow client must not hold up the accept loop.
-                                let stream = match tokio::time::timeout(
-                                    HEADER_READ_TIMEOUT,
-                                    acceptor.accept(stream),
-                                )
-                                .await
-                                {
-                                    Ok(Ok(stream)) => stream,
-                                    Ok(Err(e)) => {
-                                        debug!(error = %e, %peer, "TLS handshake failed");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        debug!(%peer, "TLS handshake timed out");
-                                        return;
-                                    }
-                                };
-                                watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await
-                            }
-                        };
-                        if let Err(e) = result {
-                            debug!(error = %e, %peer, "connection ended with an error");
-                        }
-                    };
-                    tokio::select! {
-                        () = served => {}
-                        () = registration.closing() => {
-                            debug!(%peer, "idle connection closed to make room (--web.max-connections)");
-                        }
-                    }
-                });
-            }
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => break,
-        }
+        };
+        // The room seen before accepting may be gone (the idle connection got a request): then
+        // this one connection waits, accepted, until there is room again.
+        let registration = loop {
+            if let Some(registration) = connections.try_register() {
+                break registration;
+            }
+            tokio::select! {
+                () = connections.room() => {}
+                () = &mut shutdown => return drain(&connections).await,
+            }
+        };
+        // A client that stops reading an answer is dropped after WRITE_TIMEOUT, so it cannot
+        // hold a connection, its task and the body being sent forever.
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let stream = Box::pin(stream);
+        let (app, web, http, tls) = (Arc::clone(&app), web.clone(), http.clone(), tls.clone());
+        tokio::spawn(async move {
+            let registration = registration;
+            let service = service_fn(|request| {
+                let busy = registration.busy();
+                let answer = handle(request, Arc::clone(&app), web.clone(), peer);
+                async move {
+                    let response = answer.await?;
+                    Ok::<_, Infallible>(response.map(|body| Tracked { body, _busy: busy }))
+                }
+            });
+            match tls {
+                None => serve(&http, TokioIo::new(stream), service, &registration, peer).await,
+                Some(acceptor) => {
+                    // The handshake runs in the connection's task, with a deadline: a slow
+                    // client must not hold up the accept loop. No request yet: closing to make
+                    // room, or shutting down, drops it.
+                    let handshake =
+                        tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        handshake = handshake => match handshake {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                debug!(error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        () = registration.closing() => return,
+                    };
+                    serve(&http, TokioIo::new(stream), service, &registration, peer).await;
+                }
+            }
+        });
     }
     drop(listener);
+    drain(&connections).await;
+}
+
+/// Serves one connection until it ends. Asked to close (to make room, or for shutdown), it
+/// shuts down gracefully: at once if idle, after the answer being sent otherwise.
+async fn serve<I, S>(
+    http: &http1::Builder,
+    io: I,
+    service: S,
+    registration: &Registration,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let connection = http.serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            () = registration.closing(), if !closing => {
+                closing = true;
+                debug!(%peer, "closing a connection to make room (--web.max-connections)");
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Shutdown: no new connections; every open one is asked to close (idle ones at once, others
+/// after their answer), for up to [`DRAIN_TIMEOUT`].
+async fn drain(connections: &Connections) {
     info!("shutting down: no new connections, waiting for open ones");
+    connections.close_all();
     tokio::select! {
-        () = graceful.shutdown() => info!("all connections closed"),
+        () = connections.drained() => info!("all connections closed"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
     }
 }
@@ -580,9 +616,11 @@ pub fn connection_cap(wanted: usize, concurrency: usize) -> usize {
 }
 
 /// The open connections, capped: when a new one would pass the cap, the one idle the longest
-/// (between requests, or still sending its request head) is closed to make room; when none is
-/// idle, new connections wait in the accept queue until one ends or goes idle. So connections
-/// that send nothing cannot lock scrapers out, and a request being served is never cut short.
+/// (between requests, or still sending its request head) is asked to close to make room, which
+/// hyper does at once for an idle connection (and, should a request have arrived meanwhile,
+/// after its answer); when none is idle, new connections wait (in the accept queue, or the one
+/// already accepted) until one ends or goes idle. So connections that send nothing cannot lock
+/// scrapers out, and a request being served is never cut short.
 #[derive(Debug)]
 pub struct Connections {
     cap: usize,
@@ -653,8 +691,8 @@ impl Connections {
         self.closed_idle.load(Ordering::Relaxed)
     }
 
-    /// Resolves when one more connection may be accepted: under the cap, or at it with an idle
-    /// connection to close.
+    /// Resolves when one more connection may be registered: under the cap, or at it with an
+    /// idle connection to close.
     async fn room(&self) {
         loop {
             let changed = self.changed.notified();
@@ -679,16 +717,15 @@ impl Connections {
             .min_by_key(|c| *c.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Counts a new connection, closing the one idle the longest if the cap is passed.
-    fn register(self: &Arc<Self>) -> Registration {
+    /// Counts a new connection, asking the one idle the longest to close if the cap is
+    /// reached; `None` (nothing counted) when it is reached and no connection is idle.
+    fn try_register(self: &Arc<Self>) -> Option<Registration> {
         let mut state = self.state();
         if state.connections.len() - state.closing >= self.cap {
-            if let Some(idle) = Self::longest_idle(&state) {
-                idle.closing.store(true, Ordering::Release);
-                idle.close.notify_one();
-                state.closing += 1;
-                self.closed_idle.fetch_add(1, Ordering::Relaxed);
-            }
+            let idle = Self::longest_idle(&state)?;
+            Self::ask_to_close(idle);
+            state.closing += 1;
+            self.closed_idle.fetch_add(1, Ordering::Relaxed);
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -699,10 +736,39 @@ impl Connections {
             close: Notify::new(),
         });
         state.connections.insert(id, Arc::clone(&connection));
-        Registration {
+        Some(Registration {
             connections: Arc::clone(self),
             id,
             connection,
+        })
+    }
+
+    fn ask_to_close(connection: &Connection) {
+        connection.closing.store(true, Ordering::Release);
+        connection.close.notify_one();
+    }
+
+    /// Asks every open connection to close (shutdown).
+    fn close_all(&self) {
+        let mut state = self.state();
+        let mut asked = 0;
+        for connection in state.connections.values() {
+            if !connection.closing.load(Ordering::Acquire) {
+                Self::ask_to_close(connection);
+                asked += 1;
+            }
+        }
+        state.closing += asked;
+    }
+
+    /// Resolves once no connection is open.
+    async fn drained(&self) {
+        loop {
+            let changed = self.changed.notified();
+            if self.open() == 0 {
+                return;
+            }
+            changed.await;
         }
     }
 }
@@ -770,6 +836,47 @@ impl<B: Body + Unpin> Body for Tracked<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At the cap, a connection is counted only if an idle one is asked to close: a connection
+    /// that goes busy between the check and the accept cannot let the cap be passed, and one
+    /// being served is never asked to close.
+    #[test]
+    fn the_cap_is_never_passed() {
+        let connections = Connections::new(2);
+        let a = connections.try_register().unwrap();
+        let b = connections.try_register().unwrap();
+        let (busy_a, busy_b) = (a.busy(), b.busy());
+        assert!(
+            connections.try_register().is_none(),
+            "nothing idle to close"
+        );
+        assert_eq!(connections.open(), 2);
+        drop(busy_b);
+        let c = connections.try_register().expect("b is idle now");
+        assert!(b.connection.closing.load(Ordering::Acquire));
+        assert!(
+            !a.connection.closing.load(Ordering::Acquire),
+            "a is being served"
+        );
+        assert_eq!((connections.open(), connections.closed_idle()), (3, 1));
+        let _c_busy = c.busy();
+        assert!(
+            connections.try_register().is_none(),
+            "a and c are served, b is already closing"
+        );
+        drop(b);
+        assert_eq!(connections.open(), 2);
+        assert!(connections.try_register().is_none());
+        drop(busy_a);
+        let d = connections.try_register().expect("a is idle now");
+        assert!(a.connection.closing.load(Ordering::Acquire));
+        drop((a, d));
+        connections.close_all();
+        assert!(
+            c.connection.closing.load(Ordering::Acquire),
+            "shutdown asks all"
+        );
+    }
 
     #[test]
     fn budget_follows_the_scrapers_timeout() {

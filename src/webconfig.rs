@@ -2065,6 +2065,10 @@ mod tests {
         for request in &waiting {
             request.abort();
         }
+        // Cancelled once each task has dropped its future (and so given back its place).
+        for request in waiting {
+            let _ = request.await;
+        }
         let right = basic("alice", "wonderland");
         assert_eq!(config.authorize(Some(&right), client(99)).await, None);
         let (runs, cancelled) = (

@@ -261,7 +261,7 @@ async fn changed_in_group(
 ) -> Result<Option<std::collections::HashSet<u64>>, Error> {
     let mut changed = std::collections::HashSet::new();
     let mut first_total = None;
-    let mut page = 1;
+    let mut page: u64 = 1;
     loop {
         let reply = client
             .get::<Page<MergeRequestRef>>(
@@ -299,11 +299,13 @@ async fn changed_in_group(
         let empty = reply.body.items.is_empty();
         changed.extend(reply.body.items.into_iter().map(|mr| mr.project_id));
         // The walk ends where GitLab's own total says, whatever `X-Next-Page` announces.
-        if page * SEARCH_PER_PAGE >= total {
+        if page.saturating_mul(SEARCH_PER_PAGE) >= total {
             return Ok(Some(changed));
         }
         match reply.page.next_page {
-            Some(next) if next > page && !empty => page = next,
+            Some(next) if next == page + 1 && !empty => page = next,
+            // A jump would skip pages, and the changes on them: count the group again.
+            Some(_) if !empty => return Ok(None),
             _ => return Ok(Some(changed)),
         }
     }

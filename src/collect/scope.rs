@@ -64,6 +64,8 @@ pub async fn resolve(
     let budget = &Budget {
         max: max_projects,
         listed: AtomicU64::new(0),
+        read: AtomicU64::new(0),
+        dropped: Mutex::new((0, None)),
     };
     let mut filters: Vec<(&'static str, String)> = vec![("statistics", "true".into())];
     if !scope.include_archived {
@@ -180,6 +182,7 @@ pub async fn resolve(
             }
         }
     }
+    budget.check_readable()?;
     for reference in &scope.projects {
         let known = sent
             .lock()
@@ -298,15 +301,21 @@ async fn list_windows(
 }
 
 /// The projects the listings of one collection may return, all listings together (a project
-/// listed twice counts twice).
+/// listed twice counts twice), and how many of them could be read.
 struct Budget {
     max: u64,
     listed: AtomicU64,
+    /// Records read.
+    read: AtomicU64,
+    /// Records left out, and the first of them (its listing, why).
+    dropped: Mutex<(u64, Option<(&'static str, String)>)>,
 }
 
 impl Budget {
-    /// Counts `n` more projects listed on `endpoint`; an error once past the cap.
+    /// Counts `n` more projects listed on `endpoint` (a page costs at least one, so that empty
+    /// pages announcing more cannot go on for free); an error once past the cap.
     fn take(&self, endpoint: &'static str, n: usize) -> Result<(), Error> {
+        let n = n.max(1);
         let listed = self.listed.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if listed <= self.max {
             return Ok(());
@@ -321,6 +330,34 @@ impl Budget {
                 self.max
             ),
         })
+    }
+}
+
+impl Budget {
+    /// Records of a page: `read` usable ones, and those left out.
+    fn note(&self, endpoint: &'static str, read: usize, dropped: &[String]) {
+        self.read.fetch_add(read as u64, Ordering::Relaxed);
+        if let Some(first) = dropped.first() {
+            let mut noted = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+            noted.0 += dropped.len() as u64;
+            noted.1.get_or_insert_with(|| (endpoint, first.clone()));
+        }
+    }
+
+    /// An error when the listings returned records but not one could be read: the answers
+    /// themselves are wrong (a proxy's page, another API), not one odd project.
+    fn check_readable(&self) -> Result<(), Error> {
+        let noted = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        match (&noted.1, self.read.load(Ordering::Relaxed)) {
+            (Some((endpoint, first)), 0) => Err(Error::Decode {
+                endpoint,
+                detail: format!(
+                    "no project of the listings could be read ({} records); the first: {first}",
+                    noted.0
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -368,7 +405,11 @@ where
         let reply = client
             .get::<Page<Project>>(endpoint, path.clone(), query)
             .await?;
-        let Page { items, dropped } = reply.body;
+        let Page {
+            items,
+            dropped,
+            last_id,
+        } = reply.body;
         // A record that cannot be read costs only itself (and a project's bad fields only
         // what they feed): counted and logged, the rest of the page goes on.
         for why in &dropped {
@@ -378,13 +419,18 @@ where
             client.bad_record(endpoint, &report);
         }
         let records = items.len() + dropped.len();
-        // The cursor: the last id of the page, or GitLab's own (the last record may be one
-        // that could not be read).
+        budget.note(endpoint, items.len(), &dropped);
+        // The cursor: the last readable id of the page, or GitLab's own; none for an empty
+        // page (which then cannot announce more).
         let cursor = reply
             .page
             .next_link_param("id_after")
             .and_then(|id| id.parse::<u64>().ok());
-        let last = items.last().map(|p| p.id).max(cursor);
+        let last = if records > 0 {
+            last_id.max(cursor)
+        } else {
+            None
+        };
         budget.take(endpoint, records)?;
         // Page 1 after `id_after` is a query of its own: its total is what is left. Keyset
         // pages carry no total.

@@ -246,7 +246,7 @@ impl Client {
     pub fn bad_record(&self, endpoint: &'static str, what: &str) {
         self.shared.count_error(endpoint, "decode");
         let n = self.bad_records.fetch_add(1, Ordering::Relaxed);
-        let what = redact(what);
+        let what = one_line(&redact(what), 2000);
         if n < LOGGED_BAD_RECORDS {
             warn!(endpoint, record = %what, "part of an answer from GitLab cannot be used; only the values it feeds are left out");
         } else {
@@ -495,8 +495,8 @@ impl Shared {
                     );
                 }
                 let body = serde_json::from_str(&text).map_err(|e| {
-                    // serde quotes decoded values in its messages.
-                    let detail = redact(&e.to_string()).into_owned();
+                    // serde quotes decoded values in its messages (of any length).
+                    let detail = one_line(&redact(&e.to_string()), 300);
                     self.failed(Error::Decode { endpoint, detail }, Retry::Never)
                 })?;
                 Ok(Reply { body, page })
@@ -615,6 +615,8 @@ fn backoff(first: Duration, n: u32, max: Duration) -> Duration {
 /// echoed with JSON escapes is the token once decoded), then shortened to one safe line (after
 /// redacting: a cut through the token would leave its first part).
 pub(crate) fn error_message(body: &[u8]) -> String {
+    // JSON is always shown decoded, whatever its shape: a `\uXXXX`-escaped token is only the
+    // token, for redaction to find, once decoded.
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) => {
             let field = |k: &str| match map.get(k) {
@@ -626,10 +628,12 @@ pub(crate) fn error_message(body: &[u8]) -> String {
                 (Some(m), _, _) => m,
                 (None, Some(e), Some(d)) => format!("{e}: {d}"),
                 (None, Some(e), None) => e,
-                _ => String::from_utf8_lossy(body).into_owned(),
+                _ => serde_json::Value::Object(map).to_string(),
             }
         }
-        _ => String::from_utf8_lossy(body).into_owned(),
+        Ok(serde_json::Value::String(text)) => text,
+        Ok(other) => other.to_string(),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
     let line = one_line(&redact(&text), 200);
     if line.is_empty() {
@@ -640,8 +644,9 @@ pub(crate) fn error_message(body: &[u8]) -> String {
 }
 
 /// `text` as one safe log line of at most `max` characters: characters that would break or
-/// disguise it become spaces, trailing space is cut.
-fn one_line(text: &str, max: usize) -> String {
+/// disguise it become spaces, trailing space is cut. Redact before: a cut through a secret
+/// would leave its first part.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
     let mut line: String = text
         .chars()
         .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
@@ -720,6 +725,13 @@ mod tests {
             "insufficient_scope: The request requires higher privileges than provided by the access token."
         );
         assert_eq!(error_message(b"Retry later\n"), "Retry later");
+        // Any JSON is shown decoded.
+        assert_eq!(
+            error_message(br#"{"detail":"\u0061b"}"#),
+            r#"{"detail":"ab"}"#
+        );
+        assert_eq!(error_message(br#"["\u0061b"]"#), r#"["ab"]"#);
+        assert_eq!(error_message(br#""\u0061b""#), "ab");
         assert_eq!(
             error_message("a\u{2028}b\u{202E}c\u{2066}d".as_bytes()),
             "a b c d"

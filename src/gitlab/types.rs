@@ -7,9 +7,8 @@
 //! storage size, an integer above `u64`, a number for a string) leaves out only that field,
 //! listed in [`Project::problems`]; text with a lone surrogate escape (or, replaced by the
 //! client before decoding, bytes that are not UTF-8) is kept with U+FFFD in place of the bad
-//! part, also listed. A record without a
-//! usable `id` or `path_with_namespace` is left out of its page ([`Page::dropped`]); a page
-//! none of whose records is usable is an error. Label values are cut at [`MAX_LABEL_BYTES`].
+//! part, also listed. A record without a usable `id` or `path_with_namespace` is left out of its
+//! page ([`Page::dropped`]). Label values are cut at [`MAX_LABEL_BYTES`].
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -259,13 +258,16 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     }
 }
 
-/// serde_json's message without its position (which is within the field's own text).
+/// serde_json's message without its position (which is within the field's own text),
+/// redacted and cut to one line of 300 characters: serde quotes the offending value, whatever
+/// its length.
 fn why(e: &serde_json::Error) -> String {
     let message = e.to_string();
-    match message.rfind(" at line ") {
-        Some(at) => message[..at].to_owned(),
-        None => message,
-    }
+    let message = match message.rfind(" at line ") {
+        Some(at) => &message[..at],
+        None => &message,
+    };
+    super::client::one_line(&crate::redact::redact(message), 300)
 }
 
 /// A text field: like [`Lenient`], but a string holding a lone surrogate escape is kept, with
@@ -564,14 +566,16 @@ impl TryFrom<RawProject> for Project {
 }
 
 /// A list answer read record by record: the records that could be read, and why the others
-/// could not (the record's index and id, when it has one). An error only when no record of a
-/// non-empty page could be read (then the answer itself is wrong).
+/// could not (the record's index and id, when it has one). Whether a page of unreadable
+/// records means the answer is wrong is the caller's to judge.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     /// The records read, in order.
     pub items: Vec<T>,
     /// The records left out, and why.
     pub dropped: Vec<String>,
+    /// The `id` of the last record that has a readable one, read or left out (a cursor).
+    pub last_id: Option<u64>,
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Page<T> {
@@ -582,32 +586,26 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Page<T> {
             id: Lenient<u64>,
         }
         let records = Vec::<Box<RawValue>>::deserialize(deserializer)?;
+        let id_of = |record: &RawValue| match serde_json::from_str::<Named>(record.get()) {
+            Ok(Named {
+                id: Lenient::Value(id),
+            }) => Some(id),
+            _ => None,
+        };
         let mut page = Page {
             items: Vec::with_capacity(records.len()),
             dropped: Vec::new(),
+            last_id: records.iter().rev().find_map(|r| id_of(r)),
         };
         for (i, record) in records.iter().enumerate() {
             match serde_json::from_str::<T>(record.get()) {
                 Ok(item) => page.items.push(item),
                 Err(e) => {
-                    let id = match serde_json::from_str::<Named>(record.get()) {
-                        Ok(Named {
-                            id: Lenient::Value(id),
-                        }) => format!(" (id {id})"),
-                        _ => String::new(),
-                    };
+                    let id = id_of(record).map_or_else(String::new, |id| format!(" (id {id})"));
                     page.dropped
                         .push(format!("record {}{id}: {}", i + 1, why(&e)));
                 }
             }
-        }
-        if page.items.is_empty() && !page.dropped.is_empty() {
-            return Err(serde::de::Error::custom(format!(
-                "no record of the page could be read ({} of {}); the first: {}",
-                page.dropped.len(),
-                records.len(),
-                page.dropped[0]
-            )));
         }
         Ok(page)
     }
@@ -944,14 +942,15 @@ mod tests {
             "{:?}",
             page.dropped
         );
-        let err =
-            serde_json::from_str::<Page<Project>>(r#"[{"name":"x"},{"id":"y"}]"#).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("no record of the page could be read (2 of 2)"),
-            "{err}"
+        assert_eq!(page.last_id, Some(6));
+        let bad: Page<Project> =
+            serde_json::from_str(r#"[{"id":3,"name":"x"},{"id":"y"}]"#).unwrap();
+        assert!(bad.items.is_empty() && bad.dropped.len() == 2);
+        assert_eq!(
+            bad.last_id,
+            Some(3),
+            "the last readable id, of a record left out"
         );
-        assert!(err.to_string().contains("missing field `id`"), "{err}");
         let empty: Page<Project> = serde_json::from_str("[]").unwrap();
         assert!(empty.items.is_empty() && empty.dropped.is_empty());
         assert!(
