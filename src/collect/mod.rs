@@ -460,6 +460,7 @@ impl Collector {
                     projects = gathered.projects.len(),
                     changed_since_last = changed,
                     api_calls,
+                    unusable_records = client.bad_records(),
                     duration = ?duration,
                     "collection finished"
                 );
