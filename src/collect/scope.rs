@@ -331,9 +331,7 @@ impl Budget {
             ),
         })
     }
-}
 
-impl Budget {
     /// Records of a page: `read` usable ones, and those left out.
     fn note(&self, endpoint: &'static str, read: usize, dropped: &[String]) {
         self.read.fetch_add(read as u64, Ordering::Relaxed);
