@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::Exporter;
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 #[derive(Debug, Clone)]
 struct Settings {

@@ -55,7 +55,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::Exporter;
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 /// The header read timeout of src/server.rs.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);

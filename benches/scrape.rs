@@ -17,7 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Exporter, http_request};
-use gitlab_api_exporter::fake::{FakeGitlab, Instance, MergeRequestChange};
+use fake_gitlab::{FakeGitlab, Instance, MergeRequestChange};
 
 /// Benchmark settings from the command line.
 struct Settings {

@@ -261,7 +261,7 @@ pub struct Config {
     /// Most connections served at once (`--web.max-connections`), before the descriptor limit.
     pub max_connections: usize,
     /// TLS, basic auth and headers for the server (`--web.config.file`), loaded and checked.
-    pub web_config: Option<std::sync::Arc<crate::webconfig::WebConfig>>,
+    pub web_config: Option<std::sync::Arc<web_config::WebConfig>>,
     /// How long a collection is reused.
     pub cache_ttl: Duration,
     /// Most API calls in flight.
@@ -318,7 +318,7 @@ impl Config {
         };
         let web_config = match &cli.web_config_file {
             Some(path) => Some(std::sync::Arc::new(
-                crate::webconfig::WebConfig::load(path).map_err(|msg| {
+                web_config::WebConfig::load(path).map_err(|msg| {
                     invalid(format!(
                         "invalid value for '--web.config.file <PATH>': {msg}"
                     ))
@@ -377,7 +377,7 @@ fn invalid(message: String) -> clap::Error {
 /// Reads the token file (at start, and again on SIGHUP). The error names the file, never its
 /// content.
 pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    let content = crate::files::read_text(path, crate::files::MAX_SMALL)?;
+    let content = web_config::files::read_text(path, web_config::files::MAX_SMALL)?;
     let token = content.trim();
     if token.is_empty() {
         return Err(format!("{} is empty", path.display()));

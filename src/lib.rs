@@ -11,13 +11,14 @@
 //! - [`cache`]: the snapshot cache: TTL and single flight.
 //! - [`collect`]: one collection: the projects in scope, then per-project details; one file per
 //!   metric family (`projects`, `commits`, `merge_requests`).
-//! - [`files`]: the files named by flags, read safely (regular files only, capped).
 //! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
 //! - [`exposition`]: an encoded exposition held compressed, and the HTTP bodies serving it.
 //! - [`redact`]: secrets (the token, passwords in URLs) kept out of logs, pages and labels.
 //! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
 //!   accounting, retries), pagination and the JSON types.
-//! - [`fake`]: a fake GitLab speaking the REST API, for tests, benchmarks and `--demo`.
+//!
+//! Beside it in the workspace: `fake-gitlab` (a fake GitLab speaking the REST API, for tests,
+//! benchmarks and `--demo`) and `web-config` (`--web.config.file`: TLS, basic auth, headers).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -25,15 +26,12 @@ pub mod cache;
 pub mod collect;
 pub mod config;
 pub mod exposition;
-pub mod fake;
-pub mod files;
 pub mod gitlab;
 pub mod metrics;
 pub mod probe;
 pub mod redact;
 pub mod server;
 pub mod status;
-pub mod webconfig;
 
 /// The exporter's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -58,21 +56,7 @@ use tracing::{info, warn};
 /// client, collector and cache, binds the listen address and serves.
 pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut config = config;
-    let demo = if config.demo {
-        // GitLab.com's limit for authenticated API calls, so that the rate-limit metrics and the
-        // status page's budget show something.
-        let mut instance = fake::Instance::demo();
-        instance.rate_limit_per_minute = Some(2000);
-        let fake = fake::FakeGitlab::start(instance)
-            .await
-            .context("--demo: cannot start the built-in fake GitLab")?;
-        info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");
-        config.gitlab_url = fake.url();
-        config.token = Some(config::Secret::new(fake.token()));
-        Some(fake)
-    } else {
-        None
-    };
+    let demo = start_demo(&mut config).await?;
     if config.gitlab_url.starts_with("http://") && !config::is_loopback_url(&config.gitlab_url) {
         warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
     }
@@ -266,4 +250,46 @@ fn describe(config: &config::Config) -> String {
         config.gitlab_url,
         config.cache_ttl,
     )
+}
+
+/// `--demo`: starts the built-in fake GitLab and points the configuration at it.
+#[cfg(feature = "demo")]
+async fn start_demo(
+    config: &mut config::Config,
+) -> anyhow::Result<Option<fake_gitlab::FakeGitlab>> {
+    if !config.demo {
+        return Ok(None);
+    }
+    // GitLab.com's limit for authenticated API calls, so that the rate-limit metrics and the
+    // status page's budget show something.
+    let mut instance = fake_gitlab::Instance::demo();
+    instance.rate_limit_per_minute = Some(2000);
+    let fake = fake_gitlab::FakeGitlab::start(instance)
+        .await
+        .context("--demo: cannot start the built-in fake GitLab")?;
+    info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");
+    config.gitlab_url = fake.url();
+    config.token = Some(config::Secret::new(fake.token()));
+    Ok(Some(fake))
+}
+
+/// `--demo` in a build without the `demo` feature: refused.
+#[cfg(not(feature = "demo"))]
+async fn start_demo(config: &mut config::Config) -> anyhow::Result<Option<NoDemo>> {
+    anyhow::ensure!(
+        !config.demo,
+        "--demo: this build has no built-in fake GitLab (built without the `demo` feature)"
+    );
+    Ok(None)
+}
+
+/// What a build without the `demo` feature never starts.
+#[cfg(not(feature = "demo"))]
+enum NoDemo {}
+
+#[cfg(not(feature = "demo"))]
+impl NoDemo {
+    async fn shutdown(self) {
+        match self {}
+    }
 }

@@ -109,7 +109,7 @@ impl ExporterMetrics {
     }
 
     /// Counts a request refused by the web config (`--web.config.file`).
-    pub fn refused(&self, kind: crate::webconfig::DeniedKind) {
+    pub fn refused(&self, kind: web_config::DeniedKind) {
         self.refused
             .get_or_create(&RefusedLabels {
                 reason: kind.label(),

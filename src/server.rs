@@ -31,7 +31,7 @@ use crate::config::ListenAddress;
 use crate::exposition::{Compressed, ExpositionBody};
 use crate::gitlab::Client;
 use crate::metrics::{ExporterMetrics, Format, Process, Served};
-use crate::webconfig::WebConfig;
+use web_config::WebConfig;
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
 /// may stay open).

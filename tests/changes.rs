@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{Exporter, assert_exact, demo_gitlab, expected_in_group, expected_membership};
-use gitlab_api_exporter::fake::{FakeGitlab, FakeProject, MergeRequestChange, Namespace};
+use fake_gitlab::{FakeGitlab, FakeProject, MergeRequestChange, Namespace};
 
 /// The calls of a scrape, by route.
 fn calls(gitlab: &FakeGitlab) -> BTreeMap<String, u64> {
@@ -226,7 +226,7 @@ async fn group_scope_steady_state() {
 /// window that gained projects takes a second page, nothing is lost or repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_in_parallel_windows_is_exact() {
-    use gitlab_api_exporter::fake::Instance;
+    use fake_gitlab::Instance;
     let mut instance = Instance::generated(1_000).with_merge_requests(false);
     // Projects 101..=150 come later, inside a window.
     let later: Vec<FakeProject> = (101..=150)
@@ -275,7 +275,7 @@ async fn listing_in_parallel_windows_is_exact() {
 /// would have been skipped is not lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_query_survives_a_deletion_mid_walk() {
-    use gitlab_api_exporter::fake::Instance;
+    use fake_gitlab::Instance;
     use std::time::Duration;
     let gitlab = std::sync::Arc::new(FakeGitlab::start(Instance::generated(300)).await.unwrap());
     let exporter = Exporter::start(
@@ -313,7 +313,7 @@ async fn change_query_survives_a_deletion_mid_walk() {
 /// counts at the next collection once the token user's access changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_change_makes_merge_requests_counted() {
-    use gitlab_api_exporter::fake::Role;
+    use fake_gitlab::Role;
     let gitlab = demo_gitlab().await;
     let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
     let metrics = exporter.scrape().await;
@@ -341,7 +341,7 @@ async fn access_change_makes_merge_requests_counted() {
 /// alike, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_listing_in_parallel_windows_is_exact() {
-    use gitlab_api_exporter::fake::Instance;
+    use fake_gitlab::Instance;
     let gitlab = FakeGitlab::start(Instance::generated(1_000).with_merge_requests(false))
         .await
         .unwrap();

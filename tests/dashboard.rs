@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use common::Exporter;
 use common::prometheus::Prometheus;
-use gitlab_api_exporter::fake::{FakeGitlab, Faults, Instance};
+use fake_gitlab::{FakeGitlab, Faults, Instance};
 
 const DASHBOARD: &str = include_str!("../examples/grafana-dashboard.json");
 

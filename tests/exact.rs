@@ -6,7 +6,7 @@ mod common;
 use common::{
     Exporter, assert_exact, demo_gitlab, expected, expected_in_group, expected_membership,
 };
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 /// The default scope: member projects, archived left out, every value exact. Covers: the 20-item
 /// default page (25 commits, projects past the first page), more than 100 projects (two pages at

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Exporter, Exposition, assert_exact, expected_membership, http_request};
-use gitlab_api_exporter::fake::{FakeGitlab, Faults, Instance, Malformed};
+use fake_gitlab::{FakeGitlab, Faults, Instance, Malformed};
 
 const MERGE_REQUESTS: &str = "/projects/:id/merge_requests";
 

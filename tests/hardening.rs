@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Exporter, Exposition, http_request};
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 async fn gitlab(instance: Instance) -> FakeGitlab {
     FakeGitlab::start(instance)
@@ -308,7 +308,7 @@ async fn idle_connections_cannot_lock_scrapers_out() {
 /// body was scrubbed, then decoded: the token came out whole.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echoed_tokens_and_url_passwords_are_redacted_once_decoded() {
-    use gitlab_api_exporter::fake::Faults;
+    use fake_gitlab::Faults;
     let gitlab = gitlab(Instance::demo()).await;
     let token = gitlab.token();
     let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--log.level", "debug"]);
@@ -515,7 +515,7 @@ fn unusable_urls_and_paths_are_refused_at_start() {
 /// missing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dot_segments_are_encoded_so_paths_mean_what_they_say() {
-    use gitlab_api_exporter::fake::Faults;
+    use fake_gitlab::Faults;
     let gitlab = gitlab(Instance::demo()).await;
     // labs/guest-public: a Guest sees no statistics, so its commits come from the branch head.
     gitlab.with_instance(|i| {
@@ -556,7 +556,7 @@ async fn scrape_5s(exporter: &Exporter) -> Exposition {
 /// and the last good data is served. (Before, the walk went on without end.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_without_end_stops_at_max_projects() {
-    use gitlab_api_exporter::fake::Faults;
+    use fake_gitlab::Faults;
     let gitlab = gitlab(Instance::demo()).await;
     let exporter = Exporter::start(
         &gitlab,
@@ -602,7 +602,7 @@ async fn a_listing_without_end_stops_at_max_projects() {
 /// followed `X-Next-Page` without end.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_walk_stops_where_the_total_says() {
-    use gitlab_api_exporter::fake::{Faults, MergeRequestChange};
+    use fake_gitlab::{Faults, MergeRequestChange};
     let gitlab = gitlab(Instance::demo()).await;
     let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme", "--cache.ttl", "0s"]);
     let before = scrape_5s(&exporter).await;
@@ -631,7 +631,7 @@ async fn a_change_walk_stops_where_the_total_says() {
 /// starts afresh and succeeds once GitLab answers again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collection_longer_than_its_timeout_is_abandoned() {
-    use gitlab_api_exporter::fake::Faults;
+    use fake_gitlab::Faults;
     let gitlab = gitlab(Instance::demo()).await;
     let exporter = Exporter::start(
         &gitlab,
@@ -675,7 +675,7 @@ async fn a_collection_longer_than_its_timeout_is_abandoned() {
 /// rather than inflating the exposition. (Before, the first of them failed the whole listing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_bad_record_costs_only_itself() {
-    use gitlab_api_exporter::fake::{Corruption, Faults};
+    use fake_gitlab::{Corruption, Faults};
     let gitlab = gitlab(Instance::demo()).await;
     let long_path = format!("\"acme/web/{}\"", "x".repeat(10 << 20));
     gitlab.set_faults(Faults {

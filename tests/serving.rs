@@ -374,7 +374,7 @@ async fn redirects_are_not_followed() {
     });
     // The configured GitLab (the fake) answers every call with a redirect to the other host.
     let gitlab = demo_gitlab().await;
-    gitlab.set_faults(gitlab_api_exporter::fake::Faults {
+    gitlab.set_faults(fake_gitlab::Faults {
         redirect_to: Some(format!("http://{other_addr}")),
         ..Default::default()
     });

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Exporter, Exposition};
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 /// Chromium's rendering of `url`: the DOM after scripts and layout, and a screenshot at `png`.
 fn chromium(url: &str, png: &Path) -> String {

@@ -8,7 +8,7 @@ use ureq::tls::{Certificate, PemItem, RootCerts};
 
 /// Reads a PEM file of CA certificates; an error when it cannot be read or holds none.
 pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = crate::files::read(path, crate::files::MAX_PEM)?;
+    let pem = web_config::files::read(path, web_config::files::MAX_PEM)?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use gitlab_api_exporter::fake::{FakeGitlab, Instance};
+use fake_gitlab::{FakeGitlab, Instance};
 
 /// Path of the exporter binary built by cargo for these tests.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gitlab-api-exporter");
@@ -422,8 +422,8 @@ pub struct Expected {
 }
 
 /// The expectation for one fake project, seen by the instance's user.
-pub fn expected(instance: &Instance, p: &gitlab_api_exporter::fake::FakeProject) -> Expected {
-    use gitlab_api_exporter::fake::{Role, Visibility};
+pub fn expected(instance: &Instance, p: &fake_gitlab::FakeProject) -> Expected {
+    use fake_gitlab::{Role, Visibility};
     let reporter = instance.admin || p.role.is_some_and(|r| r >= Role::Reporter);
     let code = reporter || p.visibility != Visibility::Private;
     let m = p.merge_requests;

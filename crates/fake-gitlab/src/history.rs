@@ -793,7 +793,7 @@ impl Instance {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::instance::Namespace;
+    use crate::instance::Namespace;
 
     fn project(counts: MergeRequestCounts) -> FakeProject {
         let mut p = FakeProject::new(5, "p", Namespace::User);

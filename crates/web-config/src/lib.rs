@@ -26,6 +26,11 @@
 //! hangs up before its turn is dropped from the queue without running bcrypt. Credentials
 //! already accepted are checked against a keyed hash, without bcrypt and without the queue.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod files;
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;

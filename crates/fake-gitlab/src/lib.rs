@@ -206,8 +206,19 @@ impl FakeGitlab {
     ///
     /// # Errors
     /// When the listener cannot be bound.
-    pub async fn start(mut instance: Instance) -> std::io::Result<FakeGitlab> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    pub async fn start(instance: Instance) -> std::io::Result<FakeGitlab> {
+        FakeGitlab::start_on(instance, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Binds `addr` and spawns the server task on the current tokio runtime.
+    ///
+    /// # Errors
+    /// When the listener cannot be bound.
+    pub async fn start_on(
+        mut instance: Instance,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<FakeGitlab> {
+        let listener = TcpListener::bind(addr).await?;
         let url = format!("http://{}", listener.local_addr()?);
         instance.sort_projects();
         instance.reconcile_changes();

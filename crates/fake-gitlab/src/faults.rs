@@ -586,8 +586,8 @@ fn oversized(n: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::tests::{Answer, Client, date_of, get};
-    use crate::fake::{Corruption, FakeGitlab, Instance};
+    use crate::tests::{Answer, Client, date_of, get};
+    use crate::{Corruption, FakeGitlab, Instance};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 

@@ -1364,8 +1364,8 @@ fn version(ctx: &Ctx<'_>) -> Result<Reply, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::history::{HISTORY_HORIZON, MergeRequestChange};
-    use crate::fake::instance::MergeRequestCounts;
+    use crate::history::{HISTORY_HORIZON, MergeRequestChange};
+    use crate::instance::MergeRequestCounts;
 
     const URL: &str = "http://127.0.0.1:1";
 
