@@ -13,10 +13,11 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::collect::Snapshot;
+use crate::collect::{Snapshot, stale};
+use crate::render::Rendered;
 
-type Collect = Arc<dyn Fn() -> BoxFuture<'static, Snapshot> + Send + Sync>;
-type InFlight = Shared<BoxFuture<'static, Arc<Snapshot>>>;
+type Collect = Arc<dyn Fn() -> BoxFuture<'static, Rendered> + Send + Sync>;
+type InFlight = Shared<BoxFuture<'static, Arc<Rendered>>>;
 
 /// TTL cache with single flight around a collection function.
 #[derive(Clone)]
@@ -29,7 +30,7 @@ pub struct Cache {
 
 #[derive(Default)]
 struct State {
-    current: Option<Arc<Snapshot>>,
+    current: Option<Arc<Rendered>>,
     in_flight: Option<InFlight>,
     /// The current snapshot is not to be reused (see [`Cache::invalidate`]).
     invalidated: bool,
@@ -75,7 +76,7 @@ impl Cache {
     /// `max_stale` after it was collected.
     pub fn new<F>(ttl: Duration, max_stale: Duration, collect: F) -> Cache
     where
-        F: Fn() -> BoxFuture<'static, Snapshot> + Send + Sync + 'static,
+        F: Fn() -> BoxFuture<'static, Rendered> + Send + Sync + 'static,
     {
         Cache {
             ttl,
@@ -88,7 +89,7 @@ impl Cache {
     /// The snapshot to serve: the cached one while fresh, else the one being collected
     /// (starting a collection if none is in flight) if it finishes within `budget`, else the
     /// last one.
-    pub async fn get(&self, budget: Duration) -> (Arc<Snapshot>, Source) {
+    pub async fn get(&self, budget: Duration) -> (Arc<Rendered>, Source) {
         let in_flight = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(current) = self.current_locked(&mut state) {
@@ -109,14 +110,14 @@ impl Cache {
             Ok(snapshot) => (snapshot, Source::Collected),
             Err(_) => {
                 let last = self.current();
-                let last = last.unwrap_or_else(|| Arc::new(Snapshot::pending()));
+                let last = last.unwrap_or_else(|| Arc::new(Rendered::new(Snapshot::pending())));
                 (last, Source::Timeout)
             }
         }
     }
 
     /// The last snapshot collected, if any, without collecting.
-    pub fn current(&self) -> Option<Arc<Snapshot>> {
+    pub fn current(&self) -> Option<Arc<Rendered>> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         self.current_locked(&mut state)
     }
@@ -129,14 +130,11 @@ impl Cache {
         state.generation += 1;
     }
 
-    /// The current snapshot, its project data dropped (once, for good) if it grew older than
-    /// `max_stale`.
-    fn current_locked(&self, state: &mut State) -> Option<Arc<Snapshot>> {
+    /// The current snapshot, without what grew older than `max_stale` (see [`stale::expire`]).
+    fn current_locked(&self, state: &mut State) -> Option<Arc<Rendered>> {
         let current = state.current.as_ref()?;
-        if current.data_age().is_some_and(|age| age > self.max_stale) {
-            state.current = Some(Arc::new(current.without_projects()));
-        } else if let Some(fresher) = current.without_expired_kept(self.max_stale) {
-            state.current = Some(Arc::new(fresher));
+        if let Some(expired) = stale::expire(&current.snapshot, self.max_stale) {
+            state.current = Some(Arc::new(Rendered::new(expired)));
         }
         state.current.clone()
     }
@@ -162,8 +160,9 @@ impl Cache {
                 Err(e) => {
                     // The collection panicked: serve a failure rather than nothing, and let the
                     // next scrape try again.
-                    let snapshot =
-                        Arc::new(Snapshot::failed(format!("the collection task failed: {e}")));
+                    let snapshot = Arc::new(Rendered::new(Snapshot::failed(format!(
+                        "the collection task failed: {e}"
+                    ))));
                     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
                     state.in_flight = None;
                     snapshot
@@ -191,16 +190,12 @@ mod tests {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             async move {
                 tokio::time::sleep(work).await;
-                Snapshot::new(Collected {
-                    error: None,
-                    projects: Arc::default(),
+                Rendered::new(Snapshot::new(Collected {
                     projects_from: Some(crate::collect::Stamp::now()),
                     duration: work,
                     api_calls: n as u64,
-                    incomplete_projects: 0,
-                    pending: false,
-                    aborted: None,
-                })
+                    ..Collected::default()
+                }))
             }
             .boxed()
         });

@@ -5,13 +5,14 @@
 //! and the checks that need more than one flag. Every error names the flag it is about and makes
 //! the process exit with status 2, like clap's own.
 
+use crate::collect::Scope;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{CommandFactory, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// Environment variable holding the GitLab token itself.
 pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
@@ -213,27 +214,6 @@ impl From<LogLevel> for tracing::Level {
     }
 }
 
-/// Which projects a collection exports.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// Groups (id or full path) whose projects, subgroups included, are exported.
-    pub groups: Vec<String>,
-    /// Projects (id or full path) exported whatever their archived state.
-    pub projects: Vec<String>,
-    /// Every project the token can see.
-    pub all_projects: bool,
-    /// Archived projects are listed too.
-    pub include_archived: bool,
-}
-
-impl Scope {
-    /// True when no group, project or all-projects flag was given: the scope is then the
-    /// projects the token's user is a member of.
-    pub fn is_membership(&self) -> bool {
-        !self.all_projects && self.groups.is_empty() && self.projects.is_empty()
-    }
-}
-
 /// The validated configuration of one exporter process.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -274,6 +254,8 @@ pub struct Config {
     pub scope: Scope,
     /// What one collection may cost at most.
     pub limits: crate::collect::Limits,
+    /// The metric families collected (`--collector.<name>`, `--no-collector.<name>`).
+    pub collectors: crate::collect::Collectors,
     /// Run against the built-in fake GitLab.
     pub demo: bool,
     /// Serve scopes per /probe target; /metrics only the exporter's own metrics.
@@ -292,7 +274,9 @@ impl Config {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(args)?;
+        let matches = command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let collectors = collectors(&matches);
         let token = match &cli.token_file {
             Some(path) => Some(read_token_file(path).map_err(|msg| {
                 invalid(format!(
@@ -361,6 +345,7 @@ impl Config {
                 max_projects: cli.max_projects,
                 timeout: cli.collect_timeout,
             },
+            collectors,
             demo: cli.demo,
             multi_target: cli.multi_target,
             log_level: cli.log_level,
@@ -371,7 +356,51 @@ impl Config {
 
 /// A validation error in clap's format (exit status 2).
 fn invalid(message: String) -> clap::Error {
-    Cli::command().error(ErrorKind::ValueValidation, message)
+    command().error(ErrorKind::ValueValidation, message)
+}
+
+/// The command line: the flags of [`Cli`], and `--collector.<name>` / `--no-collector.<name>`
+/// for every metric family, as node_exporter has them (the last one given wins).
+fn command() -> clap::Command {
+    crate::collect::Collectors::known().fold(Cli::command(), |command, (name, about, on)| {
+        let (enable, disable) = (format!("collector.{name}"), format!("no-collector.{name}"));
+        command
+            .arg(
+                clap::Arg::new(enable.clone())
+                    .long(enable.clone())
+                    .action(clap::ArgAction::SetTrue)
+                    .overrides_with(disable.clone())
+                    .help_heading("Collectors")
+                    .help(format!(
+                        "Enable the {name} collector (default: {}): {about}",
+                        if on { "enabled" } else { "disabled" }
+                    )),
+            )
+            .arg(
+                clap::Arg::new(disable.clone())
+                    .long(disable)
+                    .action(clap::ArgAction::SetTrue)
+                    .overrides_with(enable)
+                    .help_heading("Collectors")
+                    .help(format!("Disable the {name} collector")),
+            )
+    })
+}
+
+/// The collectors switched on and off in `matches`, from their defaults.
+fn collectors(matches: &clap::ArgMatches) -> crate::collect::Collectors {
+    crate::collect::Collectors::known().fold(
+        crate::collect::Collectors::default(),
+        |collectors, (name, _, _)| {
+            let on = matches.get_flag(&format!("collector.{name}"));
+            let off = matches.get_flag(&format!("no-collector.{name}"));
+            if on == off {
+                return collectors;
+            }
+            // A name from the list itself: always known.
+            collectors.switched(name, on).unwrap_or(collectors)
+        },
+    )
 }
 
 /// Reads the token file (at start, and again on SIGHUP). The error names the file, never its

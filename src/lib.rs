@@ -9,10 +9,13 @@
 //! - [`config`]: command-line flags, validation, the token ([`config::Secret`]).
 //! - [`server`]: the HTTP server: routes, content negotiation, gzip, graceful shutdown.
 //! - [`cache`]: the snapshot cache: TTL and single flight.
-//! - [`collect`]: one collection: the projects in scope, then per-project details; one file per
-//!   metric family (`projects`, `commits`, `merge_requests`).
-//! - [`metrics`]: encoding of a snapshot and of the exporter's own metrics, in both text formats.
-//! - [`exposition`]: an encoded exposition held compressed, and the HTTP bodies serving it.
+//! - [`collect`]: one collection: the projects in scope, then every enabled metric family's
+//!   calls; one file per family (`collect/families/`), the max-stale policy (`collect/stale.rs`).
+//! - [`render`]: everything a scrape's body is made of: the formats, every family's encoding
+//!   (through the families' list), the exporter's own lines, the compressed exposition.
+//! - [`metrics`]: the exporter's own counters, and the last hour of collections.
+//! - [`status`]: the status page.
+//! - [`probe`]: multi-target mode.
 //! - [`redact`]: secrets (the token, passwords in URLs) kept out of logs, pages and labels.
 //! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
 //!   accounting, retries), pagination and the JSON types.
@@ -25,11 +28,11 @@
 pub mod cache;
 pub mod collect;
 pub mod config;
-pub mod exposition;
 pub mod gitlab;
 pub mod metrics;
 pub mod probe;
 pub mod redact;
+pub mod render;
 pub mod server;
 pub mod status;
 
@@ -73,21 +76,21 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         },
         exporter_metrics.api.clone(),
     );
-    let collector = collect::Collector::new(
-        client.clone(),
-        config.scope.clone(),
-        config.concurrency,
-        config.full_refresh_interval,
-        config.max_stale,
-        config.limits,
-    );
+    let settings = collect::Settings {
+        concurrency: config.concurrency,
+        full_refresh_interval: config.full_refresh_interval,
+        max_stale: config.max_stale,
+        limits: config.limits,
+        families: config.collectors,
+    };
+    let collector = collect::Collector::new(client.clone(), config.scope.clone(), settings);
     let counted = exporter_metrics.clone();
     let cache = cache::Cache::new(config.cache_ttl, config.max_stale, move || {
         let (collector, counted) = (collector.clone(), counted.clone());
         async move {
-            let snapshot = collector.collect().await.prepared().await;
+            let snapshot = collector.collect().await;
             counted.collection_finished(&snapshot);
-            snapshot
+            render::Rendered::prepared(snapshot).await
         }
         .boxed()
     });
@@ -96,11 +99,8 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
             client.clone(),
             probe::Settings {
                 ttl: config.cache_ttl,
-                max_stale: config.max_stale,
-                concurrency: config.concurrency,
-                full_refresh_interval: config.full_refresh_interval,
                 include_archived: config.scope.include_archived,
-                limits: config.limits,
+                collect: settings,
             },
             exporter_metrics.clone(),
         )

@@ -18,10 +18,11 @@ use tokio::sync::OnceCell;
 use tracing::info;
 
 use crate::cache::Cache;
+use crate::collect::Scope;
 use crate::collect::{Collector, Snapshot};
-use crate::config::Scope;
 use crate::gitlab::{Client, Error, encode_segment, endpoint, types::Ignored};
 use crate::metrics::ExporterMetrics;
+use crate::render::Rendered;
 
 /// Most targets kept at once; the least recently probed goes first. Bounds the memory a
 /// scraper asking for arbitrary targets can take.
@@ -73,16 +74,10 @@ pub fn parse_target(target: &str) -> Result<Kind, String> {
 pub struct Settings {
     /// `--cache.ttl`.
     pub ttl: Duration,
-    /// `--cache.max-stale`.
-    pub max_stale: Duration,
-    /// `--gitlab.concurrency`.
-    pub concurrency: usize,
-    /// `--collect.full-refresh-interval`.
-    pub full_refresh_interval: Duration,
     /// `--gitlab.include-archived`.
     pub include_archived: bool,
-    /// `--collect.max-projects` and `--collect.timeout`.
-    pub limits: crate::collect::Limits,
+    /// How each target's collections run.
+    pub collect: crate::collect::Settings,
 }
 
 /// The targets probed so far.
@@ -167,41 +162,38 @@ impl Probes {
             self.settings.clone(),
             self.metrics.clone(),
         );
-        let cache = Cache::new(self.settings.ttl, self.settings.max_stale, move || {
-            let (collector, client, settings, metrics, kind) = (
-                Arc::clone(&collector),
-                client.clone(),
-                settings.clone(),
-                metrics.clone(),
-                kind.clone(),
-            );
-            async move {
+        let cache = Cache::new(
+            self.settings.ttl,
+            self.settings.collect.max_stale,
+            move || {
+                let (collector, client, settings, metrics, kind) = (
+                    Arc::clone(&collector),
+                    client.clone(),
+                    settings.clone(),
+                    metrics.clone(),
+                    kind.clone(),
+                );
+                async move {
                 let made = collector
                     .get_or_try_init(|| async {
                         let scope = resolve(&client, &kind, settings.include_archived).await?;
                         info!(target = ?kind, ?scope, "probe target resolved");
-                        Ok::<_, Error>(Collector::new(
-                            client.clone(),
-                            scope,
-                            settings.concurrency,
-                            settings.full_refresh_interval,
-                            settings.max_stale,
-                            settings.limits,
-                        ))
+                        Ok::<_, Error>(Collector::new(client.clone(), scope, settings.collect))
                     })
                     .await;
                 let snapshot = match made {
-                    Ok(collector) => collector.collect().await.prepared().await,
+                    Ok(collector) => collector.collect().await,
                     Err(e) => {
                         tracing::warn!(target = ?kind, error = %e, "probe target cannot be resolved");
                         Snapshot::failed(e.to_string())
                     }
                 };
                 metrics.collection_finished(&snapshot);
-                snapshot
+                Rendered::prepared(snapshot).await
             }
             .boxed()
-        });
+            },
+        );
         Target { name, cache }
     }
 }

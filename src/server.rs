@@ -28,9 +28,10 @@ use tracing::{debug, info, warn};
 use crate::cache::Cache;
 use crate::cache::Source;
 use crate::config::ListenAddress;
-use crate::exposition::{Compressed, ExpositionBody};
 use crate::gitlab::Client;
-use crate::metrics::{ExporterMetrics, Format, Process, Served};
+use crate::metrics::ExporterMetrics;
+use crate::render::exposition::{Compressed, ExpositionBody};
+use crate::render::{Format, Process, Served, scrape_lines};
 use web_config::WebConfig;
 
 /// How long a client may take to send its request headers (and an idle keep-alive connection
@@ -403,9 +404,12 @@ async fn exposition(
     let gzip = accepts_gzip(header(header::ACCEPT_ENCODING));
     let process = request.uri().path() == app.telemetry_path;
     let Some(cache) = cache else {
-        let own = app
-            .metrics
-            .render(None, process_metrics(app, process, targets), format);
+        let own = scrape_lines(
+            &app.metrics,
+            None,
+            process_metrics(app, process, targets),
+            format,
+        );
         return respond(empty(format), own, format, gzip);
     };
     let budget = scrape_budget(
@@ -418,14 +422,14 @@ async fn exposition(
     let waiting_from = tokio::time::Instant::now();
     let busy_before = app.client.busy();
     let (snapshot, source) = cache.get(budget).await;
-    app.metrics.scraped(source);
+    app.metrics.scraped(source.label());
     // A collection that ran late while GitLab answered nothing during the wait, with calls out
     // for most of it: GitLab is down or hanging, whatever the last finished collection said.
     // (Calls merely paced or paused for a 429 are not out.)
     let hanging = source == Source::Timeout
         && !app.client.answered_since(waiting_from)
         && app.client.busy().saturating_sub(busy_before) >= budget / 2;
-    let up = snapshot.data.error.is_none() && !hanging;
+    let served = Served::new(&snapshot.snapshot, hanging);
     if source == Source::Timeout {
         warn!(
             path = request.uri().path(),
@@ -449,22 +453,23 @@ async fn exposition(
         }
     }
     let families = snapshot.encoded(format);
-    let served = Served {
-        snapshot: &snapshot,
-        up,
-    };
-    let own = app
-        .metrics
-        .render(Some(served), process_metrics(app, process, targets), format);
+    let own = scrape_lines(
+        &app.metrics,
+        Some(served),
+        process_metrics(app, process, targets),
+        format,
+    );
     debug!(%peer, ?format, gzip, ?source, bytes = families.text_len() + own.len() as u64, "scrape");
     respond(families, own, format, gzip)
 }
 
 /// What the process-wide metrics need, when they are to be served (on the telemetry path).
-fn process_metrics(app: &App, process: bool, targets: Option<usize>) -> Option<Process<'_>> {
-    process.then_some(Process {
+fn process_metrics(app: &App, process: bool, targets: Option<usize>) -> Option<Process> {
+    process.then(|| Process {
         targets,
-        connections: &app.connections,
+        connections_open: app.connections.open(),
+        connections_limit: app.connections.cap(),
+        idle_connections_closed: app.connections.closed_idle(),
     })
 }
 
@@ -501,7 +506,13 @@ fn respond(
 }
 
 fn landing_page(app: &App) -> Response<ExpositionBody> {
-    let body = crate::status::render(app);
+    let body = crate::status::render(crate::status::View {
+        description: &app.description,
+        telemetry_path: &app.telemetry_path,
+        cache: &app.cache,
+        probes: app.probes.as_ref(),
+        metrics: &app.metrics,
+    });
     let mut response = Response::new(ExpositionBody::chunks([Bytes::from(body)]));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,27 +1,45 @@
 //! The landing page `/`: a status page an operator reads at a glance (what is exported from
-//! where, the last collection, the age of the data, GitLab's rate-limit budget, API errors),
-//! with links to the metrics, a probe example and the health endpoints. It never starts a
+//! where, the last collection and each metric family's part in it, the last hour of
+//! collections as a chart, the age of the data, GitLab's rate-limit budget, API errors), with
+//! links to the metrics, a probe example and the health endpoints. It never starts a
 //! collection.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use crate::cache::Cache;
 use crate::collect::Snapshot;
 use crate::gitlab::types::{format_timestamp, host_time, unix_seconds};
-use crate::server::App;
+use crate::metrics::{CollectionPoint, ExporterMetrics};
+use crate::probe::Probes;
 
 /// Most probe targets listed.
 const TARGETS_SHOWN: usize = 50;
 
+/// What the page shows.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// One line describing the scope and the GitLab instance.
+    pub description: &'a str,
+    /// Path of the metrics page.
+    pub telemetry_path: &'a str,
+    /// The snapshot cache, read without collecting.
+    pub cache: &'a Cache,
+    /// The probe targets, in multi-target mode.
+    pub probes: Option<&'a Probes>,
+    /// The exporter's own metrics and recent collections.
+    pub metrics: &'a ExporterMetrics,
+}
+
 /// The page, as HTML.
-pub fn render(app: &App) -> String {
+pub fn render(app: View<'_>) -> String {
     let mut page = String::with_capacity(8192);
     let _ = write_page(&mut page, app);
     page
 }
 
-fn write_page(out: &mut String, app: &App) -> std::fmt::Result {
-    let metrics = escape(&app.telemetry_path);
+fn write_page(out: &mut String, app: View<'_>) -> std::fmt::Result {
+    let metrics = escape(app.telemetry_path);
     write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -31,12 +49,12 @@ fn write_page(out: &mut String, app: &App) -> std::fmt::Result {
          <p class=\"scope\">{description}</p>\n",
         version = crate::VERSION,
         revision = escape(crate::REVISION),
-        description = escape(&app.description),
+        description = escape(app.description),
     )?;
-    match &app.probes {
+    match app.probes {
         None => {
             out.push_str("<section><h2>Last collection</h2>\n");
-            write_collection(out, app.cache.current().as_deref())?;
+            write_collection(out, app.cache.current().as_deref().map(|r| &r.snapshot))?;
             out.push_str("</section>\n");
         }
         Some(probes) => {
@@ -98,12 +116,13 @@ fn write_page(out: &mut String, app: &App) -> std::fmt::Result {
             out.push_str("</section>\n");
         }
     }
+    write_history(out, &app.metrics.recent_collections())?;
     write_budget(out, app)?;
     write!(
         out,
         "<section><h2>Links</h2>\n<ul>\n<li><a href=\"{metrics}\">Metrics</a> ({metrics})</li>\n"
     )?;
-    if let Some(probes) = &app.probes {
+    if let Some(probes) = app.probes {
         let example = probes
             .recent(1)
             .first()
@@ -165,10 +184,100 @@ fn write_collection(out: &mut String, snapshot: Option<&Snapshot>) -> std::fmt::
         None => out.push_str("<dt>Projects</dt><dd class=\"bad\">no data served</dd>\n"),
     }
     out.push_str("</dl>\n");
+    if !data.families.is_empty() {
+        out.push_str(
+            "<table class=\"collectors\"><thead><tr><th>collector</th><th>result</th>\
+             <th>duration</th><th>API calls</th></tr></thead><tbody>\n",
+        );
+        for report in &data.families {
+            let (class, result) = match (report.success, report.failed_projects) {
+                (true, _) => ("ok", "ok".to_owned()),
+                (false, 0) => ("bad", "failed".to_owned()),
+                (false, n) => ("bad", format!("failed for {n} project(s)")),
+            };
+            writeln!(
+                out,
+                "<tr><td>{name}</td><td class=\"{class}\">{result}</td><td>{duration}</td>\
+                 <td>{calls}</td></tr>",
+                name = report.family.name(),
+                duration = human(report.duration),
+                calls = report.api_calls,
+            )?;
+        }
+        out.push_str("</tbody></table>\n");
+    }
     Ok(())
 }
 
-fn write_budget(out: &mut String, app: &App) -> std::fmt::Result {
+/// Width and height of the chart's drawing, in SVG units.
+const CHART: (f64, f64) = (600.0, 120.0);
+
+/// The last hour of collections as an inline SVG chart: one bar per collection, its height
+/// the collection's duration (red when it failed), and its API calls as a line.
+fn write_history(out: &mut String, points: &[CollectionPoint]) -> std::fmt::Result {
+    out.push_str("<section><h2>Last hour</h2>\n");
+    if points.is_empty() {
+        out.push_str("<p class=\"pending\">No collection in the last hour.</p>\n</section>\n");
+        return Ok(());
+    }
+    let (width, height) = CHART;
+    let now = SystemTime::now();
+    let ago = |p: &CollectionPoint| now.duration_since(p.at).unwrap_or_default().as_secs_f64();
+    let x = |p: &CollectionPoint| width * (1.0 - ago(p) / 3600.0).clamp(0.0, 1.0);
+    let longest = points
+        .iter()
+        .map(|p| p.duration.as_secs_f64())
+        .fold(0.0, f64::max)
+        .max(0.001);
+    let most_calls = points.iter().map(|p| p.api_calls).max().unwrap_or(0).max(1);
+    let calls_y = |p: &CollectionPoint| height - height * p.api_calls as f64 / most_calls as f64;
+    write!(
+        out,
+        "<svg class=\"history\" viewBox=\"0 0 {width} {h}\" width=\"{width}\" height=\"{h}\" \
+         role=\"img\" aria-label=\"Collections of the last hour: duration and API calls\">\n\
+         <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" class=\"frame\"/>\n",
+        h = height + 16.0,
+    )?;
+    for p in points {
+        let bar = (height * p.duration.as_secs_f64() / longest).max(1.0);
+        writeln!(
+            out,
+            "<rect class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"3\" height=\"{bar:.1}\">\
+             <title>{ago} ago: {duration}, {calls} API calls{failed}</title></rect>",
+            class = if p.success {
+                "duration"
+            } else {
+                "duration failed"
+            },
+            x = (x(p) - 3.0).max(0.0),
+            y = height - bar,
+            ago = human(Duration::from_secs_f64(ago(p))),
+            duration = human(p.duration),
+            calls = p.api_calls,
+            failed = if p.success { "" } else { ", failed" },
+        )?;
+    }
+    let line: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(p), calls_y(p)))
+        .collect();
+    writeln!(
+        out,
+        "<polyline class=\"calls\" points=\"{}\"/>\n\
+         <text x=\"2\" y=\"{label_y}\">60 min ago</text>\
+         <text x=\"{width}\" y=\"{label_y}\" text-anchor=\"end\">now</text>\n</svg>\n\
+         <p class=\"legend\"><span class=\"key duration\"></span> duration (longest {longest}) \
+         <span class=\"key calls\"></span> API calls (most {most_calls}), {n} collection(s)</p>",
+        line.join(" "),
+        label_y = height + 13.0,
+        longest = human(Duration::from_secs_f64(longest)),
+        n = points.len(),
+    )?;
+    out.push_str("</section>\n");
+    Ok(())
+}
+
+fn write_budget(out: &mut String, app: View<'_>) -> std::fmt::Result {
     out.push_str("<section><h2>GitLab API</h2>\n<dl>\n");
     let limit = *app
         .metrics
@@ -260,7 +369,11 @@ h2{font-size:1.1rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}\
 dl{display:grid;grid-template-columns:max-content auto;gap:.3rem 1.5rem}dt{color:#555}dd{margin:0}\
 table{border-collapse:collapse}td,th{padding:.2rem .8rem;border-bottom:1px solid #eee;text-align:left}\
 .ok{color:#1a7f37}.bad{color:#cf222e}.warn{color:#9a6700}.pending{color:#666}.scope{color:#333}\
-meter{width:8rem}";
+meter{width:8rem}.collectors{margin-top:.8rem}\
+svg.history{max-width:100%;height:auto;font-size:11px;fill:#666}.history .frame{fill:#fafafa;stroke:#ddd}\
+.history .duration{fill:#6e9bd1}.history .failed{fill:#cf222e}.history .calls{fill:none;stroke:#9a6700;stroke-width:1.5}\
+.legend{color:#555;font-size:.9rem}.key{display:inline-block;width:.8rem;height:.8rem;vertical-align:middle}\
+.key.duration{background:#6e9bd1}.key.calls{background:#9a6700}";
 
 #[cfg(test)]
 mod tests {

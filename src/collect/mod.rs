@@ -1,136 +1,34 @@
 //! One collection: the projects in scope ([`scope`]), then for each project, concurrently, the
-//! calls its metric families need ([`commits`], [`merge_requests`]; [`projects`] needs none),
-//! gathered into a [`Snapshot`] that is encoded once, in both text formats.
+//! calls of every enabled metric family ([`families`]), gathered into a [`Snapshot`] of data.
 //!
-//! A project that disappears between the listing and its own calls is left out. A project call
-//! that fails for another reason keeps that family's last good values for the project (for up
-//! to `--cache.max-stale`, then they are left out), is logged, and fails nothing else. Only a
-//! failed listing fails the collection (`gitlab_up 0`); the last good projects are then served
-//! again, for up to `--cache.max-stale`.
+//! A project that disappears between the listing and its own calls is left out. A family's
+//! call that fails for another reason keeps that family's last good values for the project
+//! ([`stale`]: for up to `--cache.max-stale`, then they are left out), is logged, and fails
+//! nothing else. Only a failed listing fails the collection (`gitlab_up 0`); the last good
+//! projects are then served again, for up to `--cache.max-stale`.
 
-pub mod commits;
-pub mod memory;
-pub mod merge_requests;
-pub mod projects;
-pub mod scope;
+pub(crate) mod families;
+mod memory;
+mod scope;
+pub(crate) mod stale;
+
+pub use scope::Scope;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
-
 use futures::StreamExt;
-use prometheus_client::collector::Collector as PromCollector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
+use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::config::Scope;
-use crate::exposition::Compressed;
-use crate::gitlab::types::{Project, Sizes, host_time, parse_timestamp};
+use crate::gitlab::types::{Project, host_time};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
-use crate::metrics::Format;
 use crate::redact::redact;
-use memory::{Dirty, Gate, Memory, OVERLAP, Plan, Remembered};
+use families::{Clients, Context, Found, Id, Interner, Report, Row, Set, Signals, Tally};
+use memory::{Memory, OVERLAP, Remembered};
 use scope::Candidate;
-
-/// What one project contributes to a snapshot, kept compact: a big instance holds 100,000 of
-/// them, and strings that repeat (namespaces, branch names, visibilities) are shared.
-#[derive(Debug, Clone)]
-pub struct ProjectMetrics {
-    /// Numeric id.
-    pub id: u64,
-    /// `path_with_namespace`.
-    pub path: Box<str>,
-    /// The namespace's full path.
-    pub namespace: Arc<str>,
-    /// `private`, `internal` or `public` (empty when GitLab did not say).
-    pub visibility: Arc<str>,
-    /// The default branch, when shown.
-    pub default_branch: Option<Arc<str>>,
-    /// Archived.
-    pub archived: bool,
-    /// Stars.
-    pub stars: Option<u64>,
-    /// Forks, when shown.
-    pub forks: Option<u64>,
-    /// Open issues, when shown.
-    pub open_issues: Option<u64>,
-    /// Last activity, Unix seconds.
-    pub last_activity: Option<f64>,
-    /// Storage sizes by kind, from the statistics (none without them).
-    pub storage: Sizes,
-    /// Commits on the default branch, when they could be counted.
-    pub commits: Option<u64>,
-    /// Merge requests per state, when the project's merge requests are readable.
-    pub merge_requests: Option<merge_requests::Counts>,
-    /// Since when some of these values are an earlier collection's, kept because the calls
-    /// that would renew them failed; `None` when all are this collection's.
-    pub stale_since: Option<Instant>,
-    /// The families whose values are kept from an earlier collection (since `stale_since`).
-    pub(crate) kept: Families,
-}
-
-impl ProjectMetrics {
-    /// True when it holds kept values older than `max_stale`.
-    fn kept_too_long(&self, max_stale: Duration) -> bool {
-        self.stale_since
-            .is_some_and(|since| since.elapsed() > max_stale)
-    }
-
-    /// Leaves out the kept values (grown older than `--cache.max-stale`).
-    fn drop_kept(&mut self) {
-        if self.kept.merge_requests {
-            self.merge_requests = None;
-        }
-        if self.kept.commits || self.kept.statistics {
-            self.commits = None;
-        }
-        if self.kept.statistics {
-            self.storage = Sizes::default();
-        }
-        self.kept = Families::default();
-        self.stale_since = None;
-    }
-}
-
-/// `projects` without the kept values older than `max_stale`; `None` when there are none.
-fn expire_kept(projects: &[ProjectMetrics], max_stale: Duration) -> Option<Vec<ProjectMetrics>> {
-    if !projects.iter().any(|p| p.kept_too_long(max_stale)) {
-        return None;
-    }
-    Some(
-        projects
-            .iter()
-            .cloned()
-            .map(|mut p| {
-                if p.kept_too_long(max_stale) {
-                    p.drop_kept();
-                }
-                p
-            })
-            .collect(),
-    )
-}
-
-/// Shares the strings that repeat across projects.
-#[derive(Debug, Default)]
-struct Interner(std::collections::HashSet<Arc<str>>);
-
-impl Interner {
-    fn get(&mut self, s: &str) -> Arc<str> {
-        match self.0.get(s) {
-            Some(shared) => Arc::clone(shared),
-            None => {
-                let shared: Arc<str> = s.into();
-                self.0.insert(Arc::clone(&shared));
-                shared
-            }
-        }
-    }
-}
+use stale::LastGood;
 
 /// When a collection finished, on both clocks.
 #[derive(Debug, Clone, Copy)]
@@ -158,10 +56,14 @@ pub struct Collected {
     pub error: Option<String>,
     /// The projects served, by id: this collection's or, when it failed, the last successful
     /// one's (while younger than `--cache.max-stale`).
-    pub projects: Arc<Vec<ProjectMetrics>>,
+    pub(crate) projects: Arc<Vec<Row>>,
     /// When the collection that listed `projects` finished; `None` when there is no data to
     /// serve (no success yet, or too old): the per-project families are then left out.
     pub projects_from: Option<Stamp>,
+    /// The families enabled.
+    pub(crate) enabled: Set,
+    /// How each enabled family fared.
+    pub(crate) families: Vec<Report>,
     /// Wall time of the collection.
     pub duration: Duration,
     /// API calls it made, retries included.
@@ -175,28 +77,36 @@ pub struct Collected {
     pub aborted: Option<&'static str>,
 }
 
-/// A collection, and its exposition encoded at most once per format.
+impl Collected {
+    /// Projects served.
+    pub fn project_count(&self) -> usize {
+        self.projects.len()
+    }
+}
+
+/// A collection: its data, and when it finished.
 #[derive(Debug)]
 pub struct Snapshot {
     /// The collection.
     pub data: Arc<Collected>,
     /// When it finished, for the cache's TTL and the served data's age.
     pub finished: Instant,
-    /// The oldest `stale_since` of its projects: kept values to leave out after max-stale.
+    /// The oldest `kept_since` of its projects: kept values to leave out after max-stale.
     kept_since: Option<Instant>,
-    openmetrics: OnceLock<Compressed>,
-    text: OnceLock<Compressed>,
 }
 
 impl Snapshot {
     /// A collection that just finished.
     pub fn new(data: Collected) -> Snapshot {
+        Snapshot::finished_at(data, Instant::now())
+    }
+
+    /// A collection that finished at `finished`.
+    fn finished_at(data: Collected, finished: Instant) -> Snapshot {
         Snapshot {
-            kept_since: data.projects.iter().filter_map(|p| p.stale_since).min(),
+            kept_since: data.projects.iter().filter_map(|p| p.kept_since).min(),
             data: Arc::new(data),
-            finished: Instant::now(),
-            openmetrics: OnceLock::new(),
-            text: OnceLock::new(),
+            finished,
         }
     }
 
@@ -216,36 +126,6 @@ impl Snapshot {
         })
     }
 
-    /// The same collection with `data` in place of its own (the same finish time, encoded anew).
-    fn with_data(&self, data: Collected) -> Snapshot {
-        Snapshot {
-            finished: self.finished,
-            ..Snapshot::new(data)
-        }
-    }
-
-    /// The same collection without its project data (grown older than `--cache.max-stale`).
-    pub fn without_projects(&self) -> Snapshot {
-        self.with_data(Collected {
-            projects: Arc::default(),
-            projects_from: None,
-            incomplete_projects: 0,
-            ..(*self.data).clone()
-        })
-    }
-
-    /// The same collection without the kept values older than `max_stale`, if it has any.
-    pub fn without_expired_kept(&self, max_stale: Duration) -> Option<Snapshot> {
-        if self.kept_since.is_none_or(|t| t.elapsed() <= max_stale) {
-            return None;
-        }
-        let projects = expire_kept(&self.data.projects, max_stale)?;
-        Some(self.with_data(Collected {
-            projects: Arc::new(projects),
-            ..(*self.data).clone()
-        }))
-    }
-
     /// True when the collection succeeded.
     pub fn is_success(&self) -> bool {
         self.data.error.is_none() && !self.data.pending
@@ -254,48 +134,6 @@ impl Snapshot {
     /// Age of the project data served, if any.
     pub fn data_age(&self) -> Option<Duration> {
         self.data.projects_from.map(|s| s.at.elapsed())
-    }
-
-    /// The collection's families in `format` (OpenMetrics without its `# EOF`), compressed.
-    /// Encoded on first use, once: CPU-bound for a big instance, so call it on the blocking
-    /// pool unless [`Snapshot::is_encoded`].
-    pub fn encoded(&self, format: Format) -> &Compressed {
-        self.cell(format).get_or_init(|| {
-            let mut registry = Registry::default();
-            registry.register_collector(Box::new(SnapshotMetrics(Arc::clone(&self.data))));
-            Compressed::encode(|w| match format {
-                Format::OpenMetrics => {
-                    prometheus_client::encoding::text::encode_registry(w, &registry)
-                }
-                Format::Text => prometheus_client::encoding::prometheus_text::encode(w, &registry),
-            })
-        })
-    }
-
-    /// The snapshot with its OpenMetrics exposition (what Prometheus asks for) encoded, on the
-    /// blocking pool, as part of the collection: a scrape then never spends its time budget
-    /// encoding (a second or more at 100,000 projects). Other formats are encoded on demand.
-    pub async fn prepared(self) -> Snapshot {
-        let encoding = tokio::task::spawn_blocking(move || {
-            self.encoded(Format::OpenMetrics);
-            self
-        });
-        match encoding.await {
-            Ok(snapshot) => snapshot,
-            Err(e) => Snapshot::failed(format!("encoding the collection failed: {e}")),
-        }
-    }
-
-    /// True when [`Snapshot::encoded`] would not have to encode.
-    pub fn is_encoded(&self, format: Format) -> bool {
-        self.cell(format).get().is_some()
-    }
-
-    fn cell(&self, format: Format) -> &OnceLock<Compressed> {
-        match format {
-            Format::OpenMetrics => &self.openmetrics,
-            Format::Text => &self.text,
-        }
     }
 }
 
@@ -320,60 +158,79 @@ impl Default for Limits {
     }
 }
 
+/// How collections run, from the flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// The client's limit on calls in flight; about as many projects are worked on at once,
+    /// so that the limit, not the fan-out, is what binds.
+    pub concurrency: usize,
+    /// Every project is counted from scratch at least once per this interval (zero: at every
+    /// collection).
+    pub full_refresh_interval: Duration,
+    /// Values whose calls fail are kept for up to this long.
+    pub max_stale: Duration,
+    /// A collection past these is abandoned.
+    pub limits: Limits,
+    /// The metric families collected (`--collector.<name>`).
+    pub families: Collectors,
+}
+
+/// Which metric families are collected: `--collector.<name>` / `--no-collector.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collectors(pub(crate) Set);
+
+impl Default for Collectors {
+    /// Those on by default.
+    fn default() -> Collectors {
+        Collectors(Set::defaults())
+    }
+}
+
+impl Collectors {
+    /// Every family's name, what it exports, and whether it is on by default.
+    pub fn known() -> impl Iterator<Item = (&'static str, &'static str, bool)> {
+        Id::ALL
+            .into_iter()
+            .map(|id| (id.name(), id.about(), id.default_enabled()))
+    }
+
+    /// The same with the family `name` switched on or off; `None` for an unknown name.
+    pub fn switched(self, name: &str, on: bool) -> Option<Collectors> {
+        let id = Id::ALL.into_iter().find(|id| id.name() == name)?;
+        Some(Collectors(if on {
+            self.0.with(id)
+        } else {
+            self.0.without(id)
+        }))
+    }
+
+    /// The names of the families on.
+    pub fn names(self) -> Vec<&'static str> {
+        self.0.iter().map(Id::name).collect()
+    }
+}
+
 /// Runs collections for one scope through one client, each re-reading only what changed since
 /// the last (see [`memory`]).
 #[derive(Debug, Clone)]
 pub struct Collector {
     client: Client,
     scope: Scope,
+    settings: Settings,
     fan_out: usize,
-    full_refresh_interval: Duration,
-    max_stale: Duration,
-    limits: Limits,
     memory: Arc<Mutex<Arc<Memory>>>,
     /// The last successful collection's projects, for failures to fall back on.
     last_good: Arc<Mutex<Option<LastGood>>>,
 }
 
-/// The projects of the last successful collection.
-#[derive(Debug, Clone)]
-struct LastGood {
-    projects: Arc<Vec<ProjectMetrics>>,
-    stamp: Stamp,
-}
-
-impl LastGood {
-    /// The project's row, if it was there and younger than `max_stale` (counted from when its
-    /// values were first kept for lack of new ones).
-    fn fresh_row(&self, id: u64, max_stale: Duration) -> Option<(&ProjectMetrics, Instant)> {
-        let i = self.projects.binary_search_by_key(&id, |p| p.id).ok()?;
-        let row = &self.projects[i];
-        let since = row.stale_since.unwrap_or(self.stamp.at);
-        (since.elapsed() <= max_stale).then_some((row, since))
-    }
-}
-
 impl Collector {
-    /// A collector for `scope`. `concurrency` is the client's limit on calls in flight; about
-    /// as many projects are worked on at once, so that the limit, not the fan-out, is what
-    /// binds. Every project is counted from scratch at least once per `full_refresh_interval`
-    /// (zero: at every collection). Values whose calls fail are kept for up to `max_stale`. A
-    /// collection past `limits` is abandoned.
-    pub fn new(
-        client: Client,
-        scope: Scope,
-        concurrency: usize,
-        full_refresh_interval: Duration,
-        max_stale: Duration,
-        limits: Limits,
-    ) -> Collector {
+    /// A collector for `scope`.
+    pub fn new(client: Client, scope: Scope, settings: Settings) -> Collector {
         Collector {
             client,
             scope,
-            fan_out: concurrency.max(1) * 2,
-            full_refresh_interval,
-            max_stale,
-            limits,
+            fan_out: settings.concurrency.max(1) * 2,
+            settings,
             memory: Arc::default(),
             last_good: Arc::default(),
         }
@@ -383,8 +240,12 @@ impl Collector {
     /// line saying why.
     pub async fn collect(&self) -> Snapshot {
         let started = Instant::now();
+        let settings = self.settings;
+        let enabled = settings.families.0;
         let client = self.client.for_collection();
-        let memory = if self.full_refresh_interval.is_zero() {
+        let tally = Tally::default();
+        let clients = tally.clients(&client);
+        let memory = if settings.full_refresh_interval.is_zero() {
             Arc::default()
         } else {
             Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
@@ -396,7 +257,7 @@ impl Collector {
             &client,
             &self.scope,
             &known_ids,
-            self.limits.max_projects,
+            settings.limits.max_projects,
             sink,
         );
         let last_good = self
@@ -405,31 +266,35 @@ impl Collector {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let work = async {
-            // Which remembered projects changed is asked while the listing starts; their calls
-            // wait for the answer, the listing does not.
-            let dirty = merge_requests::changed_since(&client, &memory).await;
-            let context = Context {
+            // The change signals are asked while the listing starts; the projects' calls wait
+            // for them, the listing does not.
+            let signals = Signals::ask(&clients, enabled, memory.since, &memory.projects).await;
+            let shared = Shared {
                 client: &client,
+                clients: &clients,
+                tally: &tally,
+                started,
+                enabled,
                 memory: &memory,
-                dirty: &dirty,
+                signals: &signals,
                 now: Instant::now(),
-                interval: self.full_refresh_interval,
+                interval: settings.full_refresh_interval,
             };
             let projects = futures::stream::poll_fn(|cx| candidates.poll_recv(cx))
-                .map(|candidate| collect_project(&context, candidate))
+                .map(|candidate| collect_project(&shared, candidate))
                 .buffer_unordered(self.fan_out);
-            let fallback = Fallback {
+            let fallback = stale::Fallback {
                 last_good: last_good.as_ref(),
-                max_stale: self.max_stale,
+                max_stale: settings.max_stale,
             };
             (
                 Gathered::from_stream(projects, memory.projects.len(), fallback).await,
-                dirty.len(),
+                signals.changed(),
             )
         };
         let only_named =
             !self.scope.is_membership() && !self.scope.all_projects && self.scope.groups.is_empty();
-        let timeout = self.limits.timeout;
+        let timeout = settings.limits.timeout;
         let outcome =
             match tokio::time::timeout(timeout, async { futures::join!(listing, work) }).await {
                 Ok((listed, (gathered, changed))) => listed
@@ -464,16 +329,15 @@ impl Collector {
                     duration = ?duration,
                     "collection finished"
                 );
-                if !self.full_refresh_interval.is_zero() {
+                if !settings.full_refresh_interval.is_zero() {
                     let since =
                         client.gitlab_time().unwrap_or_else(|| {
                             warn!("GitLab sent no Date header (a proxy may strip it): change queries use the clock of this host");
                             host_time()
                         }) - OVERLAP.as_secs() as i64;
-                    let remembered = std::mem::take(&mut gathered.remembered);
                     let next = Memory {
                         since: Some(since),
-                        projects: remembered,
+                        projects: std::mem::take(&mut gathered.remembered),
                     };
                     *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
                 }
@@ -488,6 +352,8 @@ impl Collector {
                     error: None,
                     projects,
                     projects_from: Some(stamp),
+                    enabled,
+                    families: tally.reports(enabled, true),
                     duration,
                     api_calls,
                     incomplete_projects: gathered.incomplete,
@@ -496,21 +362,21 @@ impl Collector {
                 }
             }
             Err(e) => {
-                // The last good data is served again while it is young enough.
-                let kept = last_good.filter(|g| g.stamp.at.elapsed() <= self.max_stale);
+                let kept = stale::last_good_to_serve(last_good, settings.max_stale);
                 warn!(
                     error = %e,
                     api_calls,
-                    serving_data_from = ?kept.as_ref().map(|g| g.stamp.at.elapsed()),
+                    serving_data_from = ?kept.as_ref().map(|(_, stamp)| stamp.at.elapsed()),
                     "collection failed"
                 );
+                let (projects, projects_from) =
+                    kept.map_or((Arc::default(), None), |(p, s)| (p, Some(s)));
                 Collected {
                     error: Some(e.to_string()),
-                    projects: kept.as_ref().map_or_else(Arc::default, |g| {
-                        expire_kept(&g.projects, self.max_stale)
-                            .map_or_else(|| Arc::clone(&g.projects), Arc::new)
-                    }),
-                    projects_from: kept.map(|g| g.stamp),
+                    projects,
+                    projects_from,
+                    enabled,
+                    families: tally.reports(enabled, false),
                     duration,
                     api_calls,
                     incomplete_projects: 0,
@@ -524,26 +390,23 @@ impl Collector {
 }
 
 /// What every project's calls share within one collection.
-struct Context<'a> {
+struct Shared<'a> {
     client: &'a Client,
+    clients: &'a Clients,
+    tally: &'a Tally,
+    started: Instant,
+    enabled: Set,
     memory: &'a Memory,
-    dirty: &'a Dirty,
+    signals: &'a Signals,
     now: Instant,
     interval: Duration,
-}
-
-/// Where the values of failed calls come from: the last successful collection.
-#[derive(Clone, Copy, Default)]
-struct Fallback<'a> {
-    last_good: Option<&'a LastGood>,
-    max_stale: Duration,
 }
 
 /// The projects of a collection, what went wrong on the way, and what to remember.
 #[derive(Default)]
 struct Gathered<'a> {
-    fallback: Fallback<'a>,
-    projects: Vec<ProjectMetrics>,
+    fallback: stale::Fallback<'a>,
+    projects: Vec<Row>,
     remembered: HashMap<u64, Remembered>,
     seen: std::collections::HashSet<u64>,
     strings: Interner,
@@ -563,7 +426,7 @@ impl<'a> Gathered<'a> {
     async fn from_stream(
         mut outcomes: impl futures::Stream<Item = Outcome> + Unpin,
         expected: usize,
-        fallback: Fallback<'a>,
+        fallback: stale::Fallback<'a>,
     ) -> Gathered<'a> {
         // Sized for about as many projects as last time: no growth on the way at 100,000.
         let mut gathered = Gathered {
@@ -576,8 +439,8 @@ impl<'a> Gathered<'a> {
         while let Some(outcome) = outcomes.next().await {
             match outcome {
                 // A named project may also have been listed under another reference.
-                Outcome::Exported(exported, _) if !gathered.seen.insert(exported.project.id) => {}
-                Outcome::Exported(exported, failure) => gathered.add(*exported, failure),
+                Outcome::Exported(exported) if !gathered.seen.insert(exported.id) => {}
+                Outcome::Exported(exported) => gathered.add(*exported),
                 Outcome::Gone => {}
                 Outcome::Failed(reference, error) => {
                     gathered.failed_named += 1;
@@ -591,123 +454,58 @@ impl<'a> Gathered<'a> {
 
     /// Keeps an exported project, and remembers it unless a call failed (it is then counted
     /// from scratch next time, and the failed families keep their last good values).
-    fn add(&mut self, exported: Exported, failure: Option<Failure>) {
+    fn add(&mut self, exported: Exported) {
         let Exported {
-            project,
-            commits,
-            merge_requests,
+            id,
+            path,
+            found,
+            statistics_hidden,
             refresh_at,
         } = exported;
-        let namespace = self.strings.get(project.namespace_path());
-        let failed = failure.as_ref().map(|f| f.families);
-        match failure {
-            Some(failure) => {
-                self.incomplete += 1;
-                self.note(failure.error);
-            }
-            None => {
-                let remembered = Remembered {
-                    merge_requests,
-                    gate: Gate::of(&project),
-                    namespace: Arc::clone(&namespace),
-                    user_namespace: project.in_user_namespace(),
-                    head: commits
-                        .as_ref()
-                        .and_then(|c| Some((c.head.clone()?, c.commits))),
-                    statistics_hidden: project.statistics.is_none(),
-                    refresh_at,
-                };
-                self.remembered.insert(project.id, remembered);
-            }
-        }
-        // Label values are redacted, should a secret ever come back in GitLab's data.
-        let row = ProjectMetrics {
-            id: project.id,
-            visibility: self
-                .strings
-                .get(&redact(project.visibility.as_deref().unwrap_or(""))),
-            default_branch: project
-                .default_branch
-                .as_deref()
-                .map(|b| self.strings.get(&redact(b))),
-            archived: project.archived == Some(true),
-            stars: project.star_count,
-            forks: project.forks_count,
-            open_issues: project.open_issues_count,
-            last_activity: project
-                .last_activity_at
-                .as_deref()
-                .and_then(parse_timestamp),
-            storage: project
-                .statistics
-                .as_ref()
-                .map(Sizes::from)
-                .unwrap_or_default(),
-            commits: commits.map(|c| c.commits),
-            merge_requests,
-            namespace: self.strings.get(&redact(&namespace)),
-            path: redact(&project.path_with_namespace).into(),
-            stale_since: None,
-            kept: Families::default(),
+        let Found {
+            mut values,
+            mut memos,
+            failed,
+            error,
+            gone: _,
+        } = found;
+        values.share(&mut self.strings);
+        let mut row = Row {
+            id,
+            path,
+            values,
+            kept: Set::EMPTY,
+            kept_since: None,
         };
-        let mut row = row;
-        if let Some(failed) = failed {
-            self.keep_last_good(&mut row, failed);
+        if failed.is_empty() {
+            memos.share(&mut self.strings);
+            self.remembered.insert(
+                id,
+                Remembered {
+                    memos,
+                    statistics_hidden,
+                    refresh_at,
+                },
+            );
+        } else {
+            self.incomplete += 1;
+            if let Some(error) = error {
+                self.note(error);
+            }
+            self.fallback.keep_last_good(&mut row, failed);
         }
         self.projects.push(row);
-    }
-
-    /// Fills the families whose calls failed with the last good collection's values, while they
-    /// are younger than `--cache.max-stale`.
-    fn keep_last_good(&self, row: &mut ProjectMetrics, failed: Families) {
-        let Some(last_good) = self.fallback.last_good else {
-            return;
-        };
-        let Some((old, since)) = last_good.fresh_row(row.id, self.fallback.max_stale) else {
-            return;
-        };
-        if failed.merge_requests {
-            row.merge_requests.clone_from(&old.merge_requests);
-        }
-        if failed.commits {
-            row.commits = old.commits;
-        }
-        if failed.statistics {
-            row.storage.clone_from(&old.storage);
-            row.commits = row.commits.or(old.commits);
-        }
-        row.stale_since = Some(since);
-        row.kept = failed;
     }
 
     /// A named project whose own detail call failed: its last good row, whole, while it is
     /// younger than `--cache.max-stale`.
     fn keep_named(&mut self, reference: &str) {
-        let Some(last_good) = self.fallback.last_good else {
+        let Some(row) = self.fallback.named_row(reference) else {
             return;
         };
-        let id = match reference.parse::<u64>() {
-            Ok(id) => Some(id),
-            Err(_) => last_good
-                .projects
-                .iter()
-                .find(|p| p.path.eq_ignore_ascii_case(reference))
-                .map(|p| p.id),
-        };
-        let Some((old, since)) = id.and_then(|id| last_good.fresh_row(id, self.fallback.max_stale))
-        else {
-            return;
-        };
-        if !self.seen.insert(old.id) {
+        if !self.seen.insert(row.id) {
             return;
         }
-        let mut row = old.clone();
-        row.stale_since = Some(since);
-        row.kept = Families {
-            statistics: true,
-            merge_requests: true,
-            commits: true,
-        };
         self.projects.push(row);
         self.incomplete += 1;
         self.kept_named += 1;
@@ -739,88 +537,51 @@ impl<'a> Gathered<'a> {
 
 /// What became of one project.
 enum Outcome {
-    /// Exported; with the failure when calls for some families failed.
-    Exported(Box<Exported>, Option<Failure>),
+    /// Exported (some families may have failed).
+    Exported(Box<Exported>),
     /// Not found: deleted after the listing, or a named project that does not exist.
     Gone,
     /// A named project that could not be read.
     Failed(String, Error),
 }
 
-/// Calls of one project that failed: the first error, and the families left without values.
-struct Failure {
-    error: Error,
-    families: Families,
-}
-
-/// Which families of a project lack values because a call failed.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Families {
-    /// The project's own detail, with its statistics (storage, often commits).
-    statistics: bool,
-    merge_requests: bool,
-    commits: bool,
-}
-
 /// What one project's calls found.
 struct Exported {
-    project: Project,
-    commits: Option<commits::Counted>,
-    merge_requests: Option<merge_requests::Counts>,
+    id: u64,
+    path: Box<str>,
+    found: Found,
+    statistics_hidden: bool,
     /// When its counts are next due for a re-read from scratch.
     refresh_at: Instant,
 }
 
-/// The calls of one project, as few as the memory allows. A 404 "Project Not Found" on any of
-/// them means the project disappeared after the listing: it is left out.
-async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome {
-    let Context {
-        client,
-        memory,
-        dirty,
-        now,
-        ..
-    } = *context;
-    let mut error = None;
-    let mut failed = Families::default();
-    let counts = |project, plan: &Plan| {
-        merge_requests::count_unless_known(client, project, plan.merge_requests)
-    };
-    let (project, plan, merge_requests) = match candidate {
-        Candidate::Listed(project) => {
-            let plan = memory.plan(&project, dirty, now);
-            let counts = counts(&project, &plan).await;
-            (project, plan, counts)
-        }
+/// The calls of one project, as few as the memory allows: its detail call when a family needs
+/// statistics the listing did not give, then every enabled family's. A 404 "Project Not
+/// Found" on any of them means the project disappeared after the listing: it is left out.
+async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
+    let needs_statistics = shared.enabled.needs_statistics();
+    // The detail call is counted as the first family's that needs it.
+    let detail_client = shared
+        .enabled
+        .iter()
+        .find(|id| id.needs_statistics())
+        .map_or(shared.client, |id| shared.clients.of(id));
+    let (listed, detail) = match candidate {
+        Candidate::Listed(project) => (project, None),
         Candidate::FromGroup(listed) => {
-            let plan = memory.plan(&listed, dirty, now);
-            if plan.statistics_hidden {
-                let counts = counts(&listed, &plan).await;
-                (listed, plan, counts)
-            } else {
-                // Statistics (commits, storage) only come with the project itself; merge
-                // requests need nothing from it, so both go at once.
+            let plan = shared.memory.plan(listed.id, shared.now);
+            if needs_statistics && !plan.statistics_hidden {
+                // Statistics only come with the project itself; the families that do not use
+                // them go at once.
                 let id = listed.id.to_string();
-                let (detail, counts) =
-                    futures::join!(project_detail(client, &id), counts(&listed, &plan));
-                match detail {
-                    Ok(project) => (project, plan, counts),
-                    Err(e) if e.is_project_not_found() => return Outcome::Gone,
-                    // The listing has everything but statistics: export that much.
-                    Err(e) => {
-                        error = Some(e);
-                        failed.statistics = true;
-                        (listed, plan, counts)
-                    }
-                }
+                (listed, Some(project_detail(detail_client, id)))
+            } else {
+                (listed, None)
             }
         }
-        Candidate::Named(reference) => match project_detail(client, &reference).await {
-            Ok(project) => {
-                let plan = memory.plan(&project, dirty, now);
-                let counts = counts(&project, &plan).await;
-                (project, plan, counts)
-            }
+        Candidate::Named(reference) => match project_detail(shared.client, reference.clone()).await
+        {
+            Ok(project) => (project, None),
             Err(e) if e.is_project_not_found() => {
                 warn!(
                     project = reference,
@@ -831,44 +592,72 @@ async fn collect_project(context: &Context<'_>, candidate: Candidate) -> Outcome
             Err(e) => return Outcome::Failed(reference, e),
         },
     };
-    let merge_requests = match merge_requests {
-        Ok(counts) => counts,
-        Err(e) if e.is_project_not_found() => return Outcome::Gone,
-        Err(e) => {
-            error.get_or_insert(e);
-            failed.merge_requests = true;
+    let plan = shared.memory.plan(listed.id, shared.now);
+    let mut found = Found::default();
+    let early = Context {
+        clients: shared.clients,
+        tally: shared.tally,
+        started: shared.started,
+        enabled: shared.enabled,
+        project: &listed,
+        detail_failed: false,
+        late: false,
+    };
+    let detail = match detail {
+        Some(detail) => {
+            let (detail, ()) = futures::join!(
+                detail,
+                families::fetch(&early, shared.signals, plan.memos, &mut found)
+            );
+            Some(detail)
+        }
+        None => {
+            families::fetch(&early, shared.signals, plan.memos, &mut found).await;
             None
         }
     };
-    let commits = match commits::count(client, &project, plan.head.as_ref()).await {
-        Ok(count) => count,
-        Err(e) if e.is_project_not_found() => return Outcome::Gone,
-        Err(e) => {
-            error.get_or_insert(e);
-            failed.commits = true;
-            None
+    if found.gone {
+        return Outcome::Gone;
+    }
+    let (detailed, detail_failed) = match detail {
+        None => (None, false),
+        Some(Ok(project)) => (Some(project), false),
+        Some(Err(e)) if e.is_project_not_found() => return Outcome::Gone,
+        // The listing has everything but statistics: the families that need them keep their
+        // last values.
+        Some(Err(e)) => {
+            found.error.get_or_insert(e);
+            (None, true)
         }
     };
-    let refresh_at = match (plan.fresh, memory.projects.get(&project.id)) {
-        (false, Some(known)) => known.refresh_at,
-        (_, known) => memory::refresh_at(project.id, now, context.interval, known.is_none()),
-    };
-    let exported = Exported {
+    let project = detailed.as_ref().unwrap_or(&listed);
+    let late = Context {
         project,
-        commits,
-        merge_requests,
-        refresh_at,
+        detail_failed,
+        late: true,
+        ..early
     };
-    let failure = error.map(|error| Failure {
-        error,
-        families: failed,
+    families::fetch(&late, shared.signals, plan.memos, &mut found).await;
+    if found.gone {
+        return Outcome::Gone;
+    }
+    let refresh_at = plan.refresh_at.unwrap_or_else(|| {
+        let first_sight = !shared.memory.projects.contains_key(&project.id);
+        memory::refresh_at(project.id, shared.now, shared.interval, first_sight)
     });
-    Outcome::Exported(Box::new(exported), failure)
+    Outcome::Exported(Box::new(Exported {
+        id: project.id,
+        // Label values are redacted, should a secret ever come back in GitLab's data.
+        path: redact(&project.path_with_namespace).into(),
+        statistics_hidden: project.statistics.is_none(),
+        found,
+        refresh_at,
+    }))
 }
 
 /// `GET /projects/:id?statistics=true`, by id or full path.
-async fn project_detail(client: &Client, reference: &str) -> Result<Project, Error> {
-    let path = format!("/projects/{}", encode_segment(reference));
+async fn project_detail(client: &Client, reference: String) -> Result<Project, Error> {
+    let path = format!("/projects/{}", encode_segment(&reference));
     let query = vec![("statistics", "true".to_owned())];
     let project = client
         .get::<Project>(endpoint::PROJECT, path, query)
@@ -878,102 +667,4 @@ async fn project_detail(client: &Client, reference: &str) -> Result<Project, Err
         client.bad_record(endpoint::PROJECT, &report);
     }
     Ok(project)
-}
-
-/// The snapshot as a prometheus-client collector: each metric family file encodes its own.
-#[derive(Debug)]
-struct SnapshotMetrics(Arc<Collected>);
-
-impl PromCollector for SnapshotMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let data = &self.0;
-        if data.projects_from.is_some() {
-            let projects = &data.projects;
-            let labels = Labels::new(projects);
-            projects::encode(projects, &labels, &mut encoder)?;
-            commits::encode(projects, &labels, &mut encoder)?;
-            merge_requests::encode(projects, &labels, &mut encoder)?;
-        }
-        if data.pending {
-            return Ok(());
-        }
-        encode_gauge(
-            &mut encoder,
-            (
-                "gitlab_exporter_collect_duration",
-                "Wall time of the collection whose data is served.",
-                Some(&Unit::Seconds),
-            ),
-            data.duration.as_secs_f64(),
-        )?;
-        encode_gauge(
-            &mut encoder,
-            (
-                "gitlab_exporter_collect_api_requests",
-                "GitLab API calls made by the collection whose data is served, retries included.",
-                None,
-            ),
-            data.api_calls,
-        )?;
-        encode_gauge(
-            &mut encoder,
-            (
-                "gitlab_exporter_collect_incomplete_projects",
-                "Projects whose calls failed in the collection whose data is served: some of their series keep an earlier collection's values (up to --cache.max-stale old) or are left out.",
-                None,
-            ),
-            data.incomplete_projects,
-        )
-    }
-}
-
-/// Encodes a gauge family of one unlabelled sample.
-pub fn encode_gauge<V: EncodeGaugeValue>(
-    encoder: &mut DescriptorEncoder,
-    (name, help, unit): (&str, &str, Option<&Unit>),
-    value: V,
-) -> Result<(), std::fmt::Error> {
-    encoder
-        .encode_descriptor(name, help, unit, MetricType::Gauge)?
-        .encode_gauge(&value)
-}
-
-/// Encodes a gauge family with one sample per project that has a value, labelled
-/// `project_id` and `project`.
-pub fn encode_per_project<V: EncodeGaugeValue>(
-    encoder: &mut DescriptorEncoder,
-    (name, help, unit): (&str, &str, Option<&Unit>),
-    projects: &[ProjectMetrics],
-    labels: &Labels,
-    value: impl Fn(&ProjectMetrics) -> Option<V>,
-) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
-    for (i, p) in projects.iter().enumerate() {
-        if let Some(v) = value(p) {
-            family.encode_family(&labels.of(i, p))?.encode_gauge(&v)?;
-        }
-    }
-    Ok(())
-}
-
-/// The `project_id` and `project` label values of every project, formatted once per encoding.
-#[derive(Debug)]
-pub struct Labels {
-    ids: Vec<String>,
-}
-
-impl Labels {
-    fn new(projects: &[ProjectMetrics]) -> Labels {
-        Labels {
-            ids: projects.iter().map(|p| p.id.to_string()).collect(),
-        }
-    }
-
-    /// `[("project_id", ..), ("project", ..)]` of the `i`-th project.
-    pub fn of<'a>(&'a self, i: usize, project: &'a ProjectMetrics) -> [(&'static str, &'a str); 2] {
-        [
-            ("project_id", self.ids[i].as_str()),
-            ("project", &project.path),
-        ]
-    }
 }

@@ -24,9 +24,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc::Sender;
 use tracing::warn;
 
-use crate::config::Scope;
 use crate::gitlab::types::{Page, Project};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
+
+/// Which projects a collection exports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Groups (id or full path) whose projects, subgroups included, are exported.
+    pub groups: Vec<String>,
+    /// Projects (id or full path) exported whatever their archived state.
+    pub projects: Vec<String>,
+    /// Every project the token can see.
+    pub all_projects: bool,
+    /// Archived projects are listed too.
+    pub include_archived: bool,
+}
+
+impl Scope {
+    /// True when no group, project or all-projects flag was given: the scope is then the
+    /// projects the token's user is a member of.
+    pub fn is_membership(&self) -> bool {
+        !self.all_projects && self.groups.is_empty() && self.projects.is_empty()
+    }
+}
 
 /// Projects per page: GitLab's maximum.
 const PER_PAGE: u64 = 100;

@@ -110,6 +110,8 @@ pub struct Reply<T> {
 pub struct Client {
     shared: Arc<Shared>,
     calls: Arc<AtomicU64>,
+    /// A second count of this clone's calls (one metric family's, see [`Client::tallied`]).
+    tally: Option<Arc<AtomicU64>>,
     /// Records found unusable through this clone (see [`Client::bad_record`]).
     bad_records: Arc<AtomicU64>,
     /// The earliest `Date` GitLab sent to this clone, in Unix seconds (`i64::MAX`: none yet).
@@ -223,6 +225,7 @@ impl Client {
                 }),
             }),
             calls: Arc::new(AtomicU64::new(0)),
+            tally: None,
             bad_records: Arc::new(AtomicU64::new(0)),
             clock: Arc::new(AtomicI64::new(i64::MAX)),
         }
@@ -234,8 +237,17 @@ impl Client {
         Client {
             shared: Arc::clone(&self.shared),
             calls: Arc::new(AtomicU64::new(0)),
+            tally: None,
             bad_records: Arc::new(AtomicU64::new(0)),
             clock: Arc::new(AtomicI64::new(i64::MAX)),
+        }
+    }
+
+    /// A clone counting its calls in this collection's count and also in `tally`.
+    pub fn tallied(&self, tally: Arc<AtomicU64>) -> Client {
+        Client {
+            tally: Some(tally),
+            ..self.clone()
         }
     }
 
@@ -330,6 +342,9 @@ impl Client {
                 .await
             };
             self.calls.fetch_add(1, Ordering::Relaxed);
+            if let Some(tally) = &self.tally {
+                tally.fetch_add(1, Ordering::Relaxed);
+            }
             let failure = match attempt {
                 Ok(Ok(reply)) => return Ok(reply),
                 Ok(Err(failure)) => failure,

@@ -1,4 +1,4 @@
-//! `gitlab_project_merge_requests{state}`: merge requests per state, one call per state reading
+//! The `merge_requests` family, `gitlab_project_merge_requests{state}`: merge requests per state, one call per state reading
 //! `X-Total` at `per_page=1`. Above 10,000 GitLab withholds the total; the count is then found
 //! exactly by searching for the last page at `per_page=100` (a handful of calls), never by
 //! guessing 0 or 10,000.
@@ -8,19 +8,130 @@
 //! `updated_at`, which the group merge-request list filters on (`updated_after`), one query per
 //! group rather than one per project.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 
-use super::memory::{Dirty, Memory};
-use super::{Labels, ProjectMetrics};
+use super::{Current, Family, Fetched, Interner, Rows};
 use crate::gitlab::types::{Ignored, MergeRequestRef, Page, Project, format_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
+/// The family.
+#[derive(Debug)]
+pub(crate) struct MergeRequests;
+
+/// What is remembered of a project: its counts, and what they depend on.
+#[derive(Debug, Clone)]
+pub(crate) struct Known {
+    /// `None` when they were not readable (disabled, forbidden).
+    counts: Option<Counts>,
+    /// What decided readability; when it changes, the counts are read again.
+    gate: Gate,
+    /// The namespace the counts were read under: change queries go by group.
+    namespace: Arc<str>,
+    /// A personal (user) namespace: asked about alone.
+    user_namespace: bool,
+}
+
+/// The inputs that decide whether a project's merge requests are readable: the feature, the
+/// visibility and the token user's access. When any changes, the counts are read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gate {
+    enabled: bool,
+    private: bool,
+    access: Option<u32>,
+}
+
+impl Gate {
+    fn of(project: &Project) -> Gate {
+        Gate {
+            enabled: project.merge_requests_enabled(),
+            private: project.visibility.as_deref() == Some("private"),
+            access: project.access_level(),
+        }
+    }
+}
+
+/// Projects whose merge requests changed since the last collection, or whose change query
+/// failed (they are counted again, to be safe).
+#[derive(Debug, Default)]
+pub(crate) struct Dirty(HashSet<u64>);
+
+impl Family for MergeRequests {
+    const ABOUT: &'static str = "merge requests of each project by state (4 calls per project read from scratch; change queries by group between re-reads)";
+
+    type Value = Counts;
+    type Memo = Known;
+    type Signal = Dirty;
+
+    fn signal<'a>(
+        client: &'a Client,
+        since: Option<i64>,
+        memos: Vec<(u64, &'a Known)>,
+    ) -> impl std::future::Future<Output = Dirty> + Send + 'a {
+        changed_since(client, since, memos)
+    }
+
+    fn changed(dirty: &Dirty) -> usize {
+        dirty.0.len()
+    }
+
+    async fn fetch<'a>(
+        current: Current<'a>,
+        dirty: &'a Dirty,
+        known: Option<&'a Known>,
+    ) -> Result<Fetched<MergeRequests>, Error> {
+        let project = current.project;
+        let gate = Gate::of(project);
+        let unchanged = known.filter(|known| {
+            !dirty.0.contains(&project.id)
+                && known.gate == gate
+                && *known.namespace == *project.namespace_path()
+        });
+        let counts = match unchanged {
+            Some(known) => known.counts,
+            None => count(current.client, project).await?,
+        };
+        Ok(Fetched {
+            value: counts,
+            memo: Some(Known {
+                counts,
+                gate,
+                namespace: project.namespace_path().into(),
+                user_namespace: project.in_user_namespace(),
+            }),
+        })
+    }
+
+    fn share_memo(known: &mut Known, strings: &mut Interner) {
+        known.namespace = strings.get(&known.namespace);
+    }
+
+    fn encode(rows: Rows<'_, Counts>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut family = encoder.encode_descriptor(
+            "gitlab_project_merge_requests",
+            "Merge requests of the project by state (opened, merged, closed, locked).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ([id, path], counts) in rows.iter() {
+            for (state, count) in STATES.iter().zip(counts) {
+                family
+                    .encode_family(&[id, path, ("state", *state)])?
+                    .encode_gauge(count)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The states GitLab knows, in the order they are exported.
-pub const STATES: [&str; 4] = ["opened", "merged", "closed", "locked"];
+const STATES: [&str; 4] = ["opened", "merged", "closed", "locked"];
 
 /// Merge requests per state, in the order of [`STATES`].
-pub type Counts = [u64; 4];
+pub(crate) type Counts = [u64; 4];
 
 /// Items per page when searching for the last page.
 const SEARCH_PER_PAGE: u64 = 100;
@@ -29,7 +140,7 @@ const SEARCH_MAX_CALLS: u32 = 40;
 
 /// The project's merge requests per state; `None` when its merge requests are disabled or not
 /// readable with the token (GitLab answers 403).
-pub async fn count(client: &Client, project: &Project) -> Result<Option<Counts>, Error> {
+async fn count(client: &Client, project: &Project) -> Result<Option<Counts>, Error> {
     if !project.merge_requests_enabled() {
         return Ok(None);
     }
@@ -59,19 +170,6 @@ pub async fn count(client: &Client, project: &Project) -> Result<Option<Counts>,
         }
     }
     Ok(Some(result))
-}
-
-/// The counts remembered from the last collection when `known` has them (`Some(None)`: not
-/// readable), else [`count`].
-pub async fn count_unless_known(
-    client: &Client,
-    project: &Project,
-    known: Option<Option<Counts>>,
-) -> Result<Option<Counts>, Error> {
-    match known {
-        Some(known) => Ok(known),
-        None => count(client, project).await,
-    }
 }
 
 /// One page of one state's list: its length and whether GitLab says another page follows.
@@ -147,19 +245,22 @@ async fn search(client: &Client, id: u64, state: &str) -> Result<u64, Error> {
     })
 }
 
-/// The remembered projects whose merge requests were created or changed since the memory's
-/// clock, or whose query failed. Projects of one top-level group are asked about together,
+/// The remembered projects (`known`) whose merge requests were created or changed since
+/// `since`, or whose query failed. Projects of one top-level group are asked about together,
 /// through their closest common group (`GET /groups/:id/merge_requests?updated_after=`);
 /// a project alone in its top-level group, or in a personal namespace, is asked about alone.
-pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
-    let mut dirty = Dirty::default();
-    let Some(since) = memory.since else {
-        return dirty;
+async fn changed_since(client: &Client, since: Option<i64>, known: Vec<(u64, &Known)>) -> Dirty {
+    let mut dirty = HashSet::new();
+    let Some(since) = since else {
+        return Dirty(dirty);
     };
     let after = format_timestamp(since);
     let mut by_top_group: std::collections::BTreeMap<&str, Vec<(u64, &str)>> = Default::default();
     let mut alone = Vec::new();
-    for (id, known) in memory.watched() {
+    // Projects whose merge requests were not readable are read again only when their gate
+    // changes, which the listing shows.
+    for (id, known) in known.iter().filter(|(_, k)| k.counts.is_some()) {
+        let id = *id;
         if known.user_namespace {
             alone.push(id);
         } else {
@@ -199,10 +300,12 @@ pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
             Ok(Some(changed)) => ids
                 .iter()
                 .filter(|id| changed.contains(id))
-                .for_each(|id| dirty.insert(*id)),
+                .for_each(|id| {
+                    dirty.insert(*id);
+                }),
             // Too many changes to walk, or the list shrank during the walk (an item may have
             // been skipped): count the group's projects again.
-            Ok(None) => ids.iter().for_each(|id| dirty.insert(*id)),
+            Ok(None) => dirty.extend(ids.iter().copied()),
             // The group itself cannot be asked (not visible to the token as a group): ask its
             // projects one by one, which is still cheaper than counting them again.
             Err(e) => {
@@ -227,7 +330,7 @@ pub async fn changed_since(client: &Client, memory: &Memory) -> Dirty {
             dirty.insert(*id);
         }
     }
-    dirty
+    Dirty(dirty)
 }
 
 /// The longest common ancestor (by path segments) of group paths of one top-level group.
@@ -258,8 +361,8 @@ async fn changed_in_group(
     group: &str,
     after: &str,
     watched: usize,
-) -> Result<Option<std::collections::HashSet<u64>>, Error> {
-    let mut changed = std::collections::HashSet::new();
+) -> Result<Option<HashSet<u64>>, Error> {
+    let mut changed = HashSet::new();
     let mut first_total = None;
     let mut page: u64 = 1;
     loop {
@@ -326,32 +429,6 @@ async fn changed_in_project(client: &Client, id: u64, after: &str) -> Result<boo
         )
         .await?;
     Ok(!reply.body.is_empty())
-}
-
-/// Encodes `gitlab_project_merge_requests`.
-pub fn encode(
-    projects: &[ProjectMetrics],
-    labels: &Labels,
-    encoder: &mut DescriptorEncoder,
-) -> Result<(), std::fmt::Error> {
-    let mut family = encoder.encode_descriptor(
-        "gitlab_project_merge_requests",
-        "Merge requests of the project by state (opened, merged, closed, locked).",
-        None,
-        MetricType::Gauge,
-    )?;
-    for (i, p) in projects.iter().enumerate() {
-        let Some(counts) = &p.merge_requests else {
-            continue;
-        };
-        let [id, path] = labels.of(i, p);
-        for (state, count) in STATES.iter().zip(counts) {
-            family
-                .encode_family(&[id, path, ("state", *state)])?
-                .encode_gauge(count)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
