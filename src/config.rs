@@ -6,9 +6,9 @@
 //! the process exit with status 2, like clap's own.
 
 use crate::collect::Scope;
+use crate::redact::Secret;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
@@ -16,33 +16,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 /// Environment variable holding the GitLab token itself.
 pub const TOKEN_ENV: &str = "GITLAB_TOKEN";
-
-/// A secret string (the GitLab token). It has no `Display`, and its `Debug` never shows the value,
-/// so it cannot end up in a log line or an error message by accident; and its value is
-/// redacted from everything the exporter shows ([`crate::redact`]), should it come back from
-/// the network.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
-        let value = value.into();
-        crate::redact::register(&value);
-        Self(value)
-    }
-
-    /// The secret itself, for the one place that must send it (the GitLab client).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// The flags, as clap parses them. [`Config::from_args`] turns them into a validated [`Config`].
 #[derive(Debug, Parser)]
@@ -535,22 +508,6 @@ fn parse_gitlab_url(s: &str) -> Result<String, String> {
     Ok(url.to_owned())
 }
 
-/// True when the URL's host is `localhost` or a loopback address.
-pub fn is_loopback_url(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// A path requests can match exactly: it starts with `/`, is not a route of its own (`/`,
 /// `/probe`, anything under `/-/`), and holds only what a request path sends as it is (RFC 3986
 /// path characters, `%XX` escapes), no query or fragment, and no `.` or `..` segment (clients
@@ -749,26 +706,6 @@ mod tests {
                 parse_telemetry_path(bad).is_err(),
                 "{bad:?} should be rejected"
             );
-        }
-    }
-
-    #[test]
-    fn loopback_urls() {
-        for url in [
-            "http://127.0.0.1:8080",
-            "http://localhost",
-            "http://[::1]:80/gitlab",
-            "https://127.1.2.3",
-        ] {
-            assert!(is_loopback_url(url), "{url}");
-        }
-        for url in [
-            "http://127.0.0.1.evil.com",
-            "https://gitlab.com",
-            "http://[::2]:80",
-            "http://10.0.0.1",
-        ] {
-            assert!(!is_loopback_url(url), "{url}");
         }
     }
 

@@ -6,7 +6,7 @@
 //! scrapes share it), fanning out bounded, concurrent calls through the one [`gitlab::Client`].
 //!
 //! # Layout
-//! - [`config`]: command-line flags, validation, the token ([`config::Secret`]).
+//! - [`config`]: command-line flags, validation, the token ([`redact::Secret`]).
 //! - [`server`]: the HTTP server: routes, content negotiation, gzip, graceful shutdown.
 //! - [`cache`]: the snapshot cache: TTL and single flight.
 //! - [`collect`]: one collection: the projects in scope, then every enabled metric family's
@@ -60,7 +60,7 @@ use tracing::{info, warn};
 pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut config = config;
     let demo = start_demo(&mut config).await?;
-    if config.gitlab_url.starts_with("http://") && !config::is_loopback_url(&config.gitlab_url) {
+    if config.gitlab_url.starts_with("http://") && !gitlab::is_loopback_url(&config.gitlab_url) {
         warn!(url = %config.gitlab_url, "plain http:// to a GitLab that is not on loopback: the token travels unencrypted");
     }
 
@@ -175,7 +175,7 @@ async fn reload_token_on_sighup(
             return;
         }
     };
-    let mut slow: Option<tokio::task::JoinHandle<Result<config::Secret, String>>> = None;
+    let mut slow: Option<tokio::task::JoinHandle<Result<redact::Secret, String>>> = None;
     while hangups.recv().await.is_some() {
         let Some(path) = &token_file else {
             info!("SIGHUP received; the token is not from --gitlab.token-file, nothing to re-read");
@@ -269,7 +269,7 @@ async fn start_demo(
         .context("--demo: cannot start the built-in fake GitLab")?;
     info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");
     config.gitlab_url = fake.url();
-    config.token = Some(config::Secret::new(fake.token()));
+    config.token = Some(redact::Secret::new(fake.token()));
     Ok(Some(fake))
 }
 

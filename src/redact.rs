@@ -7,14 +7,41 @@
 //! after JSON decoding and before shortening; label values; the status page) and, as a last
 //! line, to every log line ([`Stderr`]), where the token is also looked for as JSON escapes it.
 //!
-//! [`Secret`]: crate::config::Secret
-
+//!
 use std::borrow::Cow;
+use std::fmt;
 use std::io::Write;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// What replaces a secret.
 pub const REDACTED: &str = "<redacted>";
+
+/// A secret string (the GitLab token). It has no `Display`, and its `Debug` never shows the value,
+/// so it cannot end up in a log line or an error message by accident; and its value is
+/// redacted from everything the exporter shows (this module), should it come back from
+/// the network.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<str>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<Arc<str>>) -> Self {
+        let value = value.into();
+        register(&value);
+        Self(value)
+    }
+
+    /// The secret itself, for the one place that must send it (the GitLab client).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
 
 /// Secrets remembered: enough for the current token and a few rotated ones.
 const REMEMBERED: usize = 16;

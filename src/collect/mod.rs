@@ -268,7 +268,8 @@ impl Collector {
         let work = async {
             // The change signals are asked while the listing starts; the projects' calls wait
             // for them, the listing does not.
-            let signals = Signals::ask(&clients, enabled, memory.since, &memory.projects).await;
+            let remembered = memory.projects.iter().map(|(id, r)| (*id, &r.memos));
+            let signals = Signals::ask(&clients, enabled, memory.since, remembered).await;
             let shared = Shared {
                 client: &client,
                 clients: &clients,

@@ -24,7 +24,7 @@ use super::Error;
 use super::pacing::{LastRateLimit, MAX_PAUSE, Pacer, RateLimit};
 use super::pagination::PageInfo;
 use super::types::parse_http_date;
-use crate::config::Secret;
+use crate::redact::Secret;
 use crate::redact::redact;
 
 /// Largest body read from a successful answer (a page of 100 projects is a few hundred KiB).
@@ -183,7 +183,7 @@ impl Client {
     pub fn new(options: ClientOptions, counters: ApiCounters) -> Client {
         let pool = options.concurrency.max(4);
         let mut config = ureq::Agent::config_builder();
-        if crate::config::is_loopback_url(&options.base_url) {
+        if crate::gitlab::is_loopback_url(&options.base_url) {
             // A proxy from the environment (HTTPS_PROXY, ALL_PROXY) would catch loopback too.
             config = config.proxy(None);
         }

@@ -115,7 +115,7 @@ async fn token_cut_by_the_message_limit_is_still_scrubbed() {
     let client = Client::new(
         ClientOptions {
             base_url: url,
-            token: Some(crate::config::Secret::new(TOKEN)),
+            token: Some(crate::redact::Secret::new(TOKEN)),
             concurrency: 1,
             request_timeout: Duration::from_secs(5),
             max_requests_per_second: 0.0,

@@ -37,3 +37,44 @@ pub mod endpoint {
     /// `GET /projects/:id/repository/commits/:sha/sequence`: the number of commits up to a commit.
     pub const COMMIT_SEQUENCE: &str = "/projects/:id/repository/commits/:sha/sequence";
 }
+
+/// True when the URL's host is `localhost` or a loopback address.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod loopback_tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost",
+            "http://[::1]:80/gitlab",
+            "https://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "http://127.0.0.1.evil.com",
+            "https://gitlab.com",
+            "http://[::2]:80",
+            "http://10.0.0.1",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+}

@@ -530,15 +530,15 @@ macro_rules! families {
                 clients: &Clients,
                 enabled: Set,
                 since: Option<i64>,
-                memos: &std::collections::HashMap<u64, super::memory::Remembered>,
+                known: impl Iterator<Item = (u64, &Memos)> + Clone,
             ) -> Signals {
                 let ($($name,)+) = futures::join!($(async {
                     if !enabled.contains(Id::$family) {
                         return Default::default();
                     }
-                    let known = memos
-                        .iter()
-                        .filter_map(|(id, r)| Some((*id, r.memos.$name.as_ref()?)))
+                    let known = known
+                        .clone()
+                        .filter_map(|(id, m)| Some((id, m.$name.as_ref()?)))
                         .collect();
                     <$family as Family>::signal(clients.of(Id::$family), since, known).await
                 },)+);
