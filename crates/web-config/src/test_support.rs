@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
 use hyper::header::HeaderValue;
 
 use crate::{AuthResult, ConfigError, LoadError, WebConfig};
@@ -154,28 +155,8 @@ pub(crate) fn hash(password: &str) -> String {
 
 /// The `Authorization` header of `user` and `password`.
 pub(crate) fn basic(user: &str, password: &str) -> HeaderValue {
-    let raw = format!("{user}:{password}");
-    HeaderValue::from_str(&format!("Basic {}", base64_encode(raw.as_bytes()))).unwrap()
-}
-
-/// Standard base64 with padding.
-pub(crate) fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
 }
 
 impl WebConfig {
