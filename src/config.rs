@@ -379,7 +379,8 @@ fn collectors(matches: &clap::ArgMatches) -> crate::collect::Collectors {
 /// Reads the token file (at start, and again on SIGHUP). The error names the file, never its
 /// content.
 pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    let content = web_config::files::read_text(path, web_config::files::MAX_SMALL)?;
+    let content = web_config::files::read_text(path, web_config::files::MAX_SMALL)
+        .map_err(|e| e.to_string())?;
     let token = content.trim();
     if token.is_empty() {
         return Err(format!("{} is empty", path.display()));

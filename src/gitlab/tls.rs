@@ -8,7 +8,8 @@ use ureq::tls::{Certificate, PemItem, RootCerts};
 
 /// Reads a PEM file of CA certificates; an error when it cannot be read or holds none.
 pub fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = web_config::files::read(path, web_config::files::MAX_PEM)?;
+    let pem =
+        web_config::files::read(path, web_config::files::MAX_PEM).map_err(|e| e.to_string())?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
