@@ -191,55 +191,70 @@ impl From<LogLevel> for tracing::Level {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// GitLab base URL without a trailing slash, e.g. `https://gitlab.com`.
-    pub gitlab_url: String,
+    pub(crate) gitlab_url: String,
     /// The token, if one was given.
-    pub token: Option<Secret>,
+    pub(crate) token: Option<Secret>,
     /// The file the token was read from, re-read on SIGHUP.
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
     /// Extra CA certificates trusted for GitLab, with the system's (`--gitlab.ca-file`, read
     /// and checked once, here).
-    pub ca_certs: Vec<ureq::tls::Certificate<'static>>,
+    pub(crate) ca_certs: Vec<ureq::tls::Certificate<'static>>,
     /// Most calls started per second (0: no fixed cap).
-    pub max_requests_per_second: f64,
+    pub(crate) max_requests_per_second: f64,
     /// Longest the last data is served when collections fail or run late.
-    pub max_stale: Duration,
+    pub(crate) max_stale: Duration,
     /// Subtracted from the scraper's timeout.
-    pub timeout_offset: Duration,
+    pub(crate) timeout_offset: Duration,
     /// Longest a scrape waits for a collection.
-    pub max_timeout: Duration,
+    pub(crate) max_timeout: Duration,
     /// Where to serve.
-    pub listen_address: ListenAddress,
+    pub(crate) listen_address: ListenAddress,
     /// Path of the metrics page.
-    pub telemetry_path: String,
+    pub(crate) telemetry_path: String,
     /// Most connections served at once (`--web.max-connections`), before the descriptor limit.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// TLS, basic auth and headers for the server (`--web.config.file`), loaded and checked.
-    pub web_config: Option<std::sync::Arc<web_config::WebConfig>>,
+    pub(crate) web_config: Option<std::sync::Arc<web_config::WebConfig>>,
     /// How long a collection is reused.
-    pub cache_ttl: Duration,
+    pub(crate) cache_ttl: Duration,
     /// Most API calls in flight.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// Timeout of one API call.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Every project is counted from scratch at least this often (zero: at every collection).
-    pub full_refresh_interval: Duration,
+    pub(crate) full_refresh_interval: Duration,
     /// The projects to export.
-    pub scope: Scope,
+    pub(crate) scope: Scope,
     /// What one collection may cost at most.
-    pub limits: crate::collect::Limits,
+    pub(crate) limits: crate::collect::Limits,
     /// The metric families collected (`--collector.<name>`, `--no-collector.<name>`).
-    pub collectors: crate::collect::Collectors,
+    pub(crate) collectors: crate::collect::Collectors,
     /// Run against the built-in fake GitLab.
-    pub demo: bool,
+    pub(crate) demo: bool,
     /// Serve scopes per /probe target; /metrics only the exporter's own metrics.
-    pub multi_target: bool,
+    pub(crate) multi_target: bool,
     /// Log verbosity.
-    pub log_level: LogLevel,
+    pub(crate) log_level: LogLevel,
     /// Log line format.
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 }
 
 impl Config {
+    /// Log verbosity (`--log.level`).
+    pub fn log_level(&self) -> LogLevel {
+        self.log_level
+    }
+
+    /// Log line format (`--log.format`).
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
+    /// Most GitLab API calls in flight (`--gitlab.concurrency`).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     /// Parses and validates the process's arguments and environment. On error, the returned
     /// clap error prints a message naming the flag and exits with status 2 (`err.exit()`).
     pub fn from_args<I, T>(args: I) -> Result<Config, clap::Error>

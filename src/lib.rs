@@ -25,16 +25,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
-pub mod cache;
-pub mod collect;
+pub(crate) mod cache;
+pub(crate) mod collect;
 pub mod config;
-pub mod gitlab;
-pub mod metrics;
-pub mod probe;
+pub(crate) mod gitlab;
+pub(crate) mod metrics;
+pub(crate) mod probe;
 pub mod redact;
-pub mod render;
-pub mod server;
-pub mod status;
+pub(crate) mod render;
+pub(crate) mod server;
+pub(crate) mod status;
+
+pub use server::shutdown_signal;
 
 /// The exporter's version, as built.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -143,6 +145,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         tls,
         max_connections = app.connections.cap(),
         gitlab = %config.gitlab_url,
+        collectors = %config.collectors.names().join(","),
         version = VERSION,
         "listening"
     );

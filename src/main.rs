@@ -4,13 +4,13 @@
 use std::process::ExitCode;
 
 use gitlab_api_exporter::config::{Config, LogFormat};
-use gitlab_api_exporter::server::shutdown_signal;
+use gitlab_api_exporter::shutdown_signal;
 
 fn main() -> ExitCode {
     tune_malloc();
     let config = Config::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
-    let level = tracing::Level::from(config.log_level);
-    match config.log_format {
+    let level = tracing::Level::from(config.log_level());
+    match config.log_format() {
         LogFormat::Logfmt => tracing_logfmt::builder()
             .with_target(false)
             .with_span_name(false)
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // GitLab calls block a pool thread each, at most --gitlab.concurrency at once.
-        .max_blocking_threads(config.concurrency + 16)
+        .max_blocking_threads(config.concurrency() + 16)
         .build();
     let runtime = match runtime {
         Ok(runtime) => runtime,

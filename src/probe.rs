@@ -150,11 +150,6 @@ impl Probes {
             .collect()
     }
 
-    /// True when no target was probed yet.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn new_target(&self, name: String, kind: Kind) -> Target {
         let collector: Arc<OnceCell<Collector>> = Arc::default();
         let (client, settings, metrics) = (

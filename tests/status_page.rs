@@ -75,7 +75,7 @@ async fn status_page_in_a_browser() {
     let mut instance = Instance::demo();
     instance.rate_limit_per_minute = Some(2000);
     let gitlab = FakeGitlab::start(instance).await.unwrap();
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
     let url = format!("http://{}/", exporter.addr);
 
     let before = {
@@ -87,6 +87,8 @@ async fn status_page_in_a_browser() {
     };
     assert!(text(&before).contains("No collection yet"), "{before}");
 
+    // Two collections: the chart of the last hour has two bars.
+    exporter.scrape().await;
     let metrics: Exposition = exporter.scrape().await;
     let calls = metrics
         .value("gitlab_exporter_collect_api_requests", &[])
@@ -108,9 +110,33 @@ async fn status_page_in_a_browser() {
         "of 2000 left".to_owned(),
         "Failed calls none".to_owned(),
         "the projects the token's user is a member of".to_owned(),
+        "Last hour".to_owned(),
+        "2 collection(s)".to_owned(),
     ] {
         assert!(page.contains(&expected), "{expected:?} not in: {page}");
     }
+    // Each collector's part in the last collection, as its own metrics say.
+    for family in ["projects", "storage", "commits", "merge_requests"] {
+        let labels = [("collector", family)];
+        let family_calls = metrics
+            .value("gitlab_exporter_collector_api_requests", &labels)
+            .unwrap();
+        assert_eq!(
+            metrics.value("gitlab_exporter_collector_success", &labels),
+            Some(1.0)
+        );
+        let row = format!("{family} ok ");
+        let at = page
+            .find(&row)
+            .unwrap_or_else(|| panic!("{row:?} not in: {page}"));
+        let rest: Vec<&str> = page[at + row.len()..].split(' ').collect();
+        // "<duration> <unit> <calls>"
+        assert_eq!(rest[2], family_calls.to_string(), "{family}: {page}");
+    }
+    // The chart: one bar per collection, and the line of API calls.
+    assert!(dom.contains("<svg class=\"history\""), "{dom}");
+    assert_eq!(dom.matches("class=\"duration\"").count(), 2, "{dom}");
+    assert!(dom.contains("<polyline class=\"calls\""), "{dom}");
     assert!(dom.contains("href=\"/metrics\""), "{dom}");
     // A real screenshot: a PNG of the window's size, not an empty file.
     let image = std::fs::read(&png).unwrap();

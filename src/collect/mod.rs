@@ -77,13 +77,6 @@ pub struct Collected {
     pub aborted: Option<&'static str>,
 }
 
-impl Collected {
-    /// Projects served.
-    pub fn project_count(&self) -> usize {
-        self.projects.len()
-    }
-}
-
 /// A collection: its data, and when it finished.
 #[derive(Debug)]
 pub struct Snapshot {

@@ -24,7 +24,6 @@ pub const MAX_LABEL_BYTES: usize = 8 << 10;
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(try_from = "RawProject")]
 pub struct Project {
-    /// Numeric id.
     pub id: u64,
     /// `group/subgroup/project`.
     pub path_with_namespace: String,
@@ -38,9 +37,8 @@ pub struct Project {
     pub archived: Option<bool>,
     /// True when the repository has no commit.
     pub empty_repo: Option<bool>,
-    /// Stars.
     pub star_count: Option<u64>,
-    /// Forks.
+    /// Hidden without code access.
     pub forks_count: Option<u64>,
     /// Open issues; absent when issues are disabled or invisible to the token.
     pub open_issues_count: Option<u64>,

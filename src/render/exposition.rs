@@ -63,6 +63,7 @@ impl Compressed {
     }
 
     /// Length of the compressed stream.
+    #[cfg(test)]
     pub fn compressed_len(&self) -> usize {
         self.deflate.len()
     }
@@ -211,6 +212,7 @@ impl ExpositionBody {
     }
 
     /// Collects the whole body (for tests and small answers).
+    #[cfg(test)]
     pub fn into_bytes(mut self) -> Vec<u8> {
         let mut out = Vec::new();
         while let Some(frame) = self.next_frame() {

@@ -11,7 +11,7 @@ use super::{Current, Family, Fetched, Rows};
 use crate::gitlab::types::{Branch, Sequence};
 use crate::gitlab::{Error, encode_segment, endpoint};
 
-/// The family.
+/// The `commits` family (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct Commits;
 

@@ -18,7 +18,7 @@ use super::{Current, Family, Fetched, Interner, Rows};
 use crate::gitlab::types::{Ignored, MergeRequestRef, Page, Project, format_timestamp};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
-/// The family.
+/// The `merge_requests` family (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct MergeRequests;
 

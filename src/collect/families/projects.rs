@@ -13,7 +13,7 @@ use crate::gitlab::Error;
 use crate::gitlab::types::parse_timestamp;
 use crate::redact::redact;
 
-/// The family.
+/// The `projects` family (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct Projects;
 

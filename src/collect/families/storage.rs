@@ -11,7 +11,7 @@ use super::{Current, Family, Fetched, Rows};
 use crate::gitlab::Error;
 use crate::gitlab::types::Sizes;
 
-/// The family.
+/// The `storage` family (see the module's docs).
 #[derive(Debug)]
 pub(crate) struct Storage;
 
