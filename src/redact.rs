@@ -184,6 +184,36 @@ impl Drop for Line {
     }
 }
 
+/// `text` redacted, then as one safe log line of at most `max` characters (see [`one_line`]).
+pub(crate) fn log_line(text: &str, max: usize) -> String {
+    one_line(&redact(text), max)
+}
+
+/// `text` as one safe log line of at most `max` characters: characters that would break or
+/// disguise it become spaces, trailing space is cut. Redact before: a cut through a secret
+/// would leave its first part.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
+        .take(max)
+        .collect();
+    line.truncate(line.trim_end().len());
+    line
+}
+
+/// Characters that would break or disguise a log line: controls, Unicode line and paragraph
+/// separators, and bidirectional overrides (which reorder what a terminal shows).
+pub(crate) fn is_unsafe_in_a_log_line(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        )
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,8 +24,7 @@ use super::Error;
 use super::pacing::{LastRateLimit, MAX_PAUSE, Pacer, RateLimit};
 use super::pagination::PageInfo;
 use super::types::parse_http_date;
-use crate::redact::Secret;
-use crate::redact::redact;
+use crate::redact::{Secret, log_line, redact};
 
 /// Largest body read from a successful answer (a page of 100 projects is a few hundred KiB).
 const MAX_BODY_BYTES: u64 = 32 << 20;
@@ -258,7 +257,7 @@ impl Client {
     pub fn bad_record(&self, endpoint: &'static str, what: &str) {
         self.shared.count_error(endpoint, "decode");
         let n = self.bad_records.fetch_add(1, Ordering::Relaxed);
-        let what = one_line(&redact(what), 2000);
+        let what = log_line(what, 2000);
         if n < LOGGED_BAD_RECORDS {
             warn!(endpoint, record = %what, "part of an answer from GitLab cannot be used; only the values it feeds are left out");
         } else {
@@ -511,7 +510,7 @@ impl Shared {
                 }
                 let body = serde_json::from_str(&text).map_err(|e| {
                     // serde quotes decoded values in its messages (of any length).
-                    let detail = one_line(&redact(&e.to_string()), 300);
+                    let detail = log_line(&e.to_string(), 300);
                     self.failed(Error::Decode { endpoint, detail }, Retry::Never)
                 })?;
                 Ok(Reply { body, page })
@@ -524,7 +523,7 @@ impl Shared {
                     |l| {
                         let l = l.split(['?', '#']).next().unwrap_or_default();
                         let decoded = percent_encoding::percent_decode_str(l).decode_utf8_lossy();
-                        one_line(&redact(&decoded), 200)
+                        log_line(&decoded, 200)
                     },
                 );
                 let error = Error::Redirect {
@@ -650,37 +649,12 @@ pub(crate) fn error_message(body: &[u8]) -> String {
         Ok(other) => other.to_string(),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    let line = one_line(&redact(&text), 200);
+    let line = log_line(&text, 200);
     if line.is_empty() {
         "(empty body)".to_owned()
     } else {
         line
     }
-}
-
-/// `text` as one safe log line of at most `max` characters: characters that would break or
-/// disguise it become spaces, trailing space is cut. Redact before: a cut through a secret
-/// would leave its first part.
-pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let mut line: String = text
-        .chars()
-        .map(|c| if is_unsafe_in_a_log_line(c) { ' ' } else { c })
-        .take(max)
-        .collect();
-    line.truncate(line.trim_end().len());
-    line
-}
-
-/// Characters that would break or disguise a log line: controls, Unicode line and paragraph
-/// separators, and bidirectional overrides (which reorder what a terminal shows).
-pub(crate) fn is_unsafe_in_a_log_line(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
-        )
-        || ('\u{202A}'..='\u{202E}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
 }
 
 /// Percent-encodes one path segment (a project path, a branch name): everything but RFC 3986

@@ -21,13 +21,14 @@ use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Map, Value, json};
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::client::{error_message, is_unsafe_in_a_log_line};
+use super::client::error_message;
 use super::encode_segment;
 use super::pagination::{PageInfo, link_next};
 use super::types::{
     Access, Branch, Ignored, MergeRequestRef, Namespace, Permissions, Project, Sequence, Sizes,
     Statistics, format_timestamp, parse_http_date, parse_timestamp,
 };
+use crate::redact::is_unsafe_in_a_log_line;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus");
 

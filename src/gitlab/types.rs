@@ -265,7 +265,7 @@ fn why(e: &serde_json::Error) -> String {
         Some(at) => &message[..at],
         None => &message,
     };
-    super::client::one_line(&crate::redact::redact(message), 300)
+    crate::redact::log_line(message, 300)
 }
 
 /// A text field: like [`Lenient`], but a string holding a lone surrogate escape is kept, with
