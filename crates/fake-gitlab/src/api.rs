@@ -19,61 +19,6 @@ use super::time::{rfc3339_offset, rfc3339_z};
 /// Every route lives under this prefix.
 const API_PREFIX: &str = "/api/v4";
 
-/// Route templates, the unit of request counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Projects,
-    Project,
-    GroupProjects,
-    MergeRequests,
-    GroupMergeRequests,
-    Branch,
-    Commits,
-    CommitSequence,
-    User,
-    Version,
-    Unknown,
-}
-
-impl Route {
-    /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 11] = [
-        Route::Projects,
-        Route::Project,
-        Route::GroupProjects,
-        Route::MergeRequests,
-        Route::GroupMergeRequests,
-        Route::Branch,
-        Route::Commits,
-        Route::CommitSequence,
-        Route::User,
-        Route::Version,
-        Route::Unknown,
-    ];
-
-    /// The template string used by `FakeGitlab::requests`.
-    pub(crate) fn template(self) -> &'static str {
-        match self {
-            Route::Projects => "/projects",
-            Route::Project => "/projects/:id",
-            Route::GroupProjects => "/groups/:id/projects",
-            Route::MergeRequests => "/projects/:id/merge_requests",
-            Route::GroupMergeRequests => "/groups/:id/merge_requests",
-            Route::Branch => "/projects/:id/repository/branches/:branch",
-            Route::Commits => "/projects/:id/repository/commits",
-            Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
-            Route::User => "/user",
-            Route::Version => "/version",
-            Route::Unknown => "unknown",
-        }
-    }
-
-    /// Index into the counter array.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// A matched route with its (percent-decoded) path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Endpoint {
@@ -121,50 +66,6 @@ impl Endpoint {
             _ => Endpoint::Unknown,
         }
     }
-
-    /// The counting route of this endpoint.
-    pub(crate) fn route(&self) -> Route {
-        match self {
-            Endpoint::Projects => Route::Projects,
-            Endpoint::Project(_) => Route::Project,
-            Endpoint::GroupProjects(_) => Route::GroupProjects,
-            Endpoint::MergeRequests(_) => Route::MergeRequests,
-            Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,
-            Endpoint::Branch(..) => Route::Branch,
-            Endpoint::Commits(_) => Route::Commits,
-            Endpoint::CommitSequence(..) => Route::CommitSequence,
-            Endpoint::User => Route::User,
-            Endpoint::Version => Route::Version,
-            Endpoint::Unknown => Route::Unknown,
-        }
-    }
-}
-
-/// `path` with its `.` and `..` segments resolved (RFC 3986 §5.2.4), as a normalizing proxy
-/// forwards it: `/a/b/../c` is `/a/c`, `/a/b/..` is `/a/`. Encoded dots are not dots.
-pub(crate) fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let mut trailing = false;
-    for segment in path.split('/').skip(1) {
-        trailing = false;
-        match segment {
-            "." => trailing = true,
-            ".." => {
-                out.pop();
-                trailing = true;
-            }
-            s => out.push(s),
-        }
-    }
-    let mut resolved = String::with_capacity(path.len());
-    for segment in &out {
-        resolved.push('/');
-        resolved.push_str(segment);
-    }
-    if trailing || resolved.is_empty() {
-        resolved.push('/');
-    }
-    resolved
 }
 
 /// The mutable state behind the server's lock.
@@ -172,7 +73,32 @@ pub(crate) fn remove_dot_segments(path: &str) -> String {
 pub(crate) struct Live {
     pub(crate) instance: Instance,
     /// Projects to delete right after the next listing that returns them.
+    #[cfg(feature = "faults")]
     pub(crate) vanishing: BTreeSet<u64>,
+}
+
+impl Live {
+    pub(crate) fn new(instance: Instance) -> Live {
+        Live {
+            instance,
+            #[cfg(feature = "faults")]
+            vanishing: BTreeSet::new(),
+        }
+    }
+
+    /// A listing returned these projects: a vanishing one among them is deleted right after
+    /// (see `FakeGitlab::vanish_after_listing`).
+    #[cfg(feature = "faults")]
+    fn listed(&mut self, ids: &[u64]) {
+        for id in ids {
+            if self.vanishing.remove(id) {
+                self.instance.remove_project(*id);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "faults"))]
+    fn listed(&mut self, _ids: &[u64]) {}
 }
 
 /// The parts of an HTTP request the API looks at.
@@ -583,17 +509,13 @@ fn find_group<'i>(inst: &'i Instance, caller: Caller, id: &str) -> Result<&'i Fa
 
 /// `GET /projects` (`group = None`) and `GET /groups/:id/projects`.
 fn list_projects(live: &mut Live, ctx: &Ctx<'_>, group: Option<&String>) -> Reply {
-    let (reply, returned) = match project_page(&live.instance, ctx, group) {
-        Ok(answer) => answer,
-        Err(reply) => return reply,
-    };
-    // A vanishing project is deleted right after the first listing that returned it.
-    for id in returned {
-        if live.vanishing.remove(&id) {
-            live.instance.remove_project(id);
+    match project_page(&live.instance, ctx, group) {
+        Ok((reply, returned)) => {
+            live.listed(&returned);
+            reply
         }
+        Err(reply) => reply,
     }
-    reply
 }
 
 /// Selects and renders one page of a project listing; also returns the ids it contains.
@@ -1370,10 +1292,7 @@ mod tests {
     const URL: &str = "http://127.0.0.1:1";
 
     fn demo() -> Live {
-        Live {
-            instance: Instance::demo(),
-            vanishing: BTreeSet::new(),
-        }
+        Live::new(Instance::demo())
     }
 
     /// Calls the API without HTTP; `token` None = anonymous.
@@ -1441,23 +1360,6 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_resolve_as_a_normalizing_proxy_does() {
-        for (raw, resolved) in [
-            (
-                "/api/v4/projects/1/repository/branches/..",
-                "/api/v4/projects/1/repository/",
-            ),
-            ("/api/v4/projects/./1", "/api/v4/projects/1"),
-            ("/api/v4/projects/..", "/api/v4/"),
-            ("/a/b/../../..", "/"),
-            ("/api/v4/projects/%2E%2E", "/api/v4/projects/%2E%2E"),
-            ("/api/v4/version", "/api/v4/version"),
-        ] {
-            assert_eq!(remove_dot_segments(raw), resolved, "{raw}");
-        }
-    }
-
-    #[test]
     fn routes_decode_segments() {
         assert_eq!(
             Endpoint::parse(
@@ -1472,15 +1374,13 @@ mod tests {
         assert_eq!(Endpoint::parse("/api/v4/projects/"), Endpoint::Unknown);
         assert_eq!(Endpoint::parse("/api/v4"), Endpoint::Unknown);
         assert_eq!(
-            Endpoint::parse("/api/v4/groups/acme%2Fweb/projects")
-                .route()
-                .template(),
-            "/groups/:id/projects"
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/projects"),
+            Endpoint::GroupProjects("acme/web".into())
         );
-        assert_eq!(
-            Endpoint::parse("/api/v4/projects/%E0%A4%A/repository/commits/%ZZ/sequence").route(),
-            Route::CommitSequence
-        );
+        assert!(matches!(
+            Endpoint::parse("/api/v4/projects/%E0%A4%A/repository/commits/%ZZ/sequence"),
+            Endpoint::CommitSequence(..)
+        ));
         assert_eq!(
             token_from_headers(None, Some(b"bearer abc ")),
             Some("abc".to_string())
@@ -2485,10 +2385,8 @@ mod tests {
             400
         );
         assert_eq!(
-            Endpoint::parse("/api/v4/groups/acme%2Fweb/merge_requests")
-                .route()
-                .template(),
-            "/groups/:id/merge_requests"
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/merge_requests"),
+            Endpoint::GroupMergeRequests("acme/web".into())
         );
     }
 
@@ -2596,10 +2494,7 @@ mod tests {
 
     #[test]
     fn group_window_is_fast_on_a_big_instance() {
-        let mut live = Live {
-            instance: Instance::generated(100_000),
-            vanishing: BTreeSet::new(),
-        };
+        let mut live = Live::new(Instance::generated(100_000));
         for (id, c) in [
             (7, MergeRequestChange::Open),
             (55_555, MergeRequestChange::Edit),
@@ -2631,10 +2526,7 @@ mod tests {
 
     #[test]
     fn generated_instance_pages_are_cheap() {
-        let mut live = Live {
-            instance: Instance::generated(100_000),
-            vanishing: BTreeSet::new(),
-        };
+        let mut live = Live::new(Instance::generated(100_000));
         let t0 = std::time::Instant::now();
         let r = call(
             &mut live,
