@@ -1,126 +1,166 @@
-//! Calendar arithmetic for the timestamps the fake GitLab prints (RFC 3339 and HTTP dates), without a date crate.
+//! The timestamps the fake GitLab writes (API times in the instance's zone, commit times, HTTP
+//! dates) and reads (`DateTime` query parameters), on top of the `time` crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
 
-/// A UTC instant broken into calendar fields.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: i64,
-    minute: i64,
-    second: i64,
-    /// 0 = Sunday.
-    weekday: usize,
+use time::format_description::BorrowedFormatItem;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use super::instance::splitmix64;
+
+/// How an instance writes its times (`created_at`, `last_activity_at`, merge request and commit
+/// times). The default is gitlab.com's: UTC, whole seconds written `.000`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// The instance's time zone (`gitlab_rails['time_zone']`), in minutes east of UTC: 0
+    /// writes API times with `Z` and commit times with `+00:00`; -300 writes both with `-05:00`.
+    /// Clamped to ±23:59.
+    pub utc_offset_minutes: i16,
+    /// Real milliseconds: each instant gets a millisecond part, [`Timestamps::millis`] of its
+    /// second (so one instant always reads the same), instead of `.000`. Filters on times
+    /// (`updated_after` and the like) compare with the milliseconds.
+    pub milliseconds: bool,
 }
 
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+impl Timestamps {
+    /// A self-managed instance in a zone `utc_offset_minutes` east of UTC, writing real
+    /// milliseconds (`2024-03-01T09:15:27.913-05:00`).
+    pub fn self_managed(utc_offset_minutes: i16) -> Timestamps {
+        Timestamps {
+            utc_offset_minutes,
+            milliseconds: true,
+        }
+    }
 
-fn civil(secs: i64) -> Civil {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    Civil {
-        year,
-        month,
-        day,
-        hour: rem / 3_600,
-        minute: rem % 3_600 / 60,
-        second: rem % 60,
-        // 1970-01-01 was a Thursday.
-        weekday: (days + 4).rem_euclid(7) as usize,
+    /// The millisecond part written for an instant of second `secs` (Unix): 0 without
+    /// [`milliseconds`](Self::milliseconds), else a varied, deterministic 0..=999.
+    pub fn millis(self, secs: i64) -> u16 {
+        if self.milliseconds {
+            (splitmix64(secs as u64 ^ 0x05EC_02D5) % 1_000) as u16
+        } else {
+            0
+        }
+    }
+
+    fn offset(self) -> UtcOffset {
+        let minutes = self.utc_offset_minutes.clamp(-(23 * 60 + 59), 23 * 60 + 59);
+        let (hours, minutes) = ((minutes / 60) as i8, (minutes % 60) as i8);
+        UtcOffset::from_hms(hours, minutes, 0).unwrap_or(UtcOffset::UTC)
+    }
+
+    /// `2026-11-20T10:15:00.000Z` in UTC, `2026-11-20T05:15:00.000-05:00` elsewhere: Rails'
+    /// `xmlschema(3)` in the instance's zone, as GitLab writes project and merge request times.
+    pub(crate) fn api(self, secs: i64) -> String {
+        let offset = self.offset();
+        let zone = if offset.is_utc() {
+            "Z".to_owned()
+        } else {
+            format_offset(offset)
+        };
+        format!("{}{zone}", self.local(secs, offset))
+    }
+
+    /// `2026-11-20T10:15:00.000+00:00`: commit times always carry a numeric offset.
+    pub(crate) fn commit(self, secs: i64) -> String {
+        let offset = self.offset();
+        format!("{}{}", self.local(secs, offset), format_offset(offset))
+    }
+
+    /// The local date and time of `secs` at `offset`, with milliseconds, without the zone.
+    fn local(self, secs: i64, offset: UtcOffset) -> String {
+        static FORMAT: OnceLock<Vec<BorrowedFormatItem<'static>>> = OnceLock::new();
+        let t = instant(secs)
+            .replace_millisecond(self.millis(secs))
+            .ok()
+            .and_then(|t| t.checked_to_offset(offset))
+            .unwrap_or_else(|| instant(secs));
+        t.format(description(
+            &FORMAT,
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]",
+        ))
+        .unwrap_or_default()
     }
 }
 
-/// `2026-11-20T10:15:00.000Z`, the form GitLab uses for project and merge request times.
+/// `+00:00`, `-05:00`.
+fn format_offset(offset: UtcOffset) -> String {
+    static FORMAT: OnceLock<Vec<BorrowedFormatItem<'static>>> = OnceLock::new();
+    offset
+        .format(description(
+            &FORMAT,
+            "[offset_hour sign:mandatory]:[offset_minute]",
+        ))
+        .unwrap_or_default()
+}
+
+/// A format description parsed once (`text` is a constant the tests cover).
+fn description(
+    cell: &'static OnceLock<Vec<BorrowedFormatItem<'static>>>,
+    text: &'static str,
+) -> &'static [BorrowedFormatItem<'static>] {
+    cell.get_or_init(|| time::format_description::parse(text).unwrap_or_default())
+}
+
+/// `secs` (Unix) as a UTC instant, clamped to the years `time` knows (±9999).
+fn instant(secs: i64) -> OffsetDateTime {
+    let min = Date::MIN.midnight().assume_utc().unix_timestamp();
+    let max = Date::MAX.with_time(Time::MAX).assume_utc().unix_timestamp();
+    OffsetDateTime::from_unix_timestamp(secs.clamp(min, max)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `2026-11-20T10:15:00.000Z` (UTC, `.000`), the default form of project and merge request times.
+#[cfg(test)]
 pub(crate) fn rfc3339_z(secs: i64) -> String {
-    let c = civil(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000Z",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    Timestamps::default().api(secs)
 }
 
-/// `2026-11-20T10:15:00.000+00:00`, the form GitLab uses for commit times.
+/// `2026-11-20T10:15:00.000+00:00` (UTC, `.000`), the default form of commit times.
+#[cfg(test)]
 pub(crate) fn rfc3339_offset(secs: i64) -> String {
-    let c = civil(secs);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000+00:00",
-        c.year, c.month, c.day, c.hour, c.minute, c.second
-    )
+    Timestamps::default().commit(secs)
 }
 
-/// `Tue, 05 Jan 2021 11:00:00 GMT` (RFC 9110 IMF-fixdate), used by `RateLimit-ResetTime`.
+/// `Tue, 05 Jan 2021 11:00:00 GMT` (RFC 9110 IMF-fixdate), used by `Date` and
+/// `RateLimit-ResetTime`.
 pub(crate) fn http_date(secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let c = civil(secs);
-    let month = MONTHS[(c.month as usize).saturating_sub(1) % 12];
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[c.weekday], c.day, month, c.year, c.hour, c.minute, c.second
-    )
-}
-
-/// Howard Hinnant's `days_from_civil`: (year, month, day) to days since 1970-01-01.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    static FORMAT: OnceLock<Vec<BorrowedFormatItem<'static>>> = OnceLock::new();
+    instant(secs)
+        .format(description(
+            &FORMAT,
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+        ))
+        .unwrap_or_default()
 }
 
 /// Reads exactly `n` ASCII digits at the start of `s`.
-fn digits(s: &[u8], n: usize) -> Option<(i64, &[u8])> {
+fn digits(s: &[u8], n: usize) -> Option<(u32, &[u8])> {
     let head = s.get(..n)?;
     if !head.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let v = head
         .iter()
-        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+        .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
     Some((v, &s[n..]))
 }
 
 /// An ISO 8601 / RFC 3339 time as GitLab's `DateTime` parameters take it: `2026-11-20`,
 /// `2026-11-20T10:15`, `2026-11-20T10:15:00`, with optional fraction and zone (`Z`, `+01:00`,
 /// `-0500`; none = UTC). A space before the offset is read as `+` (an unencoded `+` in a query
-/// string arrives as a space). Returns Unix seconds (fraction dropped) and whether a non-zero
-/// fraction was given, or `None` when it is not a time.
-pub(crate) fn parse_datetime(s: &str) -> Option<(i64, bool)> {
+/// string arrives as a space). Returns Unix seconds and the fraction's nanoseconds, or `None`
+/// when it is not a time.
+pub(crate) fn parse_datetime(s: &str) -> Option<(i64, u32)> {
     let b = s.trim().as_bytes();
     let (year, b) = digits(b, 4)?;
     let b = b.strip_prefix(b"-")?;
     let (month, b) = digits(b, 2)?;
     let b = b.strip_prefix(b"-")?;
     let (day, b) = digits(b, 2)?;
-    let month = u32::try_from(month).ok().filter(|m| (1..=12).contains(m))?;
-    let day = u32::try_from(day).ok().filter(|d| *d >= 1)?;
-    let days = days_from_civil(year, month, day);
-    // Reject 2026-02-30 and the like: the day must survive the round trip.
-    if civil_from_days(days) != (year, month, day) {
-        return None;
-    }
-    let date = days * 86_400;
+    let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?).ok()?;
     let Some((&sep, b)) = b.split_first() else {
-        return Some((date, false));
+        return Some((date.midnight().assume_utc().unix_timestamp(), 0));
     };
     if !matches!(sep, b'T' | b't' | b' ') {
         return None;
@@ -132,21 +172,30 @@ pub(crate) fn parse_datetime(s: &str) -> Option<(i64, bool)> {
     if let Some(rest) = b.strip_prefix(b":") {
         (second, b) = digits(rest, 2)?;
     }
-    let mut fraction = false;
+    let mut nanos = 0;
     if let Some(rest) = b.strip_prefix(b".").or_else(|| b.strip_prefix(b",")) {
         let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
         if n == 0 {
             return None;
         }
-        fraction = rest[..n].iter().any(|c| *c != b'0');
+        // Nanoseconds: the first nine digits, the rest dropped.
+        nanos = rest[..n.min(9)]
+            .iter()
+            .chain(std::iter::repeat(&b'0'))
+            .take(9)
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'));
         b = &rest[n..];
     }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
+    let time = Time::from_hms_nano(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+        nanos,
+    )
+    .ok()?;
     let offset = match b.split_first() {
-        None => 0,
-        Some((b'Z' | b'z', [])) => 0,
+        None => UtcOffset::UTC,
+        Some((b'Z' | b'z', [])) => UtcOffset::UTC,
         Some((&sign @ (b'+' | b'-' | b' '), rest)) => {
             let (oh, rest) = digits(rest, 2)?;
             let rest = rest.strip_prefix(b":").unwrap_or(rest);
@@ -158,22 +207,19 @@ pub(crate) fn parse_datetime(s: &str) -> Option<(i64, bool)> {
             if !rest.is_empty() || oh > 23 || om > 59 {
                 return None;
             }
-            let secs = oh * 3_600 + om * 60;
-            if sign == b'-' { -secs } else { secs }
+            let (oh, om) = (i8::try_from(oh).ok()?, i8::try_from(om).ok()?);
+            let (oh, om) = if sign == b'-' { (-oh, -om) } else { (oh, om) };
+            UtcOffset::from_hms(oh, om, 0).ok()?
         }
         Some(_) => return None,
     };
-    Some((
-        date + hour * 3_600 + minute * 60 + second - offset,
-        fraction,
-    ))
+    let t = PrimitiveDateTime::new(date, time).assume_offset(offset);
+    Some((t.unix_timestamp(), t.nanosecond()))
 }
 
-/// Wall-clock seconds since the Unix epoch (0 if the clock is before 1970).
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// Wall-clock seconds since the Unix epoch.
+pub(crate) fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[cfg(test)]
@@ -187,6 +233,37 @@ mod tests {
         assert_eq!(rfc3339_offset(0), "1970-01-01T00:00:00.000+00:00");
         assert_eq!(rfc3339_z(951_782_400), "2000-02-29T00:00:00.000Z");
         assert_eq!(http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
+        assert_eq!(http_date(i64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn self_managed_times_carry_the_zone_and_milliseconds() {
+        // 2024-03-01T14:15:27Z.
+        let t = 1_709_302_527;
+        let stamps = Timestamps::self_managed(-300);
+        let ms = stamps.millis(t);
+        assert_eq!(stamps.api(t), format!("2024-03-01T09:15:27.{ms:03}-05:00"));
+        assert_eq!(
+            stamps.commit(t),
+            format!("2024-03-01T09:15:27.{ms:03}-05:00")
+        );
+        let east = Timestamps::self_managed(5 * 60 + 30);
+        assert_eq!(east.api(t), format!("2024-03-01T19:45:27.{ms:03}+05:30"));
+        let utc = Timestamps::self_managed(0);
+        assert_eq!(utc.api(t), format!("2024-03-01T14:15:27.{ms:03}Z"));
+        assert_eq!(utc.commit(t), format!("2024-03-01T14:15:27.{ms:03}+00:00"));
+        // Varied, and each instant always the same.
+        let distinct: std::collections::BTreeSet<u16> =
+            (t..t + 50).map(|s| stamps.millis(s)).collect();
+        assert!(distinct.len() > 40, "{distinct:?}");
+        assert_eq!(stamps.millis(t), Timestamps::self_managed(60).millis(t));
+        assert_eq!(Timestamps::default().millis(t), 0);
+        // What is written reads back as the same instant.
+        let written = stamps.api(t);
+        assert_eq!(
+            parse_datetime(&written),
+            Some((t, u32::from(ms) * 1_000_000))
+        );
     }
 
     #[test]
@@ -203,13 +280,20 @@ mod tests {
             "2026-11-20T05:15:00-0500",
             " 2026-11-20t10:15:00z ",
         ] {
-            assert_eq!(parse_datetime(s), Some((t, false)), "{s}");
+            assert_eq!(parse_datetime(s), Some((t, 0)), "{s}");
         }
-        assert_eq!(parse_datetime("2026-11-20T10:15:00.250Z"), Some((t, true)));
-        assert_eq!(parse_datetime("2026-11-20"), Some((t - 36_900, false)));
+        assert_eq!(
+            parse_datetime("2026-11-20T10:15:00.250Z"),
+            Some((t, 250_000_000))
+        );
+        assert_eq!(
+            parse_datetime("2026-11-20T10:15:00.1234567891Z"),
+            Some((t, 123_456_789))
+        );
+        assert_eq!(parse_datetime("2026-11-20"), Some((t - 36_900, 0)));
         assert_eq!(
             parse_datetime("2000-02-29T00:00:00Z"),
-            Some((951_782_400, false))
+            Some((951_782_400, 0))
         );
         for bad in [
             "",

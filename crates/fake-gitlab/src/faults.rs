@@ -452,11 +452,11 @@ impl Endless {
             reply.headers.push(("X-Next-Page", (page + 1).to_string()));
             return reply;
         }
-        if !self.keyset || reply.headers.iter().any(|(k, _)| *k == "Link") {
-            return reply; // a real next page: nothing to invent yet
-        }
         let q = super::paginate::Query::parse(query);
         let per_page = q.int("per_page").ok().flatten().unwrap_or(20).clamp(1, 100) as usize;
+        if !self.keyset || items.len() >= per_page {
+            return reply; // a full page of real projects: nothing to invent yet
+        }
         let after = q.int("id_after").ok().flatten().unwrap_or(0).max(0) as u64;
         let mut last = items
             .iter()
@@ -487,6 +487,7 @@ impl Endless {
             items.push(phantom);
         }
         let link = q.href(base, "/api/v4/projects", &[("id_after", last.to_string())]);
+        reply.headers.retain(|(k, _)| *k != "Link");
         reply
             .headers
             .push(("Link", format!("<{link}>; rel=\"next\"")));

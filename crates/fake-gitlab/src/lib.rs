@@ -5,7 +5,7 @@
 //! Layout: `instance` (data model, demo and generated instances), `history` (changes on top of
 //! the synthesised data, and the merge request model), `api` (routing, permissions, endpoint
 //! handlers), `paginate` (offset and keyset pagination, headers), `ratelimit` (`RateLimit-*` and
-//! 429), `time` (date formatting and parsing), and with the `faults` feature `hooks` (the test
+//! 429), `dates` (timestamps written and read), and with the `faults` feature `hooks` (the test
 //! hooks below) and `faults` (fault injection).
 //!
 //! # The `faults` feature
@@ -80,26 +80,34 @@
 //!
 //! User `demo-user` (not admin), token `glpat-demo-0000000000000000`. Groups `acme` (10),
 //! `acme/platform` (11), `acme/platform/infra` (12), `acme/web` (13), `acme/services` (14),
-//! `labs` (20), `other-org` (30). MR counts are opened/merged/closed/locked.
+//! `labs` (20), `other-org` (30), `partners` (40). MR counts are opened/merged/closed/locked.
+//! A role "via group" comes from a group membership (`permissions.group_access`,
+//! `project_access: null`).
 //!
 //! | project | id | role | commits | MRs | notes |
 //! |---|---|---|---|---|---|
 //! | `acme/api` | 42 | Maintainer | 347 | 7/312/41/2 | |
 //! | `acme/platform/deploy` | 7 | Developer | 25 | 2/40/5/0 | 2 pages at 20 per page |
-//! | `acme/platform/infra/terraform` | 88 | Reporter | 200 | 1/19/3/0 | nested subgroup; phantom page at 100 |
+//! | `acme/platform/infra/terraform` | 88 | Reporter via group | 200 | 1/19/3/0 | nested subgroup; phantom page at 100 |
 //! | `acme/web/frontend` | 15 | Owner | 4,321 | 10,000/12,345/10,001/1 | totals missing for merged, closed, all |
 //! | `acme/legacy` | 3 | Maintainer | 880 | 0/57/9/0 | archived |
 //! | `acme/empty` | 61 | Developer | 0 | 0 | empty repo; API still says `default_branch: "main"` |
 //! | `acme/docs` | 29 | Developer | 73 | disabled | issues disabled (no `open_issues_count`) |
 //! | `acme/release-train` | 50 | Developer | 129 | 3/88/6/0 | default branch `release/2.0` |
-//! | `labs/secret` | 77 | Guest | 45 | 4/10/1/0 | private: no statistics, no code (no `default_branch`, `forks_count`), MRs 403 |
+//! | `labs/secret` | 77 | Guest via group | 45 | 4/10/1/0 | private: no statistics, no code (no `default_branch`, `forks_count`), MRs 403 |
 //! | `labs/guest-public` | 21 | Guest | 57 | 2/14/2/0 | public: code readable, no statistics |
 //! | `other-org/public-lib` | 9 | none | 512 | 5/77/12/1 | public, shared into `acme` |
 //! | `other-org/internal-tool` | 33 | none | 96 | 1/8/0/0 | internal |
+//! | `partners/portal` | 34 | none | 230 | 6/52/7/0 | public; MRs for members only (`merge_requests_access_level: private`): hidden, `merge_requests_enabled: false` |
+//! | `partners/sandbox` | 35 | none | 0 | 0 | public, empty repo written as older GitLab did: `default_branch: null` |
 //! | `demo-user/dotfiles` | 2 | Owner | 40 | 0/1/0/0 | user namespace; phantom page at 20 |
-//! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues |
+//! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues; every 3rd role via group, 17 with MRs for members only |
+//!
+//! Times are written as gitlab.com does (UTC, `.000`) unless [`Instance::timestamps`] says
+//! otherwise ([`Timestamps::self_managed`]: a zone offset and real milliseconds).
 
 mod api;
+mod dates;
 #[cfg(feature = "faults")]
 mod faults;
 mod history;
@@ -108,8 +116,8 @@ mod hooks;
 mod instance;
 mod paginate;
 mod ratelimit;
-mod time;
 
+pub use dates::Timestamps;
 #[cfg(feature = "faults")]
 pub use faults::{Corruption, Faults, Malformed};
 pub use history::{HISTORY_HORIZON, MergeRequestChange};
@@ -165,9 +173,7 @@ impl Shared {
 
     /// The fake's clock, Unix seconds.
     fn now(&self) -> i64 {
-        i64::try_from(time::now_unix())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.clock_offset.load(Ordering::SeqCst))
+        dates::now_unix().saturating_add(self.clock_offset.load(Ordering::SeqCst))
     }
 
     /// The latency of [`FakeGitlab::set_latency`].
@@ -390,7 +396,7 @@ fn into_response(reply: Reply, now: i64) -> Response<Full<Bytes>> {
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-    if let Ok(date) = HeaderValue::from_str(&time::http_date(now)) {
+    if let Ok(date) = HeaderValue::from_str(&dates::http_date(now)) {
         h.insert(DATE, date);
     }
     for (name, value) in reply.headers {
@@ -739,14 +745,14 @@ mod tests {
     #[cfg(feature = "faults")]
     pub(super) fn date_of(a: &Answer, near: i64) -> Option<i64> {
         let date = a.header("date")?;
-        (near - 5..=near + 5).find(|t| time::http_date(*t) == date)
+        (near - 5..=near + 5).find(|t| dates::http_date(*t) == date)
     }
 
     #[cfg(feature = "faults")]
     #[tokio::test]
     async fn date_header_follows_the_fake_clock() {
         let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
-        let host = i64::try_from(time::now_unix()).unwrap_or(0);
+        let host = dates::now_unix();
         assert!((fake.now() - host).abs() <= 1);
         let a = get(&fake, "/api/v4/version").await;
         assert!(date_of(&a, host).is_some(), "{:?}", a.header("date"));
@@ -783,7 +789,7 @@ mod tests {
         let window = |id: &str| {
             format!(
                 "/api/v4/groups/{id}/merge_requests?state=all&scope=all&updated_after={}&non_archived=false&view=simple&per_page=100",
-                time::rfc3339_z(since)
+                dates::rfc3339_z(since)
             )
         };
         assert_eq!(
@@ -811,7 +817,7 @@ mod tests {
                 && changed.contains(&(88, "closed".to_string()))
         );
         let stamp = a.json()[0]["updated_at"].as_str().unwrap_or("").to_string();
-        let stamped = (since..=since + 5).any(|t| time::rfc3339_z(t) == stamp);
+        let stamped = (since..=since + 5).any(|t| dates::rfc3339_z(t) == stamp);
         assert!(stamped, "{stamp} is on the fake clock (host - 600 s)");
         assert_eq!(fake.requests("/groups/:id/merge_requests"), 2);
 
@@ -819,7 +825,7 @@ mod tests {
         assert!(fake.change_merge_request(2, MergeRequestChange::Open));
         let own = format!(
             "/api/v4/projects/2/merge_requests?state=all&updated_after={}&view=simple&per_page=1",
-            time::rfc3339_z(since)
+            dates::rfc3339_z(since)
         );
         assert_eq!(get(&fake, &own).await.header("x-total"), Some("1"));
 
