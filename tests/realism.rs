@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Exporter, assert_exact, expected, expected_membership};
+use common::{Exporter, Exposition, assert_exact, expected, expected_membership};
 use fake_gitlab::{
     FakeGitlab, FakeProject, Instance, MergeRequestChange, MergeRequestCounts, Namespace, Role,
     Timestamps, Visibility,
@@ -29,6 +29,14 @@ fn project(id: u64, path: &str) -> FakeProject {
         locked: 1,
     };
     p
+}
+
+/// `gitlab_project_merge_requests` of a project in a state.
+fn merge_requests(metrics: &Exposition, project: &str, state: &str) -> Option<f64> {
+    metrics.value(
+        "gitlab_project_merge_requests",
+        &[("project", project), ("state", state)],
+    )
 }
 
 /// Keyset pages each carry `Link: rel="next"`, the last full-or-short one included; the walk ends
@@ -112,13 +120,7 @@ async fn roles_inherited_from_a_group() {
     gitlab.with_instance(|i| i.project_mut(1).unwrap().role = Some(Role::Reporter));
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
-    assert_eq!(
-        metrics.value(
-            "gitlab_project_merge_requests",
-            &[("project", "team/guest"), ("state", "merged")]
-        ),
-        Some(17.0)
-    );
+    assert_eq!(merge_requests(&metrics, "team/guest", "merged"), Some(17.0));
     gitlab.shutdown().await;
 }
 
@@ -145,12 +147,7 @@ async fn merge_requests_for_members_only() {
     let expected: Vec<_> =
         gitlab.with_instance(|i| i.projects.iter().map(|p| expected(i, p)).collect());
     assert_exact(&metrics, &expected);
-    let merged = |p| {
-        metrics.value(
-            "gitlab_project_merge_requests",
-            &[("project", p), ("state", "merged")],
-        )
-    };
+    let merged = |p| merge_requests(&metrics, p, "merged");
     assert_eq!(merged("u/developer"), Some(17.0));
     assert_eq!(merged("u/guest"), None);
     assert_eq!(merged("u/outsider"), None);
@@ -254,13 +251,7 @@ async fn self_managed_times_with_zone_and_milliseconds() {
         assert!(gitlab.change_merge_request(2, MergeRequestChange::Open));
         let metrics = exporter.scrape().await;
         assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
-        assert_eq!(
-            metrics.value(
-                "gitlab_project_merge_requests",
-                &[("project", "acme/api"), ("state", "merged")]
-            ),
-            Some(313.0)
-        );
+        assert_eq!(merge_requests(&metrics, "acme/api", "merged"), Some(313.0));
         gitlab.shutdown().await;
     }
 }
