@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::{Exporter, demo_gitlab, expected_membership};
 
 /// Calls the demo's membership scope needs, derived from the data: one listing call per 100
-/// projects; four merge-request counts per project whose merge requests are readable, plus the
+/// projects and the empty keyset page that ends the walk; four merge-request counts per project whose merge requests are readable, plus the
 /// searches past 10,000, and one (answered 403) per project whose merge requests are enabled
 /// but forbidden to a guest; two calls (branch head, sequence) per project without statistics whose
 /// code is readable and not empty; nothing else.
@@ -30,7 +30,11 @@ fn expected_calls(expected: &[common::Expected]) -> BTreeMap<String, u64> {
         .filter(|e| !e.statistics && e.commits.is_some_and(|c| c > 0))
         .count();
     let mut calls = BTreeMap::new();
-    calls.insert("/projects".to_owned(), expected.len().div_ceil(100) as u64);
+    // Keyset pages: every page with a project links to the next, so the walk ends on an empty page.
+    calls.insert(
+        "/projects".to_owned(),
+        expected.len().div_ceil(100) as u64 + 1,
+    );
     calls.insert(
         "/projects/:id/merge_requests".to_owned(),
         4 * readable_mrs + forbidden_mrs + search_calls,

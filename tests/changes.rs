@@ -33,7 +33,7 @@ async fn nothing_changed_costs_the_listing_and_a_handful() {
     assert_eq!(
         calls(&gitlab),
         routes(&[
-            ("/projects", 2),
+            ("/projects", 3),
             ("/groups/:id/merge_requests", 1),
             ("/projects/:id/merge_requests", 2),
             ("/projects/:id/repository/branches/:branch", 1),
@@ -82,7 +82,7 @@ async fn every_change_shows_at_the_next_collection() {
     assert_eq!(
         calls(&gitlab),
         routes(&[
-            ("/projects", 2),
+            ("/projects", 3),
             ("/groups/:id/merge_requests", 1),
             ("/projects/:id/merge_requests", 2 + 4 * 4),
             ("/projects/:id/repository/branches/:branch", 1),
@@ -212,7 +212,7 @@ async fn group_scope_steady_state() {
         calls(&gitlab),
         routes(&[
             ("/groups/:id/projects", 2),
-            ("/projects", 2),
+            ("/projects", 3),
             ("/groups/:id/merge_requests", 1),
             // acme/web/frontend re-counted: 4 states, plus the searches past 10,000 (closed
             // 10,001: page 101 at once; merged 12,346: 8 probes).

@@ -138,7 +138,8 @@ async fn group_scope_includes_subgroups_not_shared_projects() {
     );
     // The token user's own projects come with statistics: no detail call for them.
     let own = gitlab.with_instance(|i| expected_membership(i)).len();
-    assert_eq!(gitlab.requests("/projects"), own.div_ceil(100) as u64);
+    // Keyset: the walk ends on the empty page after the last one.
+    assert_eq!(gitlab.requests("/projects"), own.div_ceil(100) as u64 + 1);
     assert_eq!(gitlab.requests("/projects/:id"), 0);
     gitlab.shutdown().await;
 }
@@ -337,10 +338,11 @@ async fn listing_past_ten_thousand_projects() {
         metrics.value("gitlab_project_commits", &[("project_id", "10050")]),
         Some(last as f64)
     );
-    assert_eq!(gitlab.requests("/projects"), 101);
+    // 101 pages of projects, then the empty keyset page that ends the walk.
+    assert_eq!(gitlab.requests("/projects"), 102);
     assert_eq!(
         gitlab.total_requests(),
-        101,
+        102,
         "statistics and no merge requests: the listing is all"
     );
     gitlab.shutdown().await;
@@ -364,8 +366,8 @@ async fn group_listing_past_ten_thousand_projects() {
     assert_eq!(gitlab.requests("/groups/:id/projects"), 101);
     assert_eq!(
         gitlab.requests("/projects"),
-        101,
-        "the user's own projects, for statistics"
+        102,
+        "the user's own projects, for statistics (keyset: 101 pages and the empty one)"
     );
     assert_eq!(gitlab.requests("/projects/:id"), 0);
     gitlab.shutdown().await;

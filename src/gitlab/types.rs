@@ -10,9 +10,15 @@
 //! part, also listed. A record without a usable `id` or `path_with_namespace` is left out of its
 //! page ([`Page::dropped`]). Label values are cut at [`MAX_LABEL_BYTES`].
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
+use time::format_description::BorrowedFormatItem;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 /// Longest label value taken from GitLab, in bytes: GitLab allows 20 nested groups of paths of
 /// at most 255 characters (about 5 KiB); a longer value is cut, with a problem listed, rather
@@ -640,53 +646,23 @@ pub struct MergeRequestRef {
 /// Any item when only the number of items, or that there is an answer, matters.
 pub type Ignored = serde::de::IgnoredAny;
 
-/// Parses an RFC 3339 timestamp (`2026-11-20T10:15:00.123Z`, `...+01:00`) to Unix seconds.
+/// Parses an RFC 3339 timestamp as GitLab writes them (`2026-11-20T10:15:00.123Z`,
+/// `2024-03-01T09:15:27.913-05:00`, a space for the `T` allowed) to Unix seconds: the `f64`
+/// nearest to the exact instant, fraction included.
 pub fn parse_timestamp(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let num = |range| num_at(s, range);
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+    // RFC 3339 allows a space for the `T`; `time` takes any byte there.
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut fraction = 0.0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        fraction = format!("0.{}", &frac[..digits]).parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
-                return None;
-            }
-            sign * (num_at(rest, 1..3)? * 3600 + num_at(rest, 4..6)? * 60)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    Some(seconds as f64 + fraction)
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    // The instant written out in decimal and read back: one rounding, to the nearest f64.
+    let nanos = t.unix_timestamp_nanos();
+    let sign = if nanos < 0 { "-" } else { "" };
+    let (secs, fraction) = (
+        nanos.unsigned_abs() / 1_000_000_000,
+        nanos.unsigned_abs() % 1_000_000_000,
+    );
+    format!("{sign}{secs}.{fraction:09}").parse().ok()
 }
 
 /// `t` in Unix seconds (0 before 1970).
@@ -700,80 +676,43 @@ pub fn host_time() -> i64 {
     unix_seconds(std::time::SystemTime::now())
 }
 
+/// The first and last second RFC 3339 can write (0000-01-01T00:00:00Z, 9999-12-31T23:59:59Z).
+const RFC3339_SECONDS: std::ops::RangeInclusive<i64> = -62_167_219_200..=253_402_300_799;
+
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-25T09:13:32Z`), as GitLab's `*_after`
-/// parameters take it.
+/// parameters take it; a time outside RFC 3339's years (0000–9999) is written as the nearest
+/// one inside.
 pub fn format_timestamp(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let unix = unix.clamp(*RFC3339_SECONDS.start(), *RFC3339_SECONDS.end());
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 /// Parses an HTTP date (`Wed, 25 Nov 2026 09:13:32 GMT`, RFC 9110 IMF-fixdate) to Unix seconds.
-/// Strict: two-digit day and clock fields, a four-digit year, nothing after `GMT`.
+/// Strict: the fixed-width IMF-fixdate only (not RFC 850's nor asctime's form), nothing after
+/// `GMT`; a leap second (`23:59:60`) is read as the second after `23:59:59`.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let digits = |v: &str, n: usize| -> Option<i64> {
-        (v.len() == n && v.bytes().all(|c| c.is_ascii_digit())).then(|| v.parse().ok())?
-    };
-    let mut parts = s.split_whitespace();
-    let _weekday = parts.next()?;
-    let day = digits(parts.next()?, 2)?;
-    let month_name = parts.next()?;
-    let month = MONTHS.iter().position(|m| *m == month_name)? as i64 + 1;
-    let year = digits(parts.next()?, 4)?;
-    let mut clock = parts.next()?.split(':');
-    let mut field = || digits(clock.next()?, 2);
-    let (hour, minute, second) = (field()?, field()?, field()?);
-    if clock.next().is_some()
-        || parts.next()? != "GMT"
-        || parts.next().is_some()
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
+    static FORMAT: OnceLock<Vec<BorrowedFormatItem<'static>>> = OnceLock::new();
+    let format = FORMAT.get_or_init(|| {
+        time::format_description::parse(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT",
+        )
+        .unwrap_or_default()
+    });
+    // 29 bytes with the year's four digits at 12..16: `time` would also take `-2026` there.
+    if s.len() != 29 || !s.as_bytes().get(12).is_some_and(u8::is_ascii_digit) {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn num_at(s: &str, range: std::ops::Range<usize>) -> Option<i64> {
-    let part = s.get(range)?;
-    part.bytes()
-        .all(|c| c.is_ascii_digit())
-        .then(|| part.parse().ok())?
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+    // `time` takes a leap second only in RFC 3339 (RFC 9110 allows one, as `60`).
+    let leap = s.get(23..25) == Some("60");
+    let text = match (leap, s.get(..23), s.get(25..)) {
+        (true, Some(head), Some(tail)) => Cow::Owned(format!("{head}59{tail}")),
+        _ => Cow::Borrowed(s),
+    };
+    let t = PrimitiveDateTime::parse(&text, format).ok()?.assume_utc();
+    Some(t.unix_timestamp() + i64::from(leap))
 }
 
 #[cfg(test)]
@@ -822,6 +761,15 @@ mod tests {
             parse_timestamp("2024-02-29T00:00:00Z"),
             Some(1_709_164_800.0)
         );
+        // A self-managed instance's zone and milliseconds: the exact instant, as a decimal reads.
+        for zoned in [
+            "2024-03-01T09:15:27.913-05:00",
+            "2024-03-01T19:45:27.913+05:30",
+            "2024-03-01T14:15:27.913Z",
+            "2024-03-01T14:15:27.913+00:00",
+        ] {
+            assert_eq!(parse_timestamp(zoned), Some(1_709_302_527.913), "{zoned}");
+        }
         for bad in [
             "",
             "2013-09-30",
@@ -829,6 +777,7 @@ mod tests {
             "2013-09-30T13:46:02",
             "2013-09-30T13:46:02.Z",
             "x013-09-30T13:46:02Z",
+            "2013-09-30X13:46:02Z",
         ] {
             assert_eq!(parse_timestamp(bad), None, "{bad:?}");
         }

@@ -273,6 +273,22 @@ pub fn http_request(
     }
 }
 
+/// GET `path` (`/api/v4/...`) from the fake GitLab with its token; the body as text.
+pub async fn http_get_fake(gitlab: &FakeGitlab, path: &str) -> String {
+    let addr: SocketAddr = gitlab
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the fake listens on an address");
+    let headers = vec![("PRIVATE-TOKEN".to_owned(), gitlab.token())];
+    let path = path.to_owned();
+    let response = tokio::task::spawn_blocking(move || http_request(addr, "GET", &path, &headers))
+        .await
+        .expect("request thread");
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.text()
+}
+
 /// One sample of the text format.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -406,7 +422,8 @@ fn sample_parser() {
 
 /// What GitLab lets the demo user see of a project, by the rules of ../shared/gitlab-api.md:
 /// statistics from the Reporter role up; code on public and internal projects, or from Reporter up;
-/// merge requests when enabled and the code-level access allows.
+/// merge requests when enabled (for members only: from Reporter up) and the code-level access
+/// allows.
 #[derive(Debug, Clone)]
 pub struct Expected {
     pub id: u64,
@@ -426,14 +443,17 @@ pub fn expected(instance: &Instance, p: &fake_gitlab::FakeProject) -> Expected {
     use fake_gitlab::{Role, Visibility};
     let reporter = instance.admin || p.role.is_some_and(|r| r >= Role::Reporter);
     let code = reporter || p.visibility != Visibility::Private;
+    // Merge requests for members only (`private`) are a feature the others do not have.
+    let merge_requests_enabled =
+        p.merge_requests_enabled && (!p.merge_requests_private || reporter);
     let m = p.merge_requests;
     Expected {
         id: p.id,
         path: p.path_with_namespace(instance),
         commits: code.then_some(p.commits),
-        merge_requests: (p.merge_requests_enabled && code)
+        merge_requests: (merge_requests_enabled && code)
             .then_some([m.opened, m.merged, m.closed, m.locked]),
-        merge_requests_enabled: p.merge_requests_enabled,
+        merge_requests_enabled,
         open_issues: p.issues_enabled.then_some(p.open_issues),
         statistics: reporter,
         archived: p.archived,

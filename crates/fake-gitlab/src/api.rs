@@ -4,6 +4,9 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use serde_json::{Map, Value, json};
 
+use super::dates::Timestamps;
+#[cfg(test)]
+use super::dates::{rfc3339_offset, rfc3339_z};
 use super::history::{Mr, MrFilter, MrOrder, MrState, has_history};
 use super::instance::{
     FakeGroup, FakeProject, Instance, Namespace, Role, USER_ID, USER_NAMESPACE_ID, Visibility,
@@ -14,65 +17,9 @@ use super::paginate::{
     offset_limit_message, select_offset,
 };
 use super::ratelimit::RateLimiter;
-use super::time::{rfc3339_offset, rfc3339_z};
 
 /// Every route lives under this prefix.
 const API_PREFIX: &str = "/api/v4";
-
-/// Route templates, the unit of request counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Projects,
-    Project,
-    GroupProjects,
-    MergeRequests,
-    GroupMergeRequests,
-    Branch,
-    Commits,
-    CommitSequence,
-    User,
-    Version,
-    Unknown,
-}
-
-impl Route {
-    /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 11] = [
-        Route::Projects,
-        Route::Project,
-        Route::GroupProjects,
-        Route::MergeRequests,
-        Route::GroupMergeRequests,
-        Route::Branch,
-        Route::Commits,
-        Route::CommitSequence,
-        Route::User,
-        Route::Version,
-        Route::Unknown,
-    ];
-
-    /// The template string used by `FakeGitlab::requests`.
-    pub(crate) fn template(self) -> &'static str {
-        match self {
-            Route::Projects => "/projects",
-            Route::Project => "/projects/:id",
-            Route::GroupProjects => "/groups/:id/projects",
-            Route::MergeRequests => "/projects/:id/merge_requests",
-            Route::GroupMergeRequests => "/groups/:id/merge_requests",
-            Route::Branch => "/projects/:id/repository/branches/:branch",
-            Route::Commits => "/projects/:id/repository/commits",
-            Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
-            Route::User => "/user",
-            Route::Version => "/version",
-            Route::Unknown => "unknown",
-        }
-    }
-
-    /// Index into the counter array.
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
-}
 
 /// A matched route with its (percent-decoded) path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,50 +68,6 @@ impl Endpoint {
             _ => Endpoint::Unknown,
         }
     }
-
-    /// The counting route of this endpoint.
-    pub(crate) fn route(&self) -> Route {
-        match self {
-            Endpoint::Projects => Route::Projects,
-            Endpoint::Project(_) => Route::Project,
-            Endpoint::GroupProjects(_) => Route::GroupProjects,
-            Endpoint::MergeRequests(_) => Route::MergeRequests,
-            Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,
-            Endpoint::Branch(..) => Route::Branch,
-            Endpoint::Commits(_) => Route::Commits,
-            Endpoint::CommitSequence(..) => Route::CommitSequence,
-            Endpoint::User => Route::User,
-            Endpoint::Version => Route::Version,
-            Endpoint::Unknown => Route::Unknown,
-        }
-    }
-}
-
-/// `path` with its `.` and `..` segments resolved (RFC 3986 §5.2.4), as a normalizing proxy
-/// forwards it: `/a/b/../c` is `/a/c`, `/a/b/..` is `/a/`. Encoded dots are not dots.
-pub(crate) fn remove_dot_segments(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    let mut trailing = false;
-    for segment in path.split('/').skip(1) {
-        trailing = false;
-        match segment {
-            "." => trailing = true,
-            ".." => {
-                out.pop();
-                trailing = true;
-            }
-            s => out.push(s),
-        }
-    }
-    let mut resolved = String::with_capacity(path.len());
-    for segment in &out {
-        resolved.push('/');
-        resolved.push_str(segment);
-    }
-    if trailing || resolved.is_empty() {
-        resolved.push('/');
-    }
-    resolved
 }
 
 /// The mutable state behind the server's lock.
@@ -172,7 +75,32 @@ pub(crate) fn remove_dot_segments(path: &str) -> String {
 pub(crate) struct Live {
     pub(crate) instance: Instance,
     /// Projects to delete right after the next listing that returns them.
+    #[cfg(feature = "faults")]
     pub(crate) vanishing: BTreeSet<u64>,
+}
+
+impl Live {
+    pub(crate) fn new(instance: Instance) -> Live {
+        Live {
+            instance,
+            #[cfg(feature = "faults")]
+            vanishing: BTreeSet::new(),
+        }
+    }
+
+    /// A listing returned these projects: a vanishing one among them is deleted right after
+    /// (see `FakeGitlab::vanish_after_listing`).
+    #[cfg(feature = "faults")]
+    fn listed(&mut self, ids: &[u64]) {
+        for id in ids {
+            if self.vanishing.remove(id) {
+                self.instance.remove_project(*id);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "faults"))]
+    fn listed(&mut self, _ids: &[u64]) {}
 }
 
 /// The parts of an HTTP request the API looks at.
@@ -299,9 +227,16 @@ impl Caller {
         self.can_see(p) && (self.admin() || self.role(p) >= Some(Role::Reporter))
     }
 
-    /// `read_merge_request`: the feature is on and the caller may read code-level content.
+    /// `feature_available?(:merge_requests)`: the feature is on, and for members only
+    /// (`private`) the caller is an administrator or at least a Reporter.
+    fn has_merge_requests(self, p: &FakeProject) -> bool {
+        p.merge_requests_enabled
+            && (!p.merge_requests_private || self.admin() || self.role(p) >= Some(Role::Reporter))
+    }
+
+    /// `read_merge_request`: the feature is available and the caller may read code-level content.
     fn can_read_merge_requests(self, p: &FakeProject) -> bool {
-        p.merge_requests_enabled && self.can_read_code(p)
+        self.has_merge_requests(p) && self.can_read_code(p)
     }
 }
 
@@ -313,6 +248,8 @@ struct Ctx<'a> {
     /// Raw request path, for `Link` URLs.
     path: &'a str,
     query: &'a Query,
+    /// How the instance writes times.
+    stamps: Timestamps,
 }
 
 /// Answers one request: rate limit, method, authentication, then the endpoint.
@@ -362,6 +299,7 @@ pub(crate) fn respond(
         base: &base,
         path: req.path,
         query: &query,
+        stamps: live.instance.timestamps,
     };
     dispatch(live, &ctx, req.method, endpoint).with_headers(rate_headers)
 }
@@ -583,17 +521,13 @@ fn find_group<'i>(inst: &'i Instance, caller: Caller, id: &str) -> Result<&'i Fa
 
 /// `GET /projects` (`group = None`) and `GET /groups/:id/projects`.
 fn list_projects(live: &mut Live, ctx: &Ctx<'_>, group: Option<&String>) -> Reply {
-    let (reply, returned) = match project_page(&live.instance, ctx, group) {
-        Ok(answer) => answer,
-        Err(reply) => return reply,
-    };
-    // A vanishing project is deleted right after the first listing that returned it.
-    for id in returned {
-        if live.vanishing.remove(&id) {
-            live.instance.remove_project(id);
+    match project_page(&live.instance, ctx, group) {
+        Ok((reply, returned)) => {
+            live.listed(&returned);
+            reply
         }
+        Err(reply) => reply,
     }
-    reply
 }
 
 /// Selects and renders one page of a project listing; also returns the ids it contains.
@@ -645,14 +579,7 @@ fn project_page(
         Some(order) => {
             let items: Vec<&FakeProject> = matching.take(listing.page.per_page as usize).collect();
             let ids: Vec<u64> = items.iter().map(|p| p.id).collect();
-            let headers = keyset_headers(
-                ctx.query,
-                ctx.base,
-                ctx.path,
-                order,
-                listing.page.per_page,
-                &ids,
-            );
+            let headers = keyset_headers(ctx.query, ctx.base, ctx.path, order, &ids);
             (items, headers)
         }
         None => {
@@ -790,8 +717,13 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
         .next()
         .unwrap_or("");
     let read_code = ctx.caller.can_read_code(p);
-    // GitLab exposes `default_branch_or_main`: an empty repository still says "main".
-    let default_branch = p.default_branch.as_deref().unwrap_or("main");
+    // GitLab exposes `default_branch_or_main`: an empty repository still says "main" (older
+    // GitLab said null).
+    let default_branch = match p.default_branch.as_deref() {
+        Some(branch) => json!(branch),
+        None if p.null_default_branch => Value::Null,
+        None => json!("main"),
+    };
     let mut m = Map::new();
     let mut put = |k: &str, v: Value| {
         m.insert(k.to_string(), v);
@@ -809,9 +741,9 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
     );
     put("path", json!(p.path));
     put("path_with_namespace", json!(pwn));
-    put("created_at", json!(rfc3339_z(p.created_at())));
+    put("created_at", json!(ctx.stamps.api(p.created_at())));
     if read_code {
-        put("default_branch", json!(default_branch));
+        put("default_branch", default_branch);
     }
     put("tag_list", json!([]));
     put("topics", json!([]));
@@ -828,7 +760,10 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
     }
     put("avatar_url", Value::Null);
     put("star_count", json!(p.star_count));
-    put("last_activity_at", json!(rfc3339_z(p.last_activity_at)));
+    put(
+        "last_activity_at",
+        json!(ctx.stamps.api(p.last_activity_at)),
+    );
     put("namespace", namespace_json(inst, base, p.namespace));
     let View::Full {
         statistics,
@@ -839,13 +774,14 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
     };
 
     let enabled = |on: bool| json!(if on { "enabled" } else { "disabled" });
+    let merge_requests = ctx.caller.has_merge_requests(p);
     let api = format!("{base}{API_PREFIX}/projects/{}", p.id);
     let mut links = Map::new();
     links.insert("self".into(), json!(api));
     if p.issues_enabled {
         links.insert("issues".into(), json!(format!("{api}/issues")));
     }
-    if p.merge_requests_enabled {
+    if merge_requests {
         links.insert(
             "merge_requests".into(),
             json!(format!("{api}/merge_requests")),
@@ -865,7 +801,7 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
 
     put("visibility", json!(p.visibility));
     put("archived", json!(p.archived));
-    put("updated_at", json!(rfc3339_z(p.updated_at())));
+    put("updated_at", json!(ctx.stamps.api(p.updated_at())));
     put("empty_repo", json!(p.is_empty_repo()));
     if p.namespace == Namespace::User {
         put("owner", user_json(inst, base));
@@ -877,14 +813,18 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
     if p.issues_enabled {
         put("open_issues_count", json!(p.open_issues));
     }
-    put("merge_requests_enabled", json!(p.merge_requests_enabled));
+    put("merge_requests_enabled", json!(merge_requests));
     put("wiki_enabled", json!(true));
     put("jobs_enabled", json!(true));
     put("snippets_enabled", json!(true));
     put("issues_access_level", enabled(p.issues_enabled));
     put(
         "merge_requests_access_level",
-        enabled(p.merge_requests_enabled),
+        match (p.merge_requests_enabled, p.merge_requests_private) {
+            (false, _) => json!("disabled"),
+            (true, true) => json!("private"),
+            (true, false) => json!("enabled"),
+        },
     );
     put("repository_access_level", enabled(true));
     put("builds_access_level", enabled(true));
@@ -930,9 +870,16 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
             .caller
             .role(p)
             .map(|r| json!({ "access_level": r.access_level(), "notification_level": 3 }));
+        // `ProjectWithAccess`: the direct membership, and the highest in the project's groups.
+        let inherited = p.role_inherited && matches!(p.namespace, Namespace::Group(_));
+        let (project_access, group_access) = if inherited {
+            (Value::Null, access.unwrap_or(Value::Null))
+        } else {
+            (access.unwrap_or(Value::Null), Value::Null)
+        };
         put(
             "permissions",
-            json!({ "project_access": access, "group_access": null }),
+            json!({ "project_access": project_access, "group_access": group_access }),
         );
     }
     Value::Object(m)
@@ -976,7 +923,7 @@ struct MrQuery {
 }
 
 impl MrQuery {
-    fn parse(q: &Query) -> Result<MrQuery, BadParam> {
+    fn parse(q: &Query, stamps: Timestamps) -> Result<MrQuery, BadParam> {
         let state = q.choice("state", &MR_STATES)?;
         let simple = q.choice("view", &["simple"])?.is_some();
         let order = match q.choice("order_by", &MR_ORDERS)? {
@@ -989,10 +936,10 @@ impl MrQuery {
         let scope = q.choice("scope", &MR_SCOPES)?.unwrap_or("all");
         let filter = MrFilter {
             state: state.and_then(MrState::parse),
-            created_after: q.datetime("created_after", true)?,
-            created_before: q.datetime("created_before", false)?,
-            updated_after: q.datetime("updated_after", true)?,
-            updated_before: q.datetime("updated_before", false)?,
+            created_after: q.datetime("created_after", true, stamps)?,
+            created_before: q.datetime("created_before", false, stamps)?,
+            updated_after: q.datetime("updated_after", true, stamps)?,
+            updated_before: q.datetime("updated_before", false, stamps)?,
             nothing: scope != "all",
         };
         Ok(MrQuery {
@@ -1012,7 +959,7 @@ fn merge_request_id(p: &FakeProject, iid: u64) -> u64 {
 
 /// `GET /projects/:id/merge_requests`: offset pagination, totals up to 10,000, no offset limit.
 fn merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
-    let mq = MrQuery::parse(ctx.query)?;
+    let mq = MrQuery::parse(ctx.query, ctx.stamps)?;
     let p = find_project(inst, ctx.caller, id)?;
     if !ctx.caller.can_read_merge_requests(p) {
         return Err(Reply::message(403, "403 Forbidden"));
@@ -1025,7 +972,7 @@ fn merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Rep
     let items: Vec<Value> = sorted
         .take(mq.page.per_page as usize)
         .filter_map(|(_, iid)| view.get(iid))
-        .map(|m| merge_request_json(ctx.base, p, &pwn, &m, mq.simple, None))
+        .map(|m| merge_request_json(ctx, p, &pwn, &m, mq.simple, None))
         .collect();
     let headers = page.headers(ctx.query, ctx.base, ctx.path);
     Ok(Reply::json(200, &Value::Array(items)).with_headers(headers))
@@ -1036,7 +983,7 @@ fn merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Rep
 /// caller may read (`read_merge_request`, as on the project endpoint); archived projects only
 /// with `non_archived=false`. Sorted across projects by the `order_by` time, then the id.
 fn group_merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
-    let mq = MrQuery::parse(ctx.query)?;
+    let mq = MrQuery::parse(ctx.query, ctx.stamps)?;
     let non_archived = ctx.query.bool("non_archived")?.unwrap_or(true);
     let group = find_group(inst, ctx.caller, id)?;
     let scope = group_scope(inst, group.id, true);
@@ -1096,7 +1043,7 @@ fn group_merge_requests(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Repl
             let m = view.get(iid)?;
             let pwn = p.path_with_namespace(inst);
             Some(merge_request_json(
-                ctx.base,
+                ctx,
                 p,
                 &pwn,
                 &m,
@@ -1143,7 +1090,7 @@ fn title(seed: u64) -> String {
 /// The merge request entity: `MergeRequestSimple` for `view=simple`, else `MergeRequestBasic`.
 /// `group`: the group a group listing is for (`references.relative` is relative to it).
 fn merge_request_json(
-    base: &str,
+    ctx: &Ctx<'_>,
     p: &FakeProject,
     pwn: &str,
     mr: &Mr,
@@ -1158,6 +1105,7 @@ fn merge_request_json(
         n => format!("{} (edit {n})", title(seed)),
     };
     let updated = mr.updated_at;
+    let base = ctx.base;
     let web_url = format!("{base}/{pwn}/-/merge_requests/{iid}");
     let mut m = json!({
         "id": merge_request_id(p, iid),
@@ -1166,8 +1114,8 @@ fn merge_request_json(
         "title": name,
         "description": format!("Merge request {iid} of {pwn}."),
         "state": state,
-        "created_at": rfc3339_z(mr.created_at),
-        "updated_at": rfc3339_z(updated),
+        "created_at": ctx.stamps.api(mr.created_at),
+        "updated_at": ctx.stamps.api(updated),
         "web_url": web_url,
     });
     if simple {
@@ -1176,7 +1124,7 @@ fn merge_request_json(
     let author = AUTHORS[(splitmix64(seed ^ 0xA) % 5) as usize];
     let finished = |s: &str| {
         if state == s {
-            json!(rfc3339_z(updated))
+            json!(ctx.stamps.api(updated))
         } else {
             Value::Null
         }
@@ -1243,12 +1191,13 @@ fn code_project<'i>(
     }
 }
 
-fn commit_json(base: &str, p: &FakeProject, pwn: &str, k: u64) -> Value {
+fn commit_json(ctx: &Ctx<'_>, p: &FakeProject, pwn: &str, k: u64) -> Value {
+    let base = ctx.base;
     let sha = p.commit_sha(k).unwrap_or_default();
     let parents: Vec<String> = p.commit_sha(k.wrapping_sub(1)).into_iter().collect();
     let seed = p.id.wrapping_shl(32) ^ k;
     let title = format!("{} ({k})", title(seed));
-    let date = rfc3339_offset(p.commit_time(k));
+    let date = ctx.stamps.commit(p.commit_time(k));
     let author = AUTHORS[(splitmix64(seed ^ 0xC) % 5) as usize];
     let email = format!("{}@example.com", author.to_lowercase().replace(' ', "."));
     json!({
@@ -1290,7 +1239,7 @@ fn branch(inst: &Instance, ctx: &Ctx<'_>, id: &str, name: &str) -> Result<Reply,
         "developers_can_merge": false,
         "can_push": can_push,
         "web_url": format!("{}/{pwn}/-/tree/{name}", ctx.base),
-        "commit": commit_json(ctx.base, p, &pwn, p.commits),
+        "commit": commit_json(ctx, p, &pwn, p.commits),
     });
     Ok(Reply::json(200, &body))
 }
@@ -1314,7 +1263,7 @@ fn commits(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
     let len = remaining.min(req.per_page);
     let pwn = p.path_with_namespace(inst);
     let items: Vec<Value> = (0..len)
-        .map(|i| commit_json(ctx.base, p, &pwn, remaining - i))
+        .map(|i| commit_json(ctx, p, &pwn, remaining - i))
         .collect();
     let page = OffsetPage::commits(&req, items.len());
     Ok(Reply::json(200, &Value::Array(items)).with_headers(page.headers(q, ctx.base, ctx.path)))
@@ -1370,10 +1319,7 @@ mod tests {
     const URL: &str = "http://127.0.0.1:1";
 
     fn demo() -> Live {
-        Live {
-            instance: Instance::demo(),
-            vanishing: BTreeSet::new(),
-        }
+        Live::new(Instance::demo())
     }
 
     /// Calls the API without HTTP; `token` None = anonymous.
@@ -1441,23 +1387,6 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_resolve_as_a_normalizing_proxy_does() {
-        for (raw, resolved) in [
-            (
-                "/api/v4/projects/1/repository/branches/..",
-                "/api/v4/projects/1/repository/",
-            ),
-            ("/api/v4/projects/./1", "/api/v4/projects/1"),
-            ("/api/v4/projects/..", "/api/v4/"),
-            ("/a/b/../../..", "/"),
-            ("/api/v4/projects/%2E%2E", "/api/v4/projects/%2E%2E"),
-            ("/api/v4/version", "/api/v4/version"),
-        ] {
-            assert_eq!(remove_dot_segments(raw), resolved, "{raw}");
-        }
-    }
-
-    #[test]
     fn routes_decode_segments() {
         assert_eq!(
             Endpoint::parse(
@@ -1472,15 +1401,13 @@ mod tests {
         assert_eq!(Endpoint::parse("/api/v4/projects/"), Endpoint::Unknown);
         assert_eq!(Endpoint::parse("/api/v4"), Endpoint::Unknown);
         assert_eq!(
-            Endpoint::parse("/api/v4/groups/acme%2Fweb/projects")
-                .route()
-                .template(),
-            "/groups/:id/projects"
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/projects"),
+            Endpoint::GroupProjects("acme/web".into())
         );
-        assert_eq!(
-            Endpoint::parse("/api/v4/projects/%E0%A4%A/repository/commits/%ZZ/sequence").route(),
-            Route::CommitSequence
-        );
+        assert!(matches!(
+            Endpoint::parse("/api/v4/projects/%E0%A4%A/repository/commits/%ZZ/sequence"),
+            Endpoint::CommitSequence(..)
+        ));
         assert_eq!(
             token_from_headers(None, Some(b"bearer abc ")),
             Some("abc".to_string())
@@ -1489,6 +1416,119 @@ mod tests {
         assert_eq!(
             token_from_headers(Some(b"t1"), Some(b"Bearer t2")),
             Some("t1".to_string())
+        );
+    }
+
+    #[test]
+    fn inherited_roles_private_merge_requests_and_null_default_branch() {
+        let mut live = demo();
+        let listed = all_pages(&mut live, "/projects?per_page=100&order_by=id&sort=asc");
+        let permissions = |path: &str| by_path(&listed, path)["permissions"].clone();
+        let access = |level: u32| json!({"access_level": level, "notification_level": 3});
+        // ProjectWithAccess: a group membership is `group_access`, the direct one `project_access`.
+        assert_eq!(
+            permissions("acme/platform/infra/terraform"),
+            json!({"project_access": null, "group_access": access(20)})
+        );
+        assert_eq!(
+            permissions("labs/secret"),
+            json!({"project_access": null, "group_access": access(10)})
+        );
+        assert_eq!(
+            permissions("acme/api"),
+            json!({"project_access": access(40), "group_access": null})
+        );
+        assert_eq!(
+            permissions("other-org/public-lib"),
+            json!({"project_access": null, "group_access": null})
+        );
+        let inherited = live
+            .instance
+            .projects
+            .iter()
+            .filter(|p| p.role_inherited)
+            .count();
+        assert!(inherited > 40, "{inherited}");
+        // Merge requests for members only: hidden from a non-member, read from Reporter up.
+        let portal = by_path(&listed, "partners/portal");
+        assert_eq!(portal["merge_requests_access_level"], "private");
+        assert_eq!(portal["merge_requests_enabled"], false);
+        assert!(portal["_links"].get("merge_requests").is_none());
+        assert_eq!(call(&mut live, "/projects/34/merge_requests").status, 403);
+        let private_for_reporters = live
+            .instance
+            .projects
+            .iter()
+            .find(|p| p.merge_requests_private && p.role.is_some())
+            .map(|p| p.id)
+            .unwrap_or_default();
+        let member = by_path(
+            &listed,
+            &live
+                .instance
+                .project(private_for_reporters)
+                .map(|p| p.path_with_namespace(&live.instance))
+                .unwrap_or_default(),
+        );
+        assert_eq!(member["merge_requests_access_level"], "private");
+        assert_eq!(member["merge_requests_enabled"], true);
+        let r = call(
+            &mut live,
+            &format!("/projects/{private_for_reporters}/merge_requests?per_page=1"),
+        );
+        assert_eq!(r.status, 200);
+        // A Guest is refused too; an administrator is not.
+        live.instance.project_mut(34).unwrap().role = Some(Role::Guest);
+        assert_eq!(call(&mut live, "/projects/34/merge_requests").status, 403);
+        live.instance.project_mut(34).unwrap().role = Some(Role::Reporter);
+        assert_eq!(call(&mut live, "/projects/34/merge_requests").status, 200);
+        live.instance.project_mut(34).unwrap().role = None;
+        live.instance.admin = true;
+        assert_eq!(call(&mut live, "/projects/34/merge_requests").status, 200);
+        live.instance.admin = false;
+        // An empty repository as older GitLab wrote it, and as newer GitLab does.
+        let sandbox = by_path(&listed, "partners/sandbox");
+        assert!(sandbox["default_branch"].is_null(), "{sandbox}");
+        assert_eq!(sandbox["empty_repo"], true);
+        assert_eq!(by_path(&listed, "acme/empty")["default_branch"], "main");
+    }
+
+    #[test]
+    fn self_managed_instance_writes_its_zone_and_milliseconds() {
+        let mut live = demo();
+        live.instance.timestamps = Timestamps::self_managed(-300);
+        let stamps = live.instance.timestamps;
+        let p = call(&mut live, "/projects/42");
+        let activity = live.instance.project(42).map_or(0, |p| p.last_activity_at);
+        assert_eq!(body(&p)["last_activity_at"], stamps.api(activity));
+        assert!(stamps.api(activity).ends_with("-05:00"));
+        let mrs = items(&call(
+            &mut live,
+            "/projects/42/merge_requests?state=merged&per_page=1&order_by=updated_at",
+        ));
+        let updated = mrs[0]["updated_at"].as_str().unwrap_or("").to_owned();
+        assert!(updated.ends_with("-05:00"), "{updated}");
+        // The time written is a bound that keeps the merge request, in both directions.
+        for (key, expected) in [("updated_after", 1), ("updated_before", 1)] {
+            let r = call(
+                &mut live,
+                &format!(
+                    "/projects/42/merge_requests?state=merged&per_page=1&order_by=updated_at&{key}={}",
+                    updated.replace('+', "%2B")
+                ),
+            );
+            assert!(
+                total(&r).is_some_and(|t| t >= expected),
+                "{key}={updated}: {:?}",
+                total(&r)
+            );
+        }
+        let commit = body(&call(&mut live, "/projects/42/repository/branches/main"));
+        assert!(
+            commit["commit"]["committed_date"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("-05:00")),
+            "{commit}"
         );
     }
 
@@ -1585,13 +1625,18 @@ mod tests {
             .collect();
         assert_eq!(
             paths,
-            BTreeSet::from(["labs/guest-public", "other-org/public-lib"])
+            BTreeSet::from([
+                "labs/guest-public",
+                "other-org/public-lib",
+                "partners/portal",
+                "partners/sandbox"
+            ])
         );
         assert!(anon.iter().all(|p| p.get("statistics").is_none()));
         let all_visible = all_pages(&mut live, "/projects?per_page=100");
         assert_eq!(
             all_visible.len(),
-            133,
+            135,
             "members + the public and internal non-member projects"
         );
         assert_eq!(call_as(&mut live, "/projects/77", None).status, 404);
@@ -1719,7 +1764,10 @@ mod tests {
                     .to_string()
             });
         }
-        assert_eq!(calls, 3);
+        assert_eq!(
+            calls, 4,
+            "131 projects: 50, 50 and 31 with a next link, then none"
+        );
         let mut expected: Vec<u64> = live
             .instance
             .projects
@@ -1735,12 +1783,19 @@ mod tests {
             "/projects?pagination=keyset&order_by=id&sort=desc&per_page=2",
         );
         assert!(header(&r, "Link").is_some_and(|l| l.contains("&id_before=")));
-        // A full last page advertises one more, which is empty and has no Link.
+        // Every page with a project advertises one more, the short last one too; the page after
+        // it is empty and has no Link.
         let r = call(
             &mut live,
             "/projects?pagination=keyset&order_by=id&sort=asc&per_page=1&id_after=300",
         );
         assert!(header(&r, "Link").is_some());
+        let r = call(
+            &mut live,
+            "/projects?pagination=keyset&order_by=id&sort=asc&per_page=100&id_after=300",
+        );
+        assert_eq!(items(&r).len(), 19);
+        assert!(header(&r, "Link").is_some_and(|l| l.contains("&id_after=319")));
         let r = call(
             &mut live,
             "/projects?pagination=keyset&order_by=id&sort=asc&per_page=1&id_after=319",
@@ -2485,10 +2540,8 @@ mod tests {
             400
         );
         assert_eq!(
-            Endpoint::parse("/api/v4/groups/acme%2Fweb/merge_requests")
-                .route()
-                .template(),
-            "/groups/:id/merge_requests"
+            Endpoint::parse("/api/v4/groups/acme%2Fweb/merge_requests"),
+            Endpoint::GroupMergeRequests("acme/web".into())
         );
     }
 
@@ -2596,10 +2649,7 @@ mod tests {
 
     #[test]
     fn group_window_is_fast_on_a_big_instance() {
-        let mut live = Live {
-            instance: Instance::generated(100_000),
-            vanishing: BTreeSet::new(),
-        };
+        let mut live = Live::new(Instance::generated(100_000));
         for (id, c) in [
             (7, MergeRequestChange::Open),
             (55_555, MergeRequestChange::Edit),
@@ -2631,10 +2681,7 @@ mod tests {
 
     #[test]
     fn generated_instance_pages_are_cheap() {
-        let mut live = Live {
-            instance: Instance::generated(100_000),
-            vanishing: BTreeSet::new(),
-        };
+        let mut live = Live::new(Instance::generated(100_000));
         let t0 = std::time::Instant::now();
         let r = call(
             &mut live,

@@ -6,7 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use super::api::{Reply, Route};
+use super::api::Reply;
+use super::hooks::Route;
 
 /// What the fake does wrong, settable at any time with
 /// [`FakeGitlab::set_faults`](super::FakeGitlab::set_faults) (default: nothing).
@@ -451,11 +452,11 @@ impl Endless {
             reply.headers.push(("X-Next-Page", (page + 1).to_string()));
             return reply;
         }
-        if !self.keyset || reply.headers.iter().any(|(k, _)| *k == "Link") {
-            return reply; // a real next page: nothing to invent yet
-        }
         let q = super::paginate::Query::parse(query);
         let per_page = q.int("per_page").ok().flatten().unwrap_or(20).clamp(1, 100) as usize;
+        if !self.keyset || items.len() >= per_page {
+            return reply; // a full page of real projects: nothing to invent yet
+        }
         let after = q.int("id_after").ok().flatten().unwrap_or(0).max(0) as u64;
         let mut last = items
             .iter()
@@ -486,6 +487,7 @@ impl Endless {
             items.push(phantom);
         }
         let link = q.href(base, "/api/v4/projects", &[("id_after", last.to_string())]);
+        reply.headers.retain(|(k, _)| *k != "Link");
         reply
             .headers
             .push(("Link", format!("<{link}>; rel=\"next\"")));
@@ -543,6 +545,33 @@ pub(crate) fn corrupt(mut reply: Reply, path: &str, corruptions: &[Corruption]) 
     }
     reply.body = bytes;
     reply
+}
+
+/// `path` with its `.` and `..` segments resolved (RFC 3986 §5.2.4), as a normalizing proxy
+/// forwards it: `/a/b/../c` is `/a/c`, `/a/b/..` is `/a/`. Encoded dots are not dots.
+pub(crate) fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for segment in path.split('/').skip(1) {
+        trailing = false;
+        match segment {
+            "." => trailing = true,
+            ".." => {
+                out.pop();
+                trailing = true;
+            }
+            s => out.push(s),
+        }
+    }
+    let mut resolved = String::with_capacity(path.len());
+    for segment in &out {
+        resolved.push('/');
+        resolved.push_str(segment);
+    }
+    if trailing || resolved.is_empty() {
+        resolved.push('/');
+    }
+    resolved
 }
 
 /// `reply` with a malformed body when it is a 2xx; `None` (keep it) otherwise.
@@ -989,6 +1018,23 @@ mod tests {
         fake.shutdown().await;
         assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
         assert_eq!(hung.await.ok(), Some(true), "closed without an answer");
+    }
+
+    #[test]
+    fn dot_segments_resolve_as_a_normalizing_proxy_does() {
+        for (raw, resolved) in [
+            (
+                "/api/v4/projects/1/repository/branches/..",
+                "/api/v4/projects/1/repository/",
+            ),
+            ("/api/v4/projects/./1", "/api/v4/projects/1"),
+            ("/api/v4/projects/..", "/api/v4/"),
+            ("/a/b/../../..", "/"),
+            ("/api/v4/projects/%2E%2E", "/api/v4/projects/%2E%2E"),
+            ("/api/v4/version", "/api/v4/version"),
+        ] {
+            assert_eq!(remove_dot_segments(raw), resolved, "{raw}");
+        }
     }
 
     fn picks(rate: f64, requests: u64) -> Vec<u64> {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::dates::Timestamps;
 use super::history::History;
 
 /// User id of the instance user (the owner of the valid token).
@@ -169,8 +170,15 @@ pub struct FakeProject {
     pub visibility: Visibility,
     /// The token user's membership role; `None` = not a member.
     pub role: Option<Role>,
+    /// The role comes from a membership of the project's group (or of an ancestor group), not
+    /// of the project: GitLab then reports it as `permissions.group_access`, with
+    /// `project_access: null`. Ignored in the user's own namespace (no group there).
+    pub role_inherited: bool,
     /// Default branch; `None` for an empty repository.
     pub default_branch: Option<String>,
+    /// With no default branch, the API says `default_branch: null`, as older GitLab did,
+    /// instead of `main` (`default_branch_or_main`, newer GitLab).
+    pub null_default_branch: bool,
     /// Archived projects are listed unless `archived=false`.
     pub archived: bool,
     /// Commits on the default branch; 0 = empty repository.
@@ -185,6 +193,10 @@ pub struct FakeProject {
     pub open_issues: u64,
     /// Whether the merge requests feature is enabled (403 on the MR list otherwise).
     pub merge_requests_enabled: bool,
+    /// `merge_requests_access_level: private` ("only project members"): only members from the
+    /// Reporter role up (and administrators) read merge requests; to everyone else GitLab says
+    /// `merge_requests_enabled: false` and answers the MR list 403.
+    pub merge_requests_private: bool,
     /// Merge requests per state.
     pub merge_requests: MergeRequestCounts,
     /// `last_activity_at`, Unix seconds.
@@ -208,7 +220,9 @@ impl FakeProject {
             namespace,
             visibility: Visibility::Private,
             role: Some(Role::Developer),
+            role_inherited: false,
             default_branch: Some("main".to_string()),
+            null_default_branch: false,
             archived: false,
             commits: 10,
             star_count: 0,
@@ -216,6 +230,7 @@ impl FakeProject {
             issues_enabled: true,
             open_issues: 0,
             merge_requests_enabled: true,
+            merge_requests_private: false,
             merge_requests: MergeRequestCounts::default(),
             last_activity_at: DEMO_NOW,
             storage: Storage {
@@ -362,6 +377,9 @@ pub struct Instance {
     pub rate_limit_period_seconds: u64,
     /// Base URL used in `Link` headers and `web_url`s instead of the server's own address.
     pub base_url_override: Option<String>,
+    /// The zone and precision of the times the instance writes (default: UTC, whole seconds,
+    /// as gitlab.com).
+    pub timestamps: Timestamps,
 }
 
 impl fmt::Debug for Instance {
@@ -376,6 +394,7 @@ impl fmt::Debug for Instance {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_period_seconds", &self.rate_limit_period_seconds)
             .field("base_url_override", &self.base_url_override)
+            .field("timestamps", &self.timestamps)
             .finish()
     }
 }
@@ -393,6 +412,7 @@ impl Instance {
             rate_limit_per_minute: None,
             rate_limit_period_seconds: 60,
             base_url_override: None,
+            timestamps: Timestamps::default(),
         }
     }
 
@@ -469,8 +489,9 @@ impl Instance {
 
     /// The demo instance: small, deterministic, with every project/commit/MR trap of the API reference.
     ///
-    /// User `demo-user` (not admin), token `glpat-demo-0000000000000000`. 131 member projects:
-    /// 120 bulk `acme/services/svc-NNN` plus the hand-made projects listed in the module docs.
+    /// User `demo-user` (not admin), token `glpat-demo-0000000000000000`. 131 member projects
+    /// (120 bulk `acme/services/svc-NNN` plus hand-made ones) and 4 others, listed in the crate
+    /// docs.
     pub fn demo() -> Instance {
         let mut inst = Instance::new("demo-user", "glpat-demo-0000000000000000");
         let group = |id: u64, full_path: &str, name: &str, parent_id: Option<u64>| FakeGroup {
@@ -492,6 +513,7 @@ impl Instance {
             group(ACME_SERVICES, "acme/services", "Services", Some(ACME)),
             group(LABS, "labs", "Labs", None),
             group(OTHER_ORG, "other-org", "Other Org", None),
+            group(PARTNERS, "partners", "Partners", None),
         ];
         let g = Namespace::Group;
         let mrs = |opened, merged, closed, locked| MergeRequestCounts {
@@ -618,10 +640,29 @@ impl Instance {
                 40,
                 mrs(0, 1, 0, 0),
             ),
+            demo_project(
+                34,
+                g(PARTNERS),
+                "portal",
+                "Portal",
+                None,
+                230,
+                mrs(6, 52, 7, 0),
+            ),
+            demo_project(
+                35,
+                g(PARTNERS),
+                "sandbox",
+                "Sandbox",
+                None,
+                0,
+                mrs(0, 0, 0, 0),
+            ),
         ];
         for p in &mut hand {
             match p.path.as_str() {
                 "legacy" => p.archived = true,
+                "terraform" => p.role_inherited = true,
                 "empty" => {
                     p.default_branch = None;
                     p.storage = Storage::default();
@@ -638,6 +679,17 @@ impl Instance {
                     p.shared_with_groups = vec![ACME];
                 }
                 "internal-tool" => p.visibility = Visibility::Internal,
+                "secret" => p.role_inherited = true,
+                "portal" => {
+                    p.visibility = Visibility::Public;
+                    p.merge_requests_private = true;
+                }
+                "sandbox" => {
+                    p.visibility = Visibility::Public;
+                    p.default_branch = None;
+                    p.null_default_branch = true;
+                    p.storage = Storage::default();
+                }
                 _ => {}
             }
         }
@@ -675,6 +727,7 @@ impl Instance {
                     2 => Role::Maintainer,
                     _ => Role::Owner,
                 });
+                p.role_inherited = id % 3 == 0;
                 p.visibility = if h >> 8 & 3 == 0 {
                     Visibility::Internal
                 } else {
@@ -706,6 +759,7 @@ const ACME_WEB: u64 = 13;
 const ACME_SERVICES: u64 = 14;
 const LABS: u64 = 20;
 const OTHER_ORG: u64 = 30;
+const PARTNERS: u64 = 40;
 /// Number of `acme/services/svc-NNN` projects in the demo.
 const DEMO_BULK: u64 = 120;
 /// Number of team subgroups in a generated instance.
@@ -784,10 +838,12 @@ fn bulk_project(i: u64) -> FakeProject {
     } else {
         100 + (h >> 12) % 2_900
     };
+    p.role_inherited = i % 3 == 0;
     p.archived = i % 40 == 13;
     p.issues_enabled = i % 17 != 0;
     p.open_issues = if p.issues_enabled { (h >> 20) % 50 } else { 0 };
     p.merge_requests_enabled = i % 25 != 0;
+    p.merge_requests_private = i % 7 == 3;
     if p.merge_requests_enabled {
         p.merge_requests = MergeRequestCounts {
             opened: (h >> 28) % 15,

@@ -5,7 +5,19 @@
 //! Layout: `instance` (data model, demo and generated instances), `history` (changes on top of
 //! the synthesised data, and the merge request model), `api` (routing, permissions, endpoint
 //! handlers), `paginate` (offset and keyset pagination, headers), `ratelimit` (`RateLimit-*` and
-//! 429), `faults` (fault injection) and `time` (date formatting and parsing).
+//! 429), `dates` (timestamps written and read), and with the `faults` feature `hooks` (the test
+//! hooks below) and `faults` (fault injection).
+//!
+//! # The `faults` feature
+//!
+//! Tests and benchmarks drive the fake through hooks that a demo or the `fake-gitlab` binary never
+//! needs, so they are compiled only with the feature `faults` (the exporter's dev-dependency
+//! enables it, its `--demo` does not): request counting ([`FakeGitlab::requests`] and the like),
+//! [`hold`](FakeGitlab::hold) and [`release`](FakeGitlab::release), the clock offset, live
+//! changes ([`FakeGitlab::with_instance`], [`FakeGitlab::change_merge_request`],
+//! [`FakeGitlab::push`]), [`FakeGitlab::vanish_after_listing`] and fault injection
+//! ([`FakeGitlab::set_faults`]). Without it the fake serves the instance it was started with,
+//! with [`FakeGitlab::set_latency`] as its only knob.
 //!
 //! ```text
 //! let fake = FakeGitlab::start(Instance::demo()).await?;
@@ -30,7 +42,7 @@
 //! Editing `merge_requests` counts through [`FakeGitlab::with_instance`] still works and models a
 //! change no signal can see (no `updated_at` moves).
 //!
-//! # Faults
+//! # Faults (feature `faults`)
 //!
 //! [`FakeGitlab::set_faults`] makes the fake misbehave, on one route template or on all
 //! ([`Faults::route`]); [`Faults::default`] turns everything off. A fault comes after the
@@ -68,41 +80,52 @@
 //!
 //! User `demo-user` (not admin), token `glpat-demo-0000000000000000`. Groups `acme` (10),
 //! `acme/platform` (11), `acme/platform/infra` (12), `acme/web` (13), `acme/services` (14),
-//! `labs` (20), `other-org` (30). MR counts are opened/merged/closed/locked.
+//! `labs` (20), `other-org` (30), `partners` (40). MR counts are opened/merged/closed/locked.
+//! A role "via group" comes from a group membership (`permissions.group_access`,
+//! `project_access: null`).
 //!
 //! | project | id | role | commits | MRs | notes |
 //! |---|---|---|---|---|---|
 //! | `acme/api` | 42 | Maintainer | 347 | 7/312/41/2 | |
 //! | `acme/platform/deploy` | 7 | Developer | 25 | 2/40/5/0 | 2 pages at 20 per page |
-//! | `acme/platform/infra/terraform` | 88 | Reporter | 200 | 1/19/3/0 | nested subgroup; phantom page at 100 |
+//! | `acme/platform/infra/terraform` | 88 | Reporter via group | 200 | 1/19/3/0 | nested subgroup; phantom page at 100 |
 //! | `acme/web/frontend` | 15 | Owner | 4,321 | 10,000/12,345/10,001/1 | totals missing for merged, closed, all |
 //! | `acme/legacy` | 3 | Maintainer | 880 | 0/57/9/0 | archived |
 //! | `acme/empty` | 61 | Developer | 0 | 0 | empty repo; API still says `default_branch: "main"` |
 //! | `acme/docs` | 29 | Developer | 73 | disabled | issues disabled (no `open_issues_count`) |
 //! | `acme/release-train` | 50 | Developer | 129 | 3/88/6/0 | default branch `release/2.0` |
-//! | `labs/secret` | 77 | Guest | 45 | 4/10/1/0 | private: no statistics, no code (no `default_branch`, `forks_count`), MRs 403 |
+//! | `labs/secret` | 77 | Guest via group | 45 | 4/10/1/0 | private: no statistics, no code (no `default_branch`, `forks_count`), MRs 403 |
 //! | `labs/guest-public` | 21 | Guest | 57 | 2/14/2/0 | public: code readable, no statistics |
 //! | `other-org/public-lib` | 9 | none | 512 | 5/77/12/1 | public, shared into `acme` |
 //! | `other-org/internal-tool` | 33 | none | 96 | 1/8/0/0 | internal |
+//! | `partners/portal` | 34 | none | 230 | 6/52/7/0 | public; MRs for members only (`merge_requests_access_level: private`): hidden, `merge_requests_enabled: false` |
+//! | `partners/sandbox` | 35 | none | 0 | 0 | public, empty repo written as older GitLab did: `default_branch: null` |
 //! | `demo-user/dotfiles` | 2 | Owner | 40 | 0/1/0/0 | user namespace; phantom page at 20 |
-//! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues |
+//! | `acme/services/svc-001..120` | 200..319 | Reporter+ | 21..2999 | varied | 6 with 21..99 commits, 3 archived, 4 without MRs, 7 without issues; every 3rd role via group, 17 with MRs for members only |
+//!
+//! Times are written as gitlab.com does (UTC, `.000`) unless [`Instance::timestamps`] says
+//! otherwise ([`Timestamps::self_managed`]: a zone offset and real milliseconds).
 
 mod api;
+mod dates;
+#[cfg(feature = "faults")]
 mod faults;
 mod history;
+#[cfg(feature = "faults")]
+mod hooks;
 mod instance;
 mod paginate;
 mod ratelimit;
-mod time;
 
+pub use dates::Timestamps;
+#[cfg(feature = "faults")]
 pub use faults::{Corruption, Faults, Malformed};
 pub use history::{HISTORY_HORIZON, MergeRequestChange};
 pub use instance::{
     FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
 };
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -119,8 +142,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-use api::{ApiRequest, Endpoint, Live, Reply, Route};
-use faults::{FaultState, Verdict};
+use api::{ApiRequest, Endpoint, Live, Reply};
+#[cfg(feature = "faults")]
+use hooks::serve;
 use ratelimit::RateLimiter;
 
 /// How long `shutdown` waits for in-flight requests before dropping connections.
@@ -131,21 +155,12 @@ struct Shared {
     /// The data and the pending vanishings. A std mutex: it is never held across an await.
     live: Mutex<Live>,
     limiter: RateLimiter,
-    /// Requests per route, indexed by `Route::index`.
-    counts: [AtomicU64; Route::ALL.len()],
     latency_nanos: AtomicU64,
-    /// `true` while requests must wait (see `FakeGitlab::hold`).
-    held: watch::Sender<bool>,
-    pending: AtomicUsize,
-    /// Requests being served now, and the most at once since start or the last reset.
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    /// Every distinct `User-Agent` seen.
-    user_agents: Mutex<BTreeSet<String>>,
-    /// Seconds added to the host's clock to make the fake's.
+    /// Seconds added to the host's clock to make the fake's (set by a test hook).
     clock_offset: AtomicI64,
-    /// What goes wrong (see `FakeGitlab::set_faults`).
-    faults: FaultState,
+    /// Counters, hold, faults (see `hooks`).
+    #[cfg(feature = "faults")]
+    hooks: hooks::Hooks,
     /// `http://127.0.0.1:PORT`.
     url: String,
 }
@@ -158,30 +173,33 @@ impl Shared {
 
     /// The fake's clock, Unix seconds.
     fn now(&self) -> i64 {
-        i64::try_from(time::now_unix())
-            .unwrap_or(i64::MAX)
-            .saturating_add(self.clock_offset.load(Ordering::SeqCst))
+        dates::now_unix().saturating_add(self.clock_offset.load(Ordering::SeqCst))
     }
 
-    async fn wait_while_held(&self) {
-        let mut rx = self.held.subscribe();
-        if !*rx.borrow_and_update() {
-            return;
+    /// The latency of [`FakeGitlab::set_latency`].
+    async fn wait_latency(&self) {
+        let latency = Duration::from_nanos(self.latency_nanos.load(Ordering::SeqCst));
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        let _pending = CountGuard(&self.pending);
-        // Err only if the sender is gone, which cannot happen while `self` lives.
-        let _ = rx.wait_for(|held| !*held).await;
     }
-}
 
-/// Decrements a counter (pending, in flight) however the wait ends (answer, release or dropped
-/// connection).
-struct CountGuard<'a>(&'a AtomicUsize);
-
-impl Drop for CountGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    /// The API's answer to `asked`, with `query` in place of its own, at `now`.
+    fn answer(&self, asked: &Asked, query: Option<&str>, endpoint: &Endpoint, now: i64) -> Reply {
+        let request = ApiRequest {
+            method: &asked.method,
+            path: &asked.path,
+            query,
+            token: asked.token.as_deref(),
+            now: u64::try_from(now).unwrap_or(0),
+        };
+        api::respond(
+            &mut self.live(),
+            &self.limiter,
+            &self.url,
+            &request,
+            endpoint,
+        )
     }
 }
 
@@ -223,20 +241,12 @@ impl FakeGitlab {
         instance.sort_projects();
         instance.reconcile_changes();
         let shared = Arc::new(Shared {
-            live: Mutex::new(Live {
-                instance,
-                vanishing: BTreeSet::new(),
-            }),
+            live: Mutex::new(Live::new(instance)),
             limiter: RateLimiter::default(),
-            counts: Default::default(),
             latency_nanos: AtomicU64::new(0),
-            held: watch::Sender::new(false),
-            pending: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
-            user_agents: Mutex::new(BTreeSet::new()),
             clock_offset: AtomicI64::new(0),
-            faults: FaultState::default(),
+            #[cfg(feature = "faults")]
+            hooks: hooks::Hooks::default(),
             url,
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -258,154 +268,16 @@ impl FakeGitlab {
         self.shared.live().instance.token.clone()
     }
 
-    /// Requests received on a route template (e.g. `/projects/:id/merge_requests`, or `unknown`)
-    /// since start or the last [`reset_counts`](Self::reset_counts), whatever their answer.
-    /// A request counts as soon as it arrives, before `hold` and latency.
-    pub fn requests(&self, route: &str) -> u64 {
-        Route::ALL
-            .iter()
-            .find(|r| r.template() == route)
-            .map_or(0, |r| self.shared.counts[r.index()].load(Ordering::SeqCst))
-    }
-
-    /// Every route template with at least one request.
-    pub fn requests_by_route(&self) -> BTreeMap<String, u64> {
-        Route::ALL
-            .iter()
-            .map(|r| (r.template().to_string(), self.requests(r.template())))
-            .filter(|(_, n)| *n > 0)
-            .collect()
-    }
-
-    /// Requests on all routes.
-    pub fn total_requests(&self) -> u64 {
-        self.shared
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .sum()
-    }
-
-    /// Sets every request counter, the in-flight maximum and
-    /// [`faults_injected`](Self::faults_injected) to zero.
-    pub fn reset_counts(&self) {
-        for c in &self.shared.counts {
-            c.store(0, Ordering::SeqCst);
-        }
-        self.shared.max_in_flight.store(0, Ordering::SeqCst);
-        self.shared.faults.reset_injected();
-    }
-
-    /// Replaces the faults (see [`Faults`] and the module docs); `Faults::default()` stops them.
-    /// Restarts the numbering of affected requests, and releases hung requests whose route no
-    /// longer hangs.
-    ///
-    /// # Panics
-    /// When `faults.route` is not a route template of [`requests`](Self::requests) (a typo
-    /// would silently inject nothing).
-    pub fn set_faults(&self, faults: Faults) {
-        self.shared.faults.set(faults);
-    }
-
-    /// Requests that got an injected fault of any kind (hang, reset, 5xx, 429, malformed body)
-    /// since start or the last [`reset_counts`](Self::reset_counts). A hung request counts as
-    /// soon as it starts waiting.
-    pub fn faults_injected(&self) -> u64 {
-        self.shared.faults.injected()
-    }
-
-    /// The most requests in flight at once (arrived, not yet answered) since start or the last
-    /// [`reset_counts`](Self::reset_counts).
-    pub fn max_in_flight(&self) -> usize {
-        self.shared.max_in_flight.load(Ordering::SeqCst)
-    }
-
-    /// Every distinct `User-Agent` header received.
-    pub fn user_agents(&self) -> Vec<String> {
-        let agents = self
-            .shared
-            .user_agents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        agents.iter().cloned().collect()
-    }
-
-    /// Every request waits `d` (async sleep) before being answered; default 0.
+    /// Every request waits `d` (async sleep) before being answered, as over a network with
+    /// that round trip; default 0.
     pub fn set_latency(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.shared.latency_nanos.store(nanos, Ordering::SeqCst);
     }
 
-    /// From now on, requests wait (unanswered) until [`release`](Self::release).
-    pub fn hold(&self) {
-        self.shared.held.send_replace(true);
-    }
-
-    /// Lets held and future requests through.
-    pub fn release(&self) {
-        self.shared.held.send_replace(false);
-    }
-
-    /// Requests currently waiting in [`hold`](Self::hold).
-    pub fn pending(&self) -> usize {
-        self.shared.pending.load(Ordering::SeqCst)
-    }
-
-    /// Reads or mutates the live data (e.g. to change projects between scrapes). Projects are
-    /// re-sorted by id afterwards if the closure left them out of order.
-    ///
-    /// Editing a project's `merge_requests` counts here models a change no signal can see: the
-    /// listings follow, but no merge request's `updated_at` moves (a removal leaves no trace; an
-    /// addition is dated before [`HISTORY_HORIZON`]). Use
-    /// [`change_merge_request`](Self::change_merge_request) for visible changes.
-    pub fn with_instance<R>(&self, f: impl FnOnce(&mut Instance) -> R) -> R {
-        let mut live = self.shared.live();
-        let result = f(&mut live.instance);
-        live.instance.sort_projects();
-        live.instance.reconcile_changes();
-        result
-    }
-
-    /// The fake's clock (Unix seconds): the host's time plus the offset. It dates every answer
-    /// (`Date`) and every change.
-    pub fn now(&self) -> i64 {
-        self.shared.now()
-    }
-
-    /// Sets the fake's clock to the host's time plus `seconds` (e.g. -600: GitLab's clock is
-    /// 10 minutes behind the host's). Default 0.
-    pub fn set_clock_offset(&self, seconds: i64) {
-        self.shared.clock_offset.store(seconds, Ordering::SeqCst);
-    }
-
-    /// Changes one merge request of a project, stamped with the fake's clock; see
-    /// [`Instance::change_merge_request`]. False (nothing changed) when the change is impossible.
-    pub fn change_merge_request(&self, project_id: u64, change: MergeRequestChange) -> bool {
-        let now = self.now();
-        let mut live = self.shared.live();
-        live.instance.change_merge_request(project_id, change, now)
-    }
-
-    /// Pushes `commits` commits to a project's default branch, stamped with the fake's clock;
-    /// see [`Instance::push`]. Head SHA, commits list, `sequence` and `statistics.commit_count`
-    /// follow at once (real GitLab refreshes `statistics` up to ~15 minutes later), and
-    /// `last_activity_at` moves to now only if it is at least an hour old. False (nothing
-    /// changed) for an unknown or archived project, or 0 commits.
-    pub fn push(&self, project_id: u64, commits: u64) -> bool {
-        let now = self.now();
-        let mut live = self.shared.live();
-        live.instance.push(project_id, commits, now)
-    }
-
-    /// The project is still returned by the next project listing (`/projects` or
-    /// `/groups/:id/projects`) that includes it, then deleted right after that listing is
-    /// answered, so its detail calls get 404.
-    pub fn vanish_after_listing(&self, project_id: u64) {
-        self.shared.live().vanishing.insert(project_id);
-    }
-
     /// Stops accepting, lets in-flight (and held) requests finish for up to 2 s, then closes
-    /// every connection. Requests hung by [`Faults::hang`] are dropped at once, unanswered.
+    /// every connection. Requests hung by a fault (`Faults::hang`) are dropped at once,
+    /// unanswered.
     pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -454,8 +326,8 @@ async fn run(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiv
         }
     }
     drop(listener);
-    shared.held.send_replace(false);
-    shared.faults.close();
+    #[cfg(feature = "faults")]
+    shared.hooks.close();
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
@@ -469,108 +341,51 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// The service's error: hyper then closes the connection without an answer.
-#[derive(Debug)]
-struct Dropped;
+/// What the server keeps of a request.
+struct Asked {
+    method: String,
+    /// Raw path, still percent-encoded.
+    path: String,
+    /// Raw query string.
+    query: Option<String>,
+    /// From `PRIVATE-TOKEN` or `Authorization: Bearer`.
+    token: Option<String>,
+    #[cfg(feature = "faults")]
+    user_agent: Option<String>,
+}
 
-impl std::fmt::Display for Dropped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by an injected fault")
+impl Asked {
+    fn of(req: &Request<Incoming>) -> Asked {
+        let headers = req.headers();
+        Asked {
+            method: req.method().as_str().to_string(),
+            path: req.uri().path().to_string(),
+            query: req.uri().query().map(str::to_string),
+            token: api::token_from_headers(
+                headers.get("private-token").map(HeaderValue::as_bytes),
+                headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            ),
+            #[cfg(feature = "faults")]
+            user_agent: headers
+                .get(hyper::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        }
     }
 }
 
-impl std::error::Error for Dropped {}
-
-/// One request: count, hold, latency, faults, then answer under the lock.
+/// One request: latency, then the answer under the lock (with the `faults` feature,
+/// `hooks::serve` counts, holds and injects faults too).
+#[cfg(not(feature = "faults"))]
 async fn serve(
     req: Request<Incoming>,
     shared: Arc<Shared>,
-) -> Result<Response<Full<Bytes>>, Dropped> {
-    let method = req.method().as_str().to_string();
-    let path = if shared.faults.normalizes_paths() {
-        api::remove_dot_segments(req.uri().path())
-    } else {
-        req.uri().path().to_string()
-    };
-    let query = req.uri().query().map(str::to_string);
-    let headers = req.headers();
-    let token = api::token_from_headers(
-        headers.get("private-token").map(HeaderValue::as_bytes),
-        headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
-    );
-    let user_agent = headers
-        .get(hyper::header::USER_AGENT)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let asked = Asked::of(&req);
     drop(req);
-
-    let endpoint = Endpoint::parse(&path);
-    shared.counts[endpoint.route().index()].fetch_add(1, Ordering::SeqCst);
-    if let Some(agent) = user_agent {
-        let mut agents = shared.user_agents.lock().unwrap_or_else(|e| e.into_inner());
-        if !agents.contains(&agent) {
-            agents.insert(agent);
-        }
-    }
-    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let _in_flight = CountGuard(&shared.in_flight);
-    shared.wait_while_held().await;
-    let latency = Duration::from_nanos(shared.latency_nanos.load(Ordering::SeqCst));
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let path_and_query = match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.clone(),
-    };
-    let (malformed, endless, corruptions, counted) = match shared
-        .faults
-        .verdict(endpoint.route(), &path_and_query, token.as_deref())
-        .await
-    {
-        Verdict::Answer {
-            malformed,
-            endless,
-            corrupt,
-            counted,
-        } => (
-            malformed,
-            endless.then(|| faults::Endless::ask(query.as_deref())),
-            corrupt,
-            counted,
-        ),
-        Verdict::Drop => return Err(Dropped),
-        Verdict::Reply(reply) => return Ok(into_response(reply, shared.now())),
-    };
+    let endpoint = Endpoint::parse(&asked.path);
+    shared.wait_latency().await;
     let now = shared.now();
-    let asked = match &endless {
-        Some((asked, _)) => asked.as_deref(),
-        None => query.as_deref(),
-    };
-    let request = ApiRequest {
-        method: &method,
-        path: &path,
-        query: asked,
-        token: token.as_deref(),
-        now: u64::try_from(now).unwrap_or(0),
-    };
-    let mut reply = api::respond(
-        &mut shared.live(),
-        &shared.limiter,
-        &shared.url,
-        &request,
-        &endpoint,
-    );
-    if let Some((_, endless)) = &endless {
-        reply = endless.rewrite(reply, &shared.url, query.as_deref(), &shared.faults);
-    }
-    reply = faults::corrupt(reply, &path, &corruptions);
-    if let Some(bad) = malformed.and_then(|kind| faults::malform(&reply, &kind)) {
-        if !counted {
-            shared.faults.count();
-        }
-        reply = bad;
-    }
+    let reply = shared.answer(&asked, asked.query.as_deref(), &endpoint, now);
     Ok(into_response(reply, now))
 }
 
@@ -581,7 +396,7 @@ fn into_response(reply: Reply, now: i64) -> Response<Full<Bytes>> {
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-    if let Ok(date) = HeaderValue::from_str(&time::http_date(now)) {
+    if let Ok(date) = HeaderValue::from_str(&dates::http_date(now)) {
         h.insert(DATE, date);
     }
     for (name, value) in reply.headers {
@@ -618,6 +433,8 @@ mod tests {
         pub(super) status: u16,
         pub(super) headers: Vec<(String, String)>,
         pub(super) body: String,
+        /// Read by the tests of `faults` (bodies that are not UTF-8).
+        #[cfg_attr(not(feature = "faults"), allow(dead_code))]
         pub(super) bytes: Vec<u8>,
     }
 
@@ -679,6 +496,7 @@ mod tests {
 
         /// Sends a request and expects the server to close (or reset) the connection without
         /// sending a single byte. False when bytes arrive instead.
+        #[cfg(feature = "faults")]
         pub(super) async fn send_expecting_close(
             &mut self,
             method: &str,
@@ -820,22 +638,26 @@ mod tests {
             200
         );
 
-        assert_eq!(fake.requests("/projects"), 2);
-        assert_eq!(fake.requests("/user"), 1);
-        assert_eq!(fake.requests("unknown"), 1);
-        assert_eq!(
-            fake.requests("/projects/:id/repository/branches/:branch"),
-            1
-        );
-        assert_eq!(fake.total_requests(), 6);
-        assert_eq!(fake.requests_by_route().len(), 5);
-        fake.reset_counts();
-        assert_eq!(fake.total_requests(), 0);
+        #[cfg(feature = "faults")]
+        {
+            assert_eq!(fake.requests("/projects"), 2);
+            assert_eq!(fake.requests("/user"), 1);
+            assert_eq!(fake.requests("unknown"), 1);
+            assert_eq!(
+                fake.requests("/projects/:id/repository/branches/:branch"),
+                1
+            );
+            assert_eq!(fake.total_requests(), 6);
+            assert_eq!(fake.requests_by_route().len(), 5);
+            fake.reset_counts();
+            assert_eq!(fake.total_requests(), 0);
+        }
         fake.shutdown().await;
     }
 
+    #[cfg(feature = "faults")]
     #[tokio::test]
-    async fn hold_release_and_latency() {
+    async fn hold_and_release() {
         let fake = Arc::new(FakeGitlab::start(Instance::demo()).await.expect("start"));
         fake.hold();
         let f2 = Arc::clone(&fake);
@@ -851,13 +673,18 @@ mod tests {
         fake.release();
         assert_eq!(waiting.await.ok(), Some(200));
         assert_eq!(fake.pending(), 0);
+    }
 
+    #[tokio::test]
+    async fn latency_delays_every_answer() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
         fake.set_latency(Duration::from_millis(60));
         let t0 = std::time::Instant::now();
         assert_eq!(get(&fake, "/api/v4/user").await.status, 200);
         assert!(t0.elapsed() >= Duration::from_millis(60));
     }
 
+    #[cfg(feature = "faults")]
     #[tokio::test]
     async fn vanishing_project_is_listed_once_then_gone() {
         let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
@@ -882,8 +709,9 @@ mod tests {
 
     #[tokio::test]
     async fn rate_limit_answers_429() {
-        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
-        fake.with_instance(|i| i.rate_limit_per_minute = Some(2));
+        let mut instance = Instance::demo();
+        instance.rate_limit_per_minute = Some(2);
+        let fake = FakeGitlab::start(instance).await.expect("start");
         let ok = get(&fake, "/api/v4/version").await;
         assert_eq!(
             ok.header("ratelimit-name"),
@@ -914,15 +742,17 @@ mod tests {
     }
 
     /// The `Date` header as Unix seconds (checked by formatting candidates around `near`).
+    #[cfg(feature = "faults")]
     pub(super) fn date_of(a: &Answer, near: i64) -> Option<i64> {
         let date = a.header("date")?;
-        (near - 5..=near + 5).find(|t| time::http_date(*t) == date)
+        (near - 5..=near + 5).find(|t| dates::http_date(*t) == date)
     }
 
+    #[cfg(feature = "faults")]
     #[tokio::test]
     async fn date_header_follows_the_fake_clock() {
         let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
-        let host = i64::try_from(time::now_unix()).unwrap_or(0);
+        let host = dates::now_unix();
         assert!((fake.now() - host).abs() <= 1);
         let a = get(&fake, "/api/v4/version").await;
         assert!(date_of(&a, host).is_some(), "{:?}", a.header("date"));
@@ -948,6 +778,7 @@ mod tests {
         assert!(date_of(&a, host - 600).is_some(), "errors carry Date too");
     }
 
+    #[cfg(feature = "faults")]
     #[tokio::test]
     async fn changes_are_stamped_with_the_fake_clock() {
         let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
@@ -958,7 +789,7 @@ mod tests {
         let window = |id: &str| {
             format!(
                 "/api/v4/groups/{id}/merge_requests?state=all&scope=all&updated_after={}&non_archived=false&view=simple&per_page=100",
-                time::rfc3339_z(since)
+                dates::rfc3339_z(since)
             )
         };
         assert_eq!(
@@ -986,7 +817,7 @@ mod tests {
                 && changed.contains(&(88, "closed".to_string()))
         );
         let stamp = a.json()[0]["updated_at"].as_str().unwrap_or("").to_string();
-        let stamped = (since..=since + 5).any(|t| time::rfc3339_z(t) == stamp);
+        let stamped = (since..=since + 5).any(|t| dates::rfc3339_z(t) == stamp);
         assert!(stamped, "{stamp} is on the fake clock (host - 600 s)");
         assert_eq!(fake.requests("/groups/:id/merge_requests"), 2);
 
@@ -994,7 +825,7 @@ mod tests {
         assert!(fake.change_merge_request(2, MergeRequestChange::Open));
         let own = format!(
             "/api/v4/projects/2/merge_requests?state=all&updated_after={}&view=simple&per_page=1",
-            time::rfc3339_z(since)
+            dates::rfc3339_z(since)
         );
         assert_eq!(get(&fake, &own).await.header("x-total"), Some("1"));
 

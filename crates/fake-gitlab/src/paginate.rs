@@ -1,6 +1,6 @@
 //! Query-string parsing, offset and keyset page selection, and GitLab's pagination headers (`X-*`, `Link`).
 
-use super::time::parse_datetime;
+use super::dates::{Timestamps, parse_datetime};
 
 /// `per_page` when missing or not positive.
 pub(crate) const DEFAULT_PER_PAGE: u64 = 20;
@@ -86,14 +86,26 @@ impl Query {
             .transpose()
     }
 
-    /// A Grape `DateTime` parameter as an inclusive bound in whole seconds: a lower bound
-    /// (`*_after`, `>=`) rounds a fraction up, an upper bound (`*_before`, `<=`) down.
-    pub(crate) fn datetime(&self, key: &str, lower: bool) -> Result<Option<i64>, BadParam> {
+    /// A Grape `DateTime` parameter as an inclusive bound in whole seconds of the times the
+    /// instance writes (`stamps`: second `s` is written as `s` plus its milliseconds): a lower
+    /// bound (`*_after`, `>=`) keeps its own second when the time written in that second is
+    /// not earlier than the bound, an upper bound (`*_before`, `<=`) when it is not later.
+    pub(crate) fn datetime(
+        &self,
+        key: &str,
+        lower: bool,
+        stamps: Timestamps,
+    ) -> Result<Option<i64>, BadParam> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        let (secs, fraction) = parse_datetime(v).ok_or_else(|| BadParam::invalid(key))?;
-        Ok(Some(if lower && fraction { secs + 1 } else { secs }))
+        let (secs, nanos) = parse_datetime(v).ok_or_else(|| BadParam::invalid(key))?;
+        let written = u32::from(stamps.millis(secs)) * 1_000_000;
+        Ok(Some(match lower {
+            true if written < nanos => secs + 1,
+            false if written > nanos => secs - 1,
+            _ => secs,
+        }))
     }
 
     /// A parameter restricted to `allowed` values.
@@ -351,18 +363,18 @@ pub(crate) enum KeysetOrder {
     Desc,
 }
 
-/// The keyset `Link` header: only `rel="next"`, and only when the page came back full
-/// (GitLab's pager marks the end when fewer than `per_page` records were loaded).
+/// The keyset `Link` header: only `rel="next"`, after the page's last record, on every page with
+/// a record, short ones included (`Gitlab::Pagination::Keyset::Pager#apply_headers` returns only
+/// when the page is empty): a walk ends on an empty page, which has none.
 pub(crate) fn keyset_headers(
     q: &Query,
     base: &str,
     path: &str,
     order: KeysetOrder,
-    per_page: u64,
     page_ids: &[u64],
 ) -> Vec<(&'static str, String)> {
     match page_ids.last() {
-        Some(last) if page_ids.len() as u64 >= per_page => {
+        Some(last) => {
             let key = match order {
                 KeysetOrder::Asc => "id_after",
                 KeysetOrder::Desc => "id_before",
@@ -539,9 +551,9 @@ mod tests {
     }
 
     #[test]
-    fn keyset_link_only_when_page_is_full() {
+    fn keyset_link_on_every_page_but_an_empty_one() {
         let q = Query::parse(Some("pagination=keyset&per_page=2&order_by=id&sort=asc"));
-        let h = keyset_headers(&q, BASE, "/api/v4/projects", KeysetOrder::Asc, 2, &[5, 9]);
+        let h = keyset_headers(&q, BASE, "/api/v4/projects", KeysetOrder::Asc, &[5, 9]);
         assert_eq!(
             h,
             vec![(
@@ -553,10 +565,14 @@ mod tests {
         let q = Query::parse(Some(
             "pagination=keyset&order_by=id&sort=desc&id_before=9&per_page=2",
         ));
-        let h = keyset_headers(&q, BASE, "/p", KeysetOrder::Desc, 2, &[7, 3]);
+        let h = keyset_headers(&q, BASE, "/p", KeysetOrder::Desc, &[7, 3]);
         assert!(h[0].1.contains("sort=desc&id_before=3&per_page=2"));
-        assert!(keyset_headers(&q, BASE, "/p", KeysetOrder::Desc, 2, &[1]).is_empty());
-        assert!(keyset_headers(&q, BASE, "/p", KeysetOrder::Asc, 2, &[]).is_empty());
+        let short = keyset_headers(&q, BASE, "/p", KeysetOrder::Desc, &[1]);
+        assert!(
+            short[0].1.contains("sort=desc&id_before=1&per_page=2"),
+            "{short:?}"
+        );
+        assert!(keyset_headers(&q, BASE, "/p", KeysetOrder::Asc, &[]).is_empty());
     }
 
     #[test]
@@ -575,11 +591,35 @@ mod tests {
         let q = Query::parse(Some(
             "a=2026-11-20T10:15:00.5Z&b=2026-11-20T11:15:00%2B01:00&c=soon",
         ));
-        assert_eq!(q.datetime("a", true), Ok(Some(1_795_169_701)));
-        assert_eq!(q.datetime("a", false), Ok(Some(1_795_169_700)));
-        assert_eq!(q.datetime("b", true), Ok(Some(1_795_169_700)));
-        assert_eq!(q.datetime("c", true), Err(BadParam("c is invalid".into())));
-        assert_eq!(q.datetime("d", true), Ok(None));
+        let utc = Timestamps::default();
+        assert_eq!(q.datetime("a", true, utc), Ok(Some(1_795_169_701)));
+        assert_eq!(q.datetime("a", false, utc), Ok(Some(1_795_169_700)));
+        assert_eq!(q.datetime("b", true, utc), Ok(Some(1_795_169_700)));
+        assert_eq!(
+            q.datetime("c", true, utc),
+            Err(BadParam("c is invalid".into()))
+        );
+        assert_eq!(q.datetime("d", true, utc), Ok(None));
+        // With milliseconds: second `s` is written `s.mmm`; a bound compares with that.
+        let ms = Timestamps::self_managed(0);
+        let t = 1_795_169_700;
+        let m = ms.millis(t);
+        assert!(m > 0 && m < 999, "{m}");
+        for (bound, lower, expected) in [
+            (format!("2026-11-20T10:15:00.{m:03}Z"), true, t),
+            (format!("2026-11-20T10:15:00.{:03}Z", m + 1), true, t + 1),
+            (format!("2026-11-20T10:15:00.{m:03}Z"), false, t),
+            (format!("2026-11-20T10:15:00.{:03}Z", m - 1), false, t - 1),
+            ("2026-11-20T10:15:00Z".to_owned(), true, t),
+            ("2026-11-20T10:15:00Z".to_owned(), false, t - 1),
+        ] {
+            let q = Query::parse(Some(&format!("x={bound}")));
+            assert_eq!(
+                q.datetime("x", lower, ms),
+                Ok(Some(expected)),
+                "{bound} {lower}"
+            );
+        }
         assert_eq!(
             Query::parse(Some("s=up")).choice("s", &["asc", "desc"]),
             Err(BadParam("s does not have a valid value".into()))

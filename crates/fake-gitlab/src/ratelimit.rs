@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use super::time::http_date;
+use super::dates::http_date;
 
 /// Outcome of admitting one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
