@@ -149,11 +149,12 @@ async fn run(settings: Settings) {
     }
 }
 
-/// The calls the metrics need: one listing page per 100 projects, and per project the four
+/// The calls the metrics need: one listing page per 100 projects and the empty page that ends a
+/// keyset walk (GitLab links a next page from every page with a project), and per project the four
 /// merge-request counts when its merge requests are enabled (statistics are visible in a
 /// generated instance, so commits cost nothing).
 fn lower_bound_calls(instance: &Instance) -> u64 {
-    let pages = instance.projects.len().div_ceil(100) as u64;
+    let pages = instance.projects.len().div_ceil(100) as u64 + 1;
     let merge_requests = instance
         .projects
         .iter()
