@@ -4,13 +4,14 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use serde_json::{Map, Value, json};
 
+use super::changes::has_history;
+use super::common::splitmix64;
 use super::dates::Timestamps;
 #[cfg(test)]
 use super::dates::{rfc3339_offset, rfc3339_z};
-use super::history::{Mr, MrFilter, MrOrder, MrState, has_history};
+use super::history::{Mr, MrFilter, MrOrder, MrState};
 use super::instance::{
     FakeGroup, FakeProject, Instance, Namespace, Role, USER_ID, USER_NAMESPACE_ID, Visibility,
-    splitmix64,
 };
 use super::paginate::{
     BadParam, KeysetOrder, OffsetPage, PageRequest, Query, decode_component, keyset_headers,
@@ -1313,8 +1314,8 @@ fn version(ctx: &Ctx<'_>) -> Result<Reply, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::common::MergeRequestCounts;
     use crate::history::{HISTORY_HORIZON, MergeRequestChange};
-    use crate::instance::MergeRequestCounts;
 
     const URL: &str = "http://127.0.0.1:1";
 

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use time::format_description::BorrowedFormatItem;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
-use super::instance::splitmix64;
+use super::common::splitmix64;
 
 /// How an instance writes its times (`created_at`, `last_activity_at`, merge request and commit
 /// times). The default is gitlab.com's: UTC, whole seconds written `.000`.

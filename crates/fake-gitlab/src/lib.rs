@@ -2,11 +2,15 @@
 //! the integration tests, the benchmarks and `--demo` mode. This file owns the public handle
 //! ([`FakeGitlab`]) and the server loop.
 //!
-//! Layout: `instance` (data model, demo and generated instances), `history` (changes on top of
-//! the synthesised data, and the merge request model), `api` (routing, permissions, endpoint
-//! handlers), `paginate` (offset and keyset pagination, headers), `ratelimit` (`RateLimit-*` and
-//! 429), `dates` (timestamps written and read), and with the `faults` feature `hooks` (the test
-//! hooks below) and `faults` (fault injection).
+//! Layout: `common` (small shared items: the built-in instances' "now", commit spacing, merge
+//! request counts, the splitmix64 mixer), `history` (the merge request model: synthesised merge
+//! requests and the changes recorded on top), `instance` (data model, demo and generated
+//! instances), `changes` (the change API on projects: merge request events, pushes, direct count
+//! edits), `api` (routing, permissions, endpoint handlers), `paginate` (offset and keyset
+//! pagination, headers), `ratelimit` (`RateLimit-*` and 429), `dates` (timestamps written and
+//! read), and with the `faults` feature `hooks` (the test hooks below) and `faults` (fault
+//! injection). The merge request data flows one way: `history` knows no project, `instance` holds
+//! a project's history, and `changes` works on both.
 //!
 //! # The `faults` feature
 //!
@@ -107,6 +111,8 @@
 //! otherwise ([`Timestamps::self_managed`]: a zone offset and real milliseconds).
 
 mod api;
+mod changes;
+mod common;
 mod dates;
 #[cfg(feature = "faults")]
 mod faults;
@@ -117,13 +123,12 @@ mod instance;
 mod paginate;
 mod ratelimit;
 
+pub use common::MergeRequestCounts;
 pub use dates::Timestamps;
 #[cfg(feature = "faults")]
 pub use faults::{Corruption, Faults, Malformed};
 pub use history::{HISTORY_HORIZON, MergeRequestChange};
-pub use instance::{
-    FakeGroup, FakeProject, Instance, MergeRequestCounts, Namespace, Role, Storage, Visibility,
-};
+pub use instance::{FakeGroup, FakeProject, Instance, Namespace, Role, Storage, Visibility};
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
