@@ -38,6 +38,11 @@
 //! connection. A plain answer larger than that (`--projects 5000`: about 10 MB) keeps hyper
 //! writing, and nothing times out a write that makes no progress.
 //!
+//! The exporter runs with `--web.max-connections` above the attack's connections: at its cap
+//! (512 by default) the exporter closes the connection idle the longest to make room, which
+//! would end keep-alive flood connections between two requests and slowloris or idle ones
+//! before their header read timeout; benches/hardening.rs measures the cap.
+//!
 //! The machine is shared by the exporter, the fake GitLab and the attackers' threads: under
 //! attack, the well-behaved scraper's latency is mostly its share of the CPU. The table
 //! compares it with the flood's own mean time per answer (Little's law).
@@ -137,6 +142,13 @@ impl Settings {
     /// Connections the attack holds at once.
     fn attack_connections(&self) -> usize {
         self.scrapers + self.slow_readers + self.slowloris + self.idle
+    }
+
+    /// The exporter's `--web.max-connections`: room for the whole attack and the well-behaved
+    /// scraper, so that what is measured is the timeouts, not the cap (benches/hardening.rs
+    /// measures the cap).
+    fn max_connections(&self) -> usize {
+        self.attack_connections() + FD_RESERVE
     }
 }
 
@@ -289,13 +301,22 @@ fn run(
     runtime: &tokio::runtime::Handle,
 ) -> (String, bool) {
     let own_limit = open_files_limit("self");
-    let needed = settings.attack_connections() + FD_RESERVE;
+    let needed = settings.max_connections();
     assert!(
         needed <= own_limit,
         "the attack needs {needed} file descriptors, the limit (ulimit -n) is {own_limit}: \
          raise it or lower --slowloris/--idle/--scrapers/--slow-readers"
     );
-    let exporter = Exporter::start(gitlab, &["--cache.ttl", "10m"]);
+    let max_connections = settings.max_connections().to_string();
+    let exporter = Exporter::start(
+        gitlab,
+        &[
+            "--cache.ttl",
+            "10m",
+            "--web.max-connections",
+            &max_connections,
+        ],
+    );
     let pid = exporter.pid();
     let exporter_limit = open_files_limit(&pid.to_string());
     assert!(
@@ -1234,7 +1255,8 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "Attack: {} flood scrapers (keep-alive), {} slow readers ({} B / {} ms, SO_RCVBUF {}), \
-             {} slowloris (1 B / {} ms), {} idle; {:.0} s. File descriptor limits: bench {}, exporter {}.\n",
+             {} slowloris (1 B / {} ms), {} idle; {:.0} s. File descriptor limits: bench {}, exporter {}; \
+             --web.max-connections {}.\n",
             s.scrapers,
             s.slow_readers,
             s.slow_read_bytes,
@@ -1246,6 +1268,7 @@ impl Report<'_> {
             s.attack.as_secs_f64(),
             self.limits.0,
             self.limits.1,
+            s.max_connections(),
         );
 
         // Well-behaved scraper.
