@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench load
+//! cargo bench --bench load -- --help
 //! cargo bench --bench load -- --slowloris 500 --idle 200 --scrapers 64 --slow-readers 32
 //! cargo bench --bench load -- --projects 1000 --baseline-secs 5 --attack-secs 15 --release-secs 25
 //! cargo bench --bench load -- --projects 5000 --scrapers 4 --slowloris 0 --idle 0 --attack-secs 5 --release-secs 40
@@ -32,11 +33,37 @@
 //! timeout, attack connections still held at the end of the release window, file descriptors
 //! not back to the baseline).
 //!
+//! **HTTP clients.** Requests that are well-formed and read promptly, those of the well-behaved
+//! scraper and of the flood, go through ureq, the exporter's own HTTP client: an agent without
+//! keep-alive for the well-behaved scraper (`Connection: close`, a new connection per scrape),
+//! one with a keep-alive connection per flood scraper. Their connections are opened by the
+//! bench's [`Dialer`] and carried by its [`Socket`] (ureq's pluggable transport, from its
+//! `unversioned` API, pinned by Cargo.lock), which register the client port (the monitor tells
+//! the exporter's connections apart by it) and note what ureq does not tell: how long connecting
+//! took, when the first and the last byte of the answer arrived, its size on the wire and its
+//! `Content-Encoding`. ureq inflates every gzip answer as it is read; the well-behaved
+//! scraper's socket reads each answer whole before ureq inflates it, so that a scrape's time is
+//! the exporter's, but the flood's threads pay for inflating theirs (about 2 MB each at 1,000
+//! projects), CPU that the machine's two cores then lack for the exporter. Raw sockets remain
+//! only where the attack is to misbehave in ways an HTTP client cannot:
+//!
+//! - slow readers: the receive buffer is shrunk before connecting and the answer is taken off
+//!   the socket a few hundred bytes per interval, then not at all while the connection stays
+//!   open; a client reads into buffers of its own as fast as the kernel delivers;
+//! - slowloris: a request head sent a byte every `--slowloris-interval-ms` and never finished;
+//!   a client writes a request whole;
+//! - idle: connections that send nothing at all, held open; a client connects only to send.
+//!
 //! A stalled reader is only released by the exporter if the whole answer fits the kernel's
 //! socket buffers (on loopback up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default): hyper
 //! then considers the answer sent and the keep-alive wait (the header read timeout) ends the
 //! connection. A plain answer larger than that (`--projects 5000`: about 10 MB) keeps hyper
 //! writing, and nothing times out a write that makes no progress.
+//!
+//! The exporter runs with `--web.max-connections` above the attack's connections: at its cap
+//! (512 by default) the exporter closes the connection idle the longest to make room, which
+//! would end keep-alive flood connections between two requests and slowloris or idle ones
+//! before their header read timeout; benches/hardening.rs measures the cap.
 //!
 //! The machine is shared by the exporter, the fake GitLab and the attackers' threads: under
 //! attack, the well-behaved scraper's latency is mostly its share of the CPU. The table
@@ -54,89 +81,108 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::Exporter;
 use fake_gitlab::{FakeGitlab, Instance};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, Transport,
+};
 
 /// The header read timeout of src/server.rs.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// What Prometheus sends.
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-/// How long a well-behaved or flood request may take before it counts as an error.
+/// How long a well-behaved or flood request may wait to connect, or for a byte to be taken or to
+/// arrive, before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// File descriptors kept in reserve beyond the attack's connections (both processes).
 const FD_RESERVE: usize = 64;
 
-/// Benchmark settings from the command line.
-#[derive(Debug, Clone)]
+/// Load benchmark of the exporter: a well-behaved scraper measured before, during and after a
+/// flood of keep-alive scrapers, slow readers, slowloris and idle connections (benches/load.rs).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "load", bin_name = "cargo bench --bench load --")]
 struct Settings {
+    /// Generated projects the fake GitLab serves.
+    #[arg(long, value_name = "N", default_value = "1000", value_parser = count)]
     projects: usize,
+    /// Keep-alive connections scraping back to back during the attack.
+    #[arg(long, value_name = "N", default_value = "64", value_parser = count)]
     scrapers: usize,
+    /// Connections reading plain /metrics slowly during the attack, stalled after it.
+    #[arg(long, value_name = "N", default_value = "32", value_parser = count)]
     slow_readers: usize,
+    /// Connections sending an endless request head, a byte per --slowloris-interval-ms.
+    #[arg(long, value_name = "N", default_value = "500", value_parser = count)]
     slowloris: usize,
+    /// Connections sending nothing.
+    #[arg(long, value_name = "N", default_value = "200", value_parser = count)]
     idle: usize,
+    /// How long the well-behaved scraper measures before the attack.
+    #[arg(long = "baseline-secs", value_name = "SECONDS", default_value = "5", value_parser = secs)]
     baseline: Duration,
+    /// How long the attack lasts.
+    #[arg(long = "attack-secs", value_name = "SECONDS", default_value = "15", value_parser = secs)]
     attack: Duration,
+    /// Longest wait, after the attack, for the exporter to close the attack's connections.
+    #[arg(long = "release-secs", value_name = "SECONDS", default_value = "25", value_parser = secs)]
     release: Duration,
+    /// Bytes a slow reader takes off its socket per read.
+    #[arg(long, value_name = "BYTES", default_value = "300", value_parser = positive)]
     slow_read_bytes: usize,
+    /// Pause before each read of a slow reader.
+    #[arg(long = "slow-read-interval-ms", value_name = "MS", default_value = "100", value_parser = millis)]
     slow_read_interval: Duration,
+    /// Receive buffer (SO_RCVBUF) of a slow reader's socket; 0 keeps the system's.
+    #[arg(long, value_name = "BYTES", default_value = "4096", value_parser = count)]
     slow_rcvbuf: usize,
+    /// Pause between two bytes of a slowloris request head.
+    #[arg(long = "slowloris-interval-ms", value_name = "MS", default_value = "2000", value_parser = millis)]
     slowloris_interval: Duration,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A count, `_` allowed between digits (`10_000`).
+fn count(value: &str) -> Result<usize, String> {
+    value
+        .replace('_', "")
+        .parse()
+        .map_err(|e| format!("not a count: {e}"))
+}
+
+/// A count of at least 1.
+fn positive(value: &str) -> Result<usize, String> {
+    match count(value)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// Seconds, fractions allowed.
+fn secs(value: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value.parse().map_err(|e| format!("not seconds: {e}"))?)
+        .map_err(|e| e.to_string())
+}
+
+/// Whole milliseconds.
+fn millis(value: &str) -> Result<Duration, String> {
+    Ok(Duration::from_millis(count(value)? as u64))
 }
 
 impl Settings {
-    fn from_args() -> Settings {
-        let mut s = Settings {
-            projects: 1_000,
-            scrapers: 64,
-            slow_readers: 32,
-            slowloris: 500,
-            idle: 200,
-            baseline: Duration::from_secs(5),
-            attack: Duration::from_secs(15),
-            release: Duration::from_secs(25),
-            slow_read_bytes: 300,
-            slow_read_interval: Duration::from_millis(100),
-            slow_rcvbuf: 4096,
-            slowloris_interval: Duration::from_secs(2),
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let number = |v: &str| -> usize {
-            v.replace('_', "")
-                .parse()
-                .unwrap_or_else(|_| panic!("not a number: {v:?}"))
-        };
-        let secs = |v: &str| Duration::from_secs_f64(v.parse().expect("seconds"));
-        let millis = |v: &str| Duration::from_millis(number(v) as u64);
-        let mut i = 0;
-        while i < args.len() {
-            let value = args.get(i + 1).map(String::as_str).unwrap_or("");
-            match args[i].as_str() {
-                "--projects" => s.projects = number(value),
-                "--scrapers" => s.scrapers = number(value),
-                "--slow-readers" => s.slow_readers = number(value),
-                "--slowloris" => s.slowloris = number(value),
-                "--idle" => s.idle = number(value),
-                "--baseline-secs" => s.baseline = secs(value),
-                "--attack-secs" => s.attack = secs(value),
-                "--release-secs" => s.release = secs(value),
-                "--slow-read-bytes" => s.slow_read_bytes = number(value).max(1),
-                "--slow-read-interval-ms" => s.slow_read_interval = millis(value),
-                "--slow-rcvbuf" => s.slow_rcvbuf = number(value),
-                "--slowloris-interval-ms" => s.slowloris_interval = millis(value),
-                // cargo bench passes --bench; ignore anything else.
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        }
-        s
-    }
-
     /// Connections the attack holds at once.
     fn attack_connections(&self) -> usize {
         self.scrapers + self.slow_readers + self.slowloris + self.idle
+    }
+
+    /// The exporter's `--web.max-connections`: room for the whole attack and the well-behaved
+    /// scraper, so that what is measured is the timeouts, not the cap (benches/hardening.rs
+    /// measures the cap).
+    fn max_connections(&self) -> usize {
+        self.attack_connections() + FD_RESERVE
     }
 }
 
@@ -198,7 +244,7 @@ impl Ports {
 }
 
 fn main() {
-    let settings = Settings::from_args();
+    let settings = Settings::parse();
     // The fake GitLab runs on this runtime; everything else is plain threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -289,13 +335,22 @@ fn run(
     runtime: &tokio::runtime::Handle,
 ) -> (String, bool) {
     let own_limit = open_files_limit("self");
-    let needed = settings.attack_connections() + FD_RESERVE;
+    let needed = settings.max_connections();
     assert!(
         needed <= own_limit,
         "the attack needs {needed} file descriptors, the limit (ulimit -n) is {own_limit}: \
          raise it or lower --slowloris/--idle/--scrapers/--slow-readers"
     );
-    let exporter = Exporter::start(gitlab, &["--cache.ttl", "10m"]);
+    let max_connections = settings.max_connections().to_string();
+    let exporter = Exporter::start(
+        gitlab,
+        &[
+            "--cache.ttl",
+            "10m",
+            "--web.max-connections",
+            &max_connections,
+        ],
+    );
     let pid = exporter.pid();
     let exporter_limit = open_files_limit(&pid.to_string());
     assert!(
@@ -309,9 +364,12 @@ fn run(
 
     // Warm the cache (one collection) and both encodings.
     let started = Instant::now();
-    let warm = scrape_once(addr, true).expect("warm-up scrape").bytes;
+    let warmup = Scraper::new(addr, 0);
+    let warm = warmup.scrape(true).expect("warm-up scrape").bytes;
     let cold = started.elapsed();
-    scrape_once(addr, false).expect("warm-up scrape without gzip");
+    warmup.scrape(false).expect("warm-up scrape without gzip");
+    // Room for a whole gzip answer: it is read off the socket before ureq inflates it.
+    let scraper = Scraper::new(addr, warm + (64 << 10));
     eprintln!(
         "cache warmed in {:.2} s ({} bytes gzip)",
         cold.as_secs_f64(),
@@ -342,7 +400,7 @@ fn run(
 
     eprintln!("baseline: {:?}", settings.baseline);
     let t_baseline = origin.elapsed();
-    let baseline = scrape_for(addr, settings.baseline);
+    let baseline = scraper.scrape_for(settings.baseline);
     let t_attack = origin.elapsed();
 
     eprintln!(
@@ -382,7 +440,7 @@ fn run(
     }
     let cpu_attack_start = cpu_ticks(pid);
     let drops_before = listen_overflows();
-    let under_attack = scrape_for(addr, settings.attack);
+    let under_attack = scraper.scrape_for(settings.attack);
     let attack_cpu = cpu_ticks(pid).saturating_sub(cpu_attack_start);
     let attack_listen_drops = listen_overflows().saturating_sub(drops_before);
     phase.attack_over.store(true, Ordering::Relaxed);
@@ -424,7 +482,7 @@ fn run(
         }
     }
     let t_after = origin.elapsed();
-    let after = scrape_for(addr, Duration::from_secs(2));
+    let after = scraper.scrape_for(Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(300));
     monitor_stop.store(true, Ordering::Relaxed);
     let _ = monitor.join();
@@ -484,174 +542,301 @@ fn samples_between(samples: &Mutex<Vec<Sample>>, from: Duration, to: Duration) -
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP over raw TCP.
+// HTTP through ureq, on connections the bench opens.
 
-/// An answer as far as the benchmark cares.
+/// What one request's connection carried, as the bench's [`Socket`] saw it: ureq hides it (it
+/// drops `Content-Encoding` and `Content-Length` from the answers it decodes).
+#[derive(Debug, Default)]
+struct Wire {
+    /// How long connecting took, if the request opened a connection.
+    connect: Option<Duration>,
+    /// Whether opening a connection failed.
+    connect_failed: bool,
+    /// When the answer's first byte arrived.
+    first_byte: Option<Instant>,
+    /// The answer's head, once complete without its blank line.
+    head: Vec<u8>,
+    head_complete: bool,
+    /// How much of the blank line ending the head the last bytes were (`\r\n\r\n`: 4).
+    blank_line: u8,
+    /// The head's `Content-Length`.
+    content_length: Option<usize>,
+    /// Bytes of the body, as sent (gzip or not).
+    body_bytes: usize,
+    /// When the body's last byte arrived.
+    last_byte: Option<Instant>,
+}
+
+impl Wire {
+    fn received(&mut self, bytes: &[u8]) {
+        let now = Instant::now();
+        self.first_byte.get_or_insert(now);
+        if self.head_complete {
+            self.body_bytes += bytes.len();
+        } else {
+            // Up to the blank line: the head; the rest is body.
+            let end = bytes.iter().position(|&b| {
+                self.blank_line = match (self.blank_line, b) {
+                    (0 | 2, b'\r') | (1 | 3, b'\n') => self.blank_line + 1,
+                    (_, b'\r') => 1,
+                    _ => 0,
+                };
+                self.blank_line == 4
+            });
+            match end {
+                None => self.head.extend_from_slice(bytes),
+                Some(at) => {
+                    self.head.extend_from_slice(&bytes[..=at]);
+                    self.head.truncate(self.head.len() - 4);
+                    self.body_bytes += bytes.len() - at - 1;
+                    self.head_complete = true;
+                    self.content_length =
+                        header(&self.head, "content-length").and_then(|v| v.parse().ok());
+                }
+            }
+        }
+        if self.head_complete && self.content_length.is_some_and(|n| self.body_bytes >= n) {
+            self.last_byte.get_or_insert(now);
+        }
+    }
+
+    /// Whether more bytes of the answer are owed: its head is incomplete, or its body is
+    /// shorter than its `Content-Length`.
+    fn owed(&self) -> bool {
+        !self.head_complete || self.content_length.is_some_and(|n| self.body_bytes < n)
+    }
+}
+
+/// A header's value in an answer's head (the first of that name).
+fn header(head: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(head)
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// ureq's connector for the bench's agents: opens the TCP connection itself, as ureq's own
+/// connector would, and registers its client port under `class` (the monitor tells the
+/// exporter's connections apart by it).
+struct Dialer {
+    class: Option<(Ports, Class)>,
+    wire: Arc<Mutex<Wire>>,
+    read_ahead: bool,
+}
+
+impl std::fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dialer")
+            .field("class", &self.class.as_ref().map(|(_, class)| class))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector for Dialer {
+    type Out = Socket;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Socket>, ureq::Error> {
+        let addr = *details.addrs.first().ok_or(ureq::Error::ConnectionFailed)?;
+        let started = Instant::now();
+        let stream = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT);
+        let mut wire = self.wire.lock().unwrap();
+        wire.connect_failed = stream.is_err();
+        let stream = stream?;
+        wire.connect = Some(started.elapsed());
+        // Set here, not by ureq: a ureq timeout has its resolver spawn a thread per request.
+        stream.set_read_timeout(Some(REQUEST_TIMEOUT))?;
+        stream.set_write_timeout(Some(REQUEST_TIMEOUT))?;
+        if details.config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        if let Some((ports, class)) = &self.class {
+            ports.register(&stream, *class);
+        }
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Socket {
+            stream,
+            buffers,
+            wire: Arc::clone(&self.wire),
+            read_ahead: self.read_ahead,
+        }))
+    }
+}
+
+/// ureq's transport over a [`Dialer`]'s connection, telling the [`Wire`] what arrives (ureq's
+/// own TCP transport cannot be made from a socket opened outside ureq). With `read_ahead`, a
+/// read goes on while the answer owes bytes and ureq's input buffer has room, so that ureq
+/// decodes (inflates) an answer that fits its buffer only once it has all arrived, and the time
+/// of its last byte is the server's, not the bench's.
+#[derive(Debug)]
+struct Socket {
+    stream: TcpStream,
+    buffers: LazyBuffers,
+    wire: Arc<Mutex<Wire>>,
+    read_ahead: bool,
+}
+
+impl Transport for Socket {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if let Some(timeout) = timeout.for_write().not_zero() {
+            self.stream.set_write_timeout(Some(*timeout))?;
+        }
+        self.stream.write_all(&self.buffers.output()[..amount])?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if let Some(timeout) = timeout.for_read().not_zero() {
+            self.stream.set_read_timeout(Some(*timeout))?;
+        }
+        let mut read = 0;
+        loop {
+            let buf = self.buffers.input_append_buf();
+            if buf.is_empty() {
+                break;
+            }
+            let n = match self.stream.read(buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if read == 0 => return Err(e.into()),
+                Err(_) => break,
+            };
+            if n == 0 {
+                break;
+            }
+            self.buffers.input_appended(n);
+            read += n;
+            let input = self.buffers.input();
+            let mut wire = self.wire.lock().unwrap();
+            wire.received(&input[input.len() - n..]);
+            if !self.read_ahead || !wire.owed() {
+                break;
+            }
+        }
+        Ok(read > 0)
+    }
+
+    /// Open while nothing is waiting to be read (an idle keep-alive connection the exporter
+    /// closed reads as the end of the stream).
+    fn is_open(&mut self) -> bool {
+        let mut byte = [0];
+        let _ = self.stream.set_nonblocking(true);
+        let open = matches!(
+            self.stream.read(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        open && self.stream.set_nonblocking(false).is_ok()
+    }
+}
+
+/// A ureq agent for `GET /metrics` on [`Dialer`]'s connections: answers of every status
+/// returned (the caller checks them), no `Accept-Encoding` but the caller's, the sockets'
+/// `REQUEST_TIMEOUT` for every wait, and one idle connection kept for the next request if
+/// `keep_alive`; with `read_ahead`, an input buffer of that many bytes (at least ureq's
+/// default) which its [`Socket`] reads ahead into.
+struct Client {
+    agent: ureq::Agent,
+    wire: Arc<Mutex<Wire>>,
+    url: String,
+}
+
+/// An answer to `GET /metrics` as far as the benchmark cares.
 struct Answer {
-    /// When the first byte of the answer arrived.
+    /// How long connecting took, if the request opened a connection.
+    connect: Option<Duration>,
+    /// When the answer's first byte arrived.
     first_byte: Instant,
+    /// When its last byte arrived.
+    last_byte: Instant,
     status: u16,
+    /// The body, gzip decoded (empty unless asked for).
     body: Vec<u8>,
-    body_len: usize,
-    close: bool,
+    /// The size of the body as sent.
+    wire_bytes: usize,
+    /// Whether the body was sent gzip-encoded.
+    gzip: bool,
 }
 
-fn request_bytes(addr: SocketAddr, gzip: bool, close: bool) -> Vec<u8> {
-    let mut r = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {ACCEPT}\r\n");
-    if gzip {
-        r.push_str("Accept-Encoding: gzip\r\n");
-    }
-    if close {
-        r.push_str("Connection: close\r\n");
-    }
-    r.push_str("\r\n");
-    r.into_bytes()
-}
-
-/// How to read an answer: all at once, or `bytes` at a time with a pause after each read (until
-/// `stop` is raised).
-#[derive(Clone, Copy)]
-enum Pace<'a> {
-    Fast,
-    Slow {
-        bytes: usize,
-        pause: Duration,
-        stop: &'a AtomicBool,
-        read: &'a AtomicU64,
-    },
-}
-
-/// Sends `request` and reads one answer (by its `Content-Length`, or to the end of the stream).
-fn exchange(
-    stream: &mut TcpStream,
-    request: &[u8],
-    keep_body: bool,
-    scratch: &mut [u8],
-    pace: Pace<'_>,
-) -> Result<Answer, String> {
-    stream
-        .write_all(request)
-        .map_err(|e| format!("write: {e}"))?;
-    let read = |stream: &mut TcpStream, buf: &mut [u8]| -> Result<usize, String> {
-        let n = match pace {
-            Pace::Fast => stream.read(buf),
-            Pace::Slow {
-                bytes,
-                pause,
-                stop,
-                read,
-            } => {
-                if stop.load(Ordering::Relaxed) {
-                    return Err("stopped".into());
-                }
-                std::thread::sleep(pause);
-                let limit = bytes.min(buf.len());
-                let n = stream.read(&mut buf[..limit]);
-                if let Ok(n) = n {
-                    read.fetch_add(n as u64, Ordering::Relaxed);
-                }
-                n
-            }
+impl Client {
+    fn new(
+        addr: SocketAddr,
+        class: Option<(Ports, Class)>,
+        keep_alive: bool,
+        read_ahead: Option<usize>,
+    ) -> Client {
+        let wire = Arc::new(Mutex::new(Wire::default()));
+        let dialer = Dialer {
+            class,
+            wire: Arc::clone(&wire),
+            read_ahead: read_ahead.is_some(),
         };
-        n.map_err(|e| format!("read: {e}"))
-    };
-    let mut head = Vec::with_capacity(1024);
-    let mut first_byte = None;
-    let split = loop {
-        let n = read(stream, scratch)?;
-        first_byte.get_or_insert_with(Instant::now);
-        if n == 0 {
-            return Err(format!(
-                "closed after {} bytes of the answer's head",
-                head.len()
-            ));
+        let idle = usize::from(keep_alive);
+        // A request head is small; ureq's default output buffer (128 KiB) would be zeroed for
+        // every connection.
+        let mut config = ureq::Agent::config_builder().output_buffer_size(16 << 10);
+        if let Some(bytes) = read_ahead {
+            config = config.input_buffer_size(bytes.max(128 << 10));
         }
-        let searched_from = head.len().saturating_sub(3);
-        head.extend_from_slice(&scratch[..n]);
-        if let Some(p) = head[searched_from..]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-        {
-            break searched_from + p;
-        }
-        if head.len() > 64 << 10 {
-            return Err("answer head over 64 KiB".into());
-        }
-    };
-    let text = String::from_utf8_lossy(&head[..split]).into_owned();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {text:?}"))?;
-    let mut length = None;
-    let mut close = false;
-    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("content-length") {
-            length = v.parse::<usize>().ok();
-        } else if k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close") {
-            close = true;
-        } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(format!("unexpected Transfer-Encoding: {v}"));
+        let config = config
+            .http_status_as_error(false)
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
+            .max_idle_connections(idle)
+            .max_idle_connections_per_host(idle)
+            .build();
+        Client {
+            agent: ureq::Agent::with_parts(config, dialer, DefaultResolver::default()),
+            wire,
+            url: format!("http://{addr}/metrics"),
         }
     }
-    let leftover = &head[split + 4..];
-    let mut body = Vec::new();
-    if keep_body {
-        body.reserve(length.unwrap_or(0));
-        body.extend_from_slice(leftover);
-    }
-    let mut body_len = leftover.len();
-    match length {
-        Some(length) => {
-            if body_len > length {
-                return Err("more bytes than Content-Length".into());
-            }
-            while body_len < length {
-                let want = (length - body_len).min(scratch.len());
-                let n = read(stream, &mut scratch[..want])?;
-                if n == 0 {
-                    return Err(format!("body cut at {body_len} of {length} bytes"));
-                }
-                if keep_body {
-                    body.extend_from_slice(&scratch[..n]);
-                }
-                body_len += n;
-            }
-        }
-        None => {
-            close = true;
-            loop {
-                let n = read(stream, scratch)?;
-                if n == 0 {
-                    break;
-                }
-                if keep_body {
-                    body.extend_from_slice(&scratch[..n]);
-                }
-                body_len += n;
-            }
-        }
-    }
-    Ok(Answer {
-        first_byte: first_byte.unwrap_or_else(Instant::now),
-        status,
-        body,
-        body_len,
-        close,
-    })
-}
 
-fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let stream =
-        TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(REQUEST_TIMEOUT)))
-        .map_err(|e| format!("socket options: {e}"))?;
-    Ok(stream)
+    /// `GET /metrics` as Prometheus asks for it, with gzip or not, and `Connection: close` if
+    /// `close`; reads the whole answer, and keeps its body if `keep_body`.
+    fn get(&self, gzip: bool, close: bool, keep_body: bool) -> Result<Answer, String> {
+        *self.wire.lock().unwrap() = Wire::default();
+        let mut request = self.agent.get(&self.url).header("Accept", ACCEPT);
+        if gzip {
+            request = request.header("Accept-Encoding", "gzip");
+        }
+        if close {
+            request = request.header("Connection", "close");
+        }
+        let mut response = request.call().map_err(|e| e.to_string())?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        let mut body = Vec::new();
+        let read = if keep_body {
+            reader.read_to_end(&mut body).map(|_| ())
+        } else {
+            std::io::copy(&mut reader, &mut std::io::sink()).map(|_| ())
+        };
+        read.map_err(|e| format!("body: {e}"))?;
+        let wire = std::mem::take(&mut *self.wire.lock().unwrap());
+        Ok(Answer {
+            connect: wire.connect,
+            first_byte: wire.first_byte.unwrap_or_else(Instant::now),
+            last_byte: wire.last_byte.unwrap_or_else(Instant::now),
+            status: response.status().as_u16(),
+            body,
+            wire_bytes: wire.body_bytes,
+            gzip: header(&wire.head, "content-encoding").is_some_and(|v| v == "gzip"),
+        })
+    }
+
+    /// Whether the last request failed to open a connection.
+    fn connect_failed(&self) -> bool {
+        self.wire.lock().unwrap().connect_failed
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -664,87 +849,86 @@ struct Timing {
     bytes: usize,
     connect: Duration,
     first_byte: Duration,
+    /// Until the answer's last byte arrived.
     total: Duration,
 }
 
-/// One scrape on a new connection, checked: 200, the whole body, an exposition (gzip decoded).
-fn scrape_once(addr: SocketAddr, gzip: bool) -> Result<Timing, String> {
-    let started = Instant::now();
-    let mut stream = connect(addr)?;
-    let connected = started.elapsed();
-    let mut scratch = vec![0; 64 << 10];
-    let answer = exchange(
-        &mut stream,
-        &request_bytes(addr, gzip, true),
-        true,
-        &mut scratch,
-        Pace::Fast,
-    )?;
-    let total = started.elapsed();
-    let first_byte = answer.first_byte - started;
-    if answer.status != 200 {
-        return Err(format!("status {}", answer.status));
-    }
-    let text = if gzip {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(answer.body.as_slice())
-            .read_to_string(&mut text)
-            .map_err(|e| format!("gzip: {e}"))?;
-        text
-    } else {
-        String::from_utf8(answer.body).map_err(|e| format!("utf-8: {e}"))?
-    };
-    if !text.contains("\ngitlab_up 1") || !text.ends_with("# EOF\n") {
-        return Err(format!(
-            "not a complete exposition ({} bytes of text)",
-            text.len()
-        ));
-    }
-    Ok(Timing {
-        bytes: answer.body_len,
-        connect: connected,
-        first_byte,
-        total,
-    })
-}
+/// The well-behaved scraper: a new connection per scrape, its answers read ahead into an input
+/// buffer of `buffer` bytes (at least ureq's default).
+struct Scraper(Client);
 
-/// Scrapes back to back for `window`, alternating gzip and plain.
-fn scrape_for(addr: SocketAddr, window: Duration) -> Scrapes {
-    let mut scrapes = Scrapes::default();
-    let started = Instant::now();
-    let mut gzip = true;
-    while started.elapsed() < window {
-        let t = Instant::now();
-        match scrape_once(addr, gzip) {
-            Ok(timing) => {
-                if gzip {
-                    scrapes.gzip.push(timing.total);
-                    scrapes.gzip_bytes = timing.bytes;
-                } else {
-                    scrapes.plain.push(timing.total);
-                    scrapes.plain_bytes = timing.bytes;
-                }
-                scrapes.slowest.push((gzip, timing));
-                scrapes
-                    .slowest
-                    .sort_by_key(|(_, t)| std::cmp::Reverse(t.total));
-                scrapes.slowest.truncate(3);
-            }
-            Err(e) => {
-                scrapes.errors.push(format!(
-                    "{} after {:.3} s: {e}",
-                    if gzip { "gzip" } else { "plain" },
-                    t.elapsed().as_secs_f64()
-                ));
-                // Do not spin on a refused connection.
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        gzip = !gzip;
+impl Scraper {
+    fn new(addr: SocketAddr, buffer: usize) -> Scraper {
+        Scraper(Client::new(addr, None, false, Some(buffer)))
     }
-    scrapes.gzip.sort();
-    scrapes.plain.sort();
-    scrapes
+
+    /// One scrape on a new connection, checked: 200, the whole body, gzip-encoded if asked for,
+    /// an exposition.
+    fn scrape(&self, gzip: bool) -> Result<Timing, String> {
+        let started = Instant::now();
+        let answer = self.0.get(gzip, true, true)?;
+        if answer.status != 200 {
+            return Err(format!("status {}", answer.status));
+        }
+        if answer.gzip != gzip {
+            return Err(format!(
+                "gzip asked for: {gzip}, sent gzip: {}",
+                answer.gzip
+            ));
+        }
+        let text = String::from_utf8(answer.body).map_err(|e| format!("utf-8: {e}"))?;
+        if !text.contains("\ngitlab_up 1") || !text.ends_with("# EOF\n") {
+            return Err(format!(
+                "not a complete exposition ({} bytes of text)",
+                text.len()
+            ));
+        }
+        Ok(Timing {
+            bytes: answer.wire_bytes,
+            connect: answer.connect.unwrap_or_default(),
+            first_byte: answer.first_byte - started,
+            total: answer.last_byte - started,
+        })
+    }
+
+    /// Scrapes back to back for `window`, alternating gzip and plain.
+    fn scrape_for(&self, window: Duration) -> Scrapes {
+        let mut scrapes = Scrapes::default();
+        let started = Instant::now();
+        let mut gzip = true;
+        while started.elapsed() < window {
+            let t = Instant::now();
+            match self.scrape(gzip) {
+                Ok(timing) => {
+                    if gzip {
+                        scrapes.gzip.push(timing.total);
+                        scrapes.gzip_bytes = timing.bytes;
+                    } else {
+                        scrapes.plain.push(timing.total);
+                        scrapes.plain_bytes = timing.bytes;
+                    }
+                    scrapes.slowest.push((gzip, timing));
+                    scrapes
+                        .slowest
+                        .sort_by_key(|(_, t)| std::cmp::Reverse(t.total));
+                    scrapes.slowest.truncate(3);
+                }
+                Err(e) => {
+                    scrapes.errors.push(format!(
+                        "{} after {:.3} s: {e}",
+                        if gzip { "gzip" } else { "plain" },
+                        t.elapsed().as_secs_f64()
+                    ));
+                    // Do not spin on a refused connection.
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            gzip = !gzip;
+        }
+        scrapes.gzip.sort();
+        scrapes.plain.sort();
+        scrapes
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,51 +943,33 @@ fn flood(
     phase: Arc<Phase>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        let requests = [
-            request_bytes(addr, true, false),
-            request_bytes(addr, false, false),
-        ];
-        let mut scratch = vec![0; 64 << 10];
-        let mut stream: Option<TcpStream> = None;
+        let client = Client::new(addr, Some((ports, Class::Flood)), true, None);
         let mut k = i;
         while !phase.attack_over.load(Ordering::Relaxed) {
-            let s = match stream.as_mut() {
-                Some(s) => s,
-                None => match connect(addr) {
-                    Ok(s) => {
-                        ports.register(&s, Class::Flood);
-                        stream.insert(s)
-                    }
-                    Err(_) => {
-                        counts.connect_errors.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                },
-            };
             k += 1;
-            match exchange(s, &requests[k % 2], false, &mut scratch, Pace::Fast) {
+            match client.get(k % 2 == 0, false, false) {
                 Ok(answer) if answer.status == 200 => {
                     counts.flood_served.fetch_add(1, Ordering::Relaxed);
                     counts
                         .flood_bytes
-                        .fetch_add(answer.body_len as u64, Ordering::Relaxed);
-                    if answer.close {
-                        stream = None;
-                    }
+                        .fetch_add(answer.wire_bytes as u64, Ordering::Relaxed);
+                }
+                Err(_) if client.connect_failed() => {
+                    counts.connect_errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(50));
                 }
                 Ok(_) | Err(_) => {
                     counts.flood_errors.fetch_add(1, Ordering::Relaxed);
-                    stream = None;
                 }
             }
         }
-        // The connection closes here: the flood is over.
+        // The client's connection closes here: the flood is over.
     })
 }
 
 /// A connection with a small receive buffer reading plain `/metrics` a few hundred bytes at a
-/// time; once the attack is over it stops reading and holds the connection until told to close.
+/// time, request after request; once the attack is over it stops reading and holds the
+/// connection until told to close.
 fn slow_reader(
     i: usize,
     addr: SocketAddr,
@@ -834,26 +1000,48 @@ fn slow_reader(
         let _ = stream.set_nonblocking(false);
         let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
         ports.register(&stream, Class::Slow);
-        let request = request_bytes(addr, false, false);
-        let mut scratch = vec![0; 64 << 10];
-        let pace = Pace::Slow {
-            bytes: settings.slow_read_bytes,
-            pause: settings.slow_read_interval,
-            stop: &phase.attack_over,
-            read: &counts.slow_bytes,
-        };
-        loop {
-            match exchange(&mut stream, &request, false, &mut scratch, pace) {
-                Ok(_) => {
-                    counts.slow_responses.fetch_add(1, Ordering::Relaxed);
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAccept: {ACCEPT}\r\n\r\n");
+        let mut buf = vec![0; settings.slow_read_bytes];
+        'requests: while !phase.attack_over.load(Ordering::Relaxed) {
+            if stream.write_all(request.as_bytes()).is_err() {
+                counts.slow_errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            // The answer's head, then its body: Content-Length bytes, never more.
+            let mut head = Vec::new();
+            let mut body_left = None;
+            while body_left != Some(0) {
+                if phase.attack_over.load(Ordering::Relaxed) {
+                    break 'requests;
                 }
-                Err(e) => {
-                    if e != "stopped" {
+                std::thread::sleep(settings.slow_read_interval);
+                let want = body_left.unwrap_or(buf.len()).min(buf.len());
+                let n = match stream.read(&mut buf[..want]) {
+                    Ok(n) if n > 0 => n,
+                    // Closed, or no byte for 60 s.
+                    _ => {
                         counts.slow_errors.fetch_add(1, Ordering::Relaxed);
+                        break 'requests;
                     }
-                    break;
+                };
+                counts.slow_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                match body_left {
+                    Some(left) => body_left = Some(left - n),
+                    None => {
+                        head.extend_from_slice(&buf[..n]);
+                        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let length = header(&head[..end], "content-length")
+                                .and_then(|v| v.parse::<usize>().ok());
+                            let Some(length) = length else {
+                                counts.slow_errors.fetch_add(1, Ordering::Relaxed);
+                                break 'requests;
+                            };
+                            body_left = Some(length.saturating_sub(head.len() - end - 4));
+                        }
+                    }
                 }
             }
+            counts.slow_responses.fetch_add(1, Ordering::Relaxed);
         }
         // Stalled: the connection stays open, unread, until everything closes.
         while !phase.close.load(Ordering::Relaxed) {
@@ -1234,7 +1422,8 @@ impl Report<'_> {
         let _ = writeln!(
             out,
             "Attack: {} flood scrapers (keep-alive), {} slow readers ({} B / {} ms, SO_RCVBUF {}), \
-             {} slowloris (1 B / {} ms), {} idle; {:.0} s. File descriptor limits: bench {}, exporter {}.\n",
+             {} slowloris (1 B / {} ms), {} idle; {:.0} s. File descriptor limits: bench {}, exporter {}; \
+             --web.max-connections {}.\n",
             s.scrapers,
             s.slow_readers,
             s.slow_read_bytes,
@@ -1246,6 +1435,7 @@ impl Report<'_> {
             s.attack.as_secs_f64(),
             self.limits.0,
             self.limits.1,
+            s.max_connections(),
         );
 
         // Well-behaved scraper.
