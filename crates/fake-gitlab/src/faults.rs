@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use super::api::Reply;
-use super::hooks::Route;
+use super::routes::Route;
 
 /// What the fake does wrong, settable at any time with
 /// [`FakeGitlab::set_faults`](super::FakeGitlab::set_faults) (default: nothing).

@@ -17,79 +17,8 @@ use tokio::sync::watch;
 
 use super::api::Endpoint;
 use super::faults::{self, FaultState, Faults, Verdict};
+use super::routes::Route;
 use super::{Asked, FakeGitlab, Instance, MergeRequestChange, Shared, into_response};
-
-/// Route templates, the unit of request counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    Projects,
-    Project,
-    GroupProjects,
-    MergeRequests,
-    GroupMergeRequests,
-    Branch,
-    Commits,
-    CommitSequence,
-    User,
-    Version,
-    Unknown,
-}
-
-impl Route {
-    /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 11] = [
-        Route::Projects,
-        Route::Project,
-        Route::GroupProjects,
-        Route::MergeRequests,
-        Route::GroupMergeRequests,
-        Route::Branch,
-        Route::Commits,
-        Route::CommitSequence,
-        Route::User,
-        Route::Version,
-        Route::Unknown,
-    ];
-
-    /// The template string used by `FakeGitlab::requests`.
-    pub(crate) fn template(self) -> &'static str {
-        match self {
-            Route::Projects => "/projects",
-            Route::Project => "/projects/:id",
-            Route::GroupProjects => "/groups/:id/projects",
-            Route::MergeRequests => "/projects/:id/merge_requests",
-            Route::GroupMergeRequests => "/groups/:id/merge_requests",
-            Route::Branch => "/projects/:id/repository/branches/:branch",
-            Route::Commits => "/projects/:id/repository/commits",
-            Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
-            Route::User => "/user",
-            Route::Version => "/version",
-            Route::Unknown => "unknown",
-        }
-    }
-
-    /// Index into the counter array.
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The counting route of an endpoint.
-    pub(crate) fn of(endpoint: &Endpoint) -> Route {
-        match endpoint {
-            Endpoint::Projects => Route::Projects,
-            Endpoint::Project(_) => Route::Project,
-            Endpoint::GroupProjects(_) => Route::GroupProjects,
-            Endpoint::MergeRequests(_) => Route::MergeRequests,
-            Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,
-            Endpoint::Branch(..) => Route::Branch,
-            Endpoint::Commits(_) => Route::Commits,
-            Endpoint::CommitSequence(..) => Route::CommitSequence,
-            Endpoint::User => Route::User,
-            Endpoint::Version => Route::Version,
-            Endpoint::Unknown => Route::Unknown,
-        }
-    }
-}
 
 /// The hooks' state, shared by the handle and every connection task.
 #[derive(Debug)]

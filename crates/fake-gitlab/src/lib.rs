@@ -8,8 +8,8 @@
 //! instances), `changes` (the change API on projects: merge request events, pushes, direct count
 //! edits), `api` (routing, permissions, endpoint handlers), `paginate` (offset and keyset
 //! pagination, headers), `ratelimit` (`RateLimit-*` and 429), `dates` (timestamps written and
-//! read), and with the `faults` feature `hooks` (the test hooks below) and `faults` (fault
-//! injection). The merge request data flows one way: `history` knows no project, `instance` holds
+//! read), and with the `faults` feature `routes` (the route templates requests are counted and
+//! faulted by), `hooks` (the test hooks below) and `faults` (fault injection). The merge request data flows one way: `history` knows no project, `instance` holds
 //! a project's history, and `changes` works on both.
 //!
 //! # The `faults` feature
@@ -122,6 +122,8 @@ mod hooks;
 mod instance;
 mod paginate;
 mod ratelimit;
+#[cfg(feature = "faults")]
+mod routes;
 
 pub use common::MergeRequestCounts;
 pub use dates::Timestamps;

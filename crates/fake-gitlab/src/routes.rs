@@ -1,0 +1,76 @@
+//! Route templates (`/projects/:id/merge_requests`, ...): the unit in which the test hooks count
+//! requests and faults choose the requests they affect (compiled with the `faults` feature).
+
+use super::api::Endpoint;
+
+/// Route templates, the unit of request counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Projects,
+    Project,
+    GroupProjects,
+    MergeRequests,
+    GroupMergeRequests,
+    Branch,
+    Commits,
+    CommitSequence,
+    User,
+    Version,
+    Unknown,
+}
+
+impl Route {
+    /// Every route, in counter-index order.
+    pub(crate) const ALL: [Route; 11] = [
+        Route::Projects,
+        Route::Project,
+        Route::GroupProjects,
+        Route::MergeRequests,
+        Route::GroupMergeRequests,
+        Route::Branch,
+        Route::Commits,
+        Route::CommitSequence,
+        Route::User,
+        Route::Version,
+        Route::Unknown,
+    ];
+
+    /// The template string used by `FakeGitlab::requests`.
+    pub(crate) fn template(self) -> &'static str {
+        match self {
+            Route::Projects => "/projects",
+            Route::Project => "/projects/:id",
+            Route::GroupProjects => "/groups/:id/projects",
+            Route::MergeRequests => "/projects/:id/merge_requests",
+            Route::GroupMergeRequests => "/groups/:id/merge_requests",
+            Route::Branch => "/projects/:id/repository/branches/:branch",
+            Route::Commits => "/projects/:id/repository/commits",
+            Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
+            Route::User => "/user",
+            Route::Version => "/version",
+            Route::Unknown => "unknown",
+        }
+    }
+
+    /// Index into the counter array.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The counting route of an endpoint.
+    pub(crate) fn of(endpoint: &Endpoint) -> Route {
+        match endpoint {
+            Endpoint::Projects => Route::Projects,
+            Endpoint::Project(_) => Route::Project,
+            Endpoint::GroupProjects(_) => Route::GroupProjects,
+            Endpoint::MergeRequests(_) => Route::MergeRequests,
+            Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,
+            Endpoint::Branch(..) => Route::Branch,
+            Endpoint::Commits(_) => Route::Commits,
+            Endpoint::CommitSequence(..) => Route::CommitSequence,
+            Endpoint::User => Route::User,
+            Endpoint::Version => Route::Version,
+            Endpoint::Unknown => Route::Unknown,
+        }
+    }
+}
