@@ -230,6 +230,7 @@ pub struct Config {
     /// The metric families collected (`--collector.<name>`, `--no-collector.<name>`).
     pub(crate) collectors: crate::collect::Collectors,
     /// Run against the built-in fake GitLab.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub(crate) demo: bool,
     /// Serve scopes per /probe target; /metrics only the exporter's own metrics.
     pub(crate) multi_target: bool,
@@ -304,6 +305,12 @@ impl Config {
             all_projects: cli.all_projects,
             include_archived: cli.include_archived,
         };
+        if cli.demo && !cfg!(feature = "demo") {
+            return Err(invalid(
+                "--demo: this build has no built-in fake GitLab (built without the cargo feature `demo`)"
+                    .to_owned(),
+            ));
+        }
         let needs_token = !cli.multi_target && (scope.is_membership() || scope.all_projects);
         if token.is_none() && !cli.demo && needs_token {
             return Err(invalid(format!(
