@@ -560,22 +560,12 @@ async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
         .iter()
         .find(|id| id.needs_statistics())
         .map_or(shared.client, |id| shared.clients.of(id));
-    let (listed, detail) = match candidate {
-        Candidate::Listed(project) => (project, None),
-        Candidate::FromGroup(listed) => {
-            let plan = shared.memory.plan(listed.id, shared.now);
-            if needs_statistics && !plan.statistics_hidden {
-                // Statistics only come with the project itself; the families that do not use
-                // them go at once.
-                let id = listed.id.to_string();
-                (listed, Some(project_detail(detail_client, id)))
-            } else {
-                (listed, None)
-            }
-        }
+    let (listed, from_group) = match candidate {
+        Candidate::Listed(project) => (project, false),
+        Candidate::FromGroup(listed) => (listed, true),
         Candidate::Named(reference) => match project_detail(shared.client, reference.clone()).await
         {
-            Ok(project) => (project, None),
+            Ok(project) => (project, false),
             Err(e) if e.is_project_not_found() => {
                 warn!(
                     project = reference,
@@ -587,6 +577,10 @@ async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
         },
     };
     let plan = shared.memory.plan(listed.id, shared.now);
+    // A group listing has no statistics: they only come with the project itself, unless it is
+    // known to hide them. The families that do not use them go at once.
+    let detail = (from_group && needs_statistics && !plan.statistics_hidden)
+        .then(|| project_detail(detail_client, listed.id.to_string()));
     let mut found = Found::default();
     let early = Context {
         clients: shared.clients,
