@@ -257,8 +257,6 @@ async fn idle_connections_cannot_lock_scrapers_out() {
     ));
     assert_eq!(open_files_limits(exporter.pid()), (256, 256));
     exporter.logs_once("more than the descriptor limit allows");
-    // The collection first (cached for the default 60 s): the wait below is the serving's only.
-    exporter.scrape().await;
     let addr = exporter.addr;
     let idle: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
         (0..1000)
