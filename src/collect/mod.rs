@@ -271,6 +271,11 @@ impl Collector {
                 enabled,
                 memory: &memory,
                 signals: &signals,
+                // The detail call is counted as the first family's that needs it.
+                detail_client: enabled
+                    .iter()
+                    .find(|id| id.needs_statistics())
+                    .map(|id| clients.of(id)),
                 now: Instant::now(),
                 interval: settings.full_refresh_interval,
             };
@@ -392,6 +397,8 @@ struct Shared<'a> {
     enabled: Set,
     memory: &'a Memory,
     signals: &'a Signals,
+    /// The client of projects' detail calls, when an enabled family needs their statistics.
+    detail_client: Option<&'a Client>,
     now: Instant,
     interval: Duration,
 }
@@ -553,13 +560,6 @@ struct Exported {
 /// statistics the listing did not give, then every enabled family's. A 404 "Project Not
 /// Found" on any of them means the project disappeared after the listing: it is left out.
 async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
-    let needs_statistics = shared.enabled.needs_statistics();
-    // The detail call is counted as the first family's that needs it.
-    let detail_client = shared
-        .enabled
-        .iter()
-        .find(|id| id.needs_statistics())
-        .map_or(shared.client, |id| shared.clients.of(id));
     let (listed, from_group) = match candidate {
         Candidate::Listed(project) => (project, false),
         Candidate::FromGroup(listed) => (listed, true),
@@ -579,8 +579,10 @@ async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
     let plan = shared.memory.plan(listed.id, shared.now);
     // A group listing has no statistics: they only come with the project itself, unless it is
     // known to hide them. The families that do not use them go at once.
-    let detail = (from_group && needs_statistics && !plan.statistics_hidden)
-        .then(|| project_detail(detail_client, listed.id.to_string()));
+    let detail = shared
+        .detail_client
+        .filter(|_| from_group && !plan.statistics_hidden)
+        .map(|client| project_detail(client, listed.id.to_string()));
     let mut found = Found::default();
     let early = Context {
         clients: shared.clients,

@@ -261,11 +261,6 @@ impl Set {
     pub(crate) fn iter(self) -> impl Iterator<Item = Id> {
         Id::ALL.into_iter().filter(move |id| self.contains(*id))
     }
-
-    /// Whether a family of the set needs the projects' statistics.
-    pub(crate) fn needs_statistics(self) -> bool {
-        self.iter().any(Id::needs_statistics)
-    }
 }
 
 /// What each family cost and how it fared in one collection.
