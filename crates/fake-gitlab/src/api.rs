@@ -21,6 +21,8 @@ use super::ratelimit::RateLimiter;
 
 /// Every route lives under this prefix.
 const API_PREFIX: &str = "/api/v4";
+/// GitLab's GraphQL endpoint.
+pub(crate) const GRAPHQL_PATH: &str = "/api/graphql";
 
 /// A matched route with its (percent-decoded) path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub(crate) enum Endpoint {
     CommitSequence(String, String),
     User,
     Version,
+    /// `/api/graphql` (outside the REST prefix; answered by `graphql`, never by `respond`).
+    Graphql,
     Unknown,
 }
 
@@ -42,6 +46,9 @@ impl Endpoint {
     /// Matches a raw request path. Each segment is percent-decoded on its own, so `acme%2Fapi`
     /// is one id while a literal `/` in a branch name does not match (as in GitLab).
     pub(crate) fn parse(path: &str) -> Endpoint {
+        if path == GRAPHQL_PATH {
+            return Endpoint::Graphql;
+        }
         let Some(rest) = path
             .strip_prefix(API_PREFIX)
             .and_then(|r| r.strip_prefix('/'))
@@ -92,7 +99,7 @@ impl Live {
     /// A listing returned these projects: a vanishing one among them is deleted right after
     /// (see `FakeGitlab::vanish_after_listing`).
     #[cfg(feature = "faults")]
-    fn listed(&mut self, ids: &[u64]) {
+    pub(crate) fn listed(&mut self, ids: &[u64]) {
         for id in ids {
             if self.vanishing.remove(id) {
                 self.instance.remove_project(*id);
@@ -101,7 +108,7 @@ impl Live {
     }
 
     #[cfg(not(feature = "faults"))]
-    fn listed(&mut self, _ids: &[u64]) {}
+    pub(crate) fn listed(&mut self, _ids: &[u64]) {}
 }
 
 /// The parts of an HTTP request the API looks at.
@@ -147,7 +154,7 @@ impl Reply {
         Reply::json(status, &json!({ "error": msg }))
     }
 
-    fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Reply {
+    pub(crate) fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Reply {
         self.headers.extend(headers);
         self
     }
@@ -186,7 +193,7 @@ pub(crate) enum Caller {
 }
 
 impl Caller {
-    fn authenticate(inst: &Instance, token: Option<&str>) -> Caller {
+    pub(crate) fn authenticate(inst: &Instance, token: Option<&str>) -> Caller {
         match token {
             None => Caller::Anonymous,
             Some(t) if t == inst.token => Caller::User { admin: inst.admin },
@@ -194,19 +201,19 @@ impl Caller {
         }
     }
 
-    fn admin(self) -> bool {
+    pub(crate) fn admin(self) -> bool {
         matches!(self, Caller::User { admin: true })
     }
 
     /// The caller's role in `p` (anonymous callers have none).
-    fn role(self, p: &FakeProject) -> Option<Role> {
+    pub(crate) fn role(self, p: &FakeProject) -> Option<Role> {
         match self {
             Caller::User { .. } => p.role,
             _ => None,
         }
     }
 
-    fn can_see(self, p: &FakeProject) -> bool {
+    pub(crate) fn can_see(self, p: &FakeProject) -> bool {
         match self {
             Caller::User { admin } => {
                 admin || p.visibility != Visibility::Private || p.role.is_some()
@@ -216,7 +223,7 @@ impl Caller {
     }
 
     /// `read_code`: everyone who sees a public/internal project, Reporter+ on private ones.
-    fn can_read_code(self, p: &FakeProject) -> bool {
+    pub(crate) fn can_read_code(self, p: &FakeProject) -> bool {
         self.can_see(p)
             && (self.admin()
                 || p.visibility != Visibility::Private
@@ -224,19 +231,19 @@ impl Caller {
     }
 
     /// `read_statistics`: administrators and Reporter+.
-    fn can_read_statistics(self, p: &FakeProject) -> bool {
+    pub(crate) fn can_read_statistics(self, p: &FakeProject) -> bool {
         self.can_see(p) && (self.admin() || self.role(p) >= Some(Role::Reporter))
     }
 
     /// `feature_available?(:merge_requests)`: the feature is on, and for members only
     /// (`private`) the caller is an administrator or at least a Reporter.
-    fn has_merge_requests(self, p: &FakeProject) -> bool {
+    pub(crate) fn has_merge_requests(self, p: &FakeProject) -> bool {
         p.merge_requests_enabled
             && (!p.merge_requests_private || self.admin() || self.role(p) >= Some(Role::Reporter))
     }
 
     /// `read_merge_request`: the feature is available and the caller may read code-level content.
-    fn can_read_merge_requests(self, p: &FakeProject) -> bool {
+    pub(crate) fn can_read_merge_requests(self, p: &FakeProject) -> bool {
         self.has_merge_requests(p) && self.can_read_code(p)
     }
 }
@@ -267,26 +274,9 @@ pub(crate) fn respond(
         .or_else(|| query.get("private_token"))
         .or_else(|| query.get("access_token"));
     let caller = Caller::authenticate(&live.instance, token);
-    let period = live.instance.rate_limit_period_seconds.max(1);
-    let verdict = live.instance.rate_limit_per_minute.map(|limit| {
-        limiter.admit(
-            limit,
-            period,
-            req.now,
-            matches!(caller, Caller::User { .. }),
-        )
-    });
-    let rate_headers = match verdict {
-        Some(v) if v.throttled => {
-            return Reply {
-                status: 429,
-                content_type: "text/plain",
-                headers: v.headers,
-                body: b"Retry later\n".to_vec(),
-            };
-        }
-        Some(v) => v.headers,
-        None => Vec::new(),
+    let rate_headers = match throttle(&live.instance, limiter, caller, req.now) {
+        Ok(headers) => headers,
+        Err(reply) => return reply,
     };
     let base = live
         .instance
@@ -305,8 +295,32 @@ pub(crate) fn respond(
     dispatch(live, &ctx, req.method, endpoint).with_headers(rate_headers)
 }
 
+/// Counts one request against the instance's `rate_limit_per_minute`: its `RateLimit-*`
+/// headers, or the 429 once over the limit (REST and GraphQL share the one limiter).
+pub(crate) fn throttle(
+    inst: &Instance,
+    limiter: &RateLimiter,
+    caller: Caller,
+    now: u64,
+) -> Result<Vec<(&'static str, String)>, Reply> {
+    let period = inst.rate_limit_period_seconds.max(1);
+    let verdict = inst
+        .rate_limit_per_minute
+        .map(|limit| limiter.admit(limit, period, now, matches!(caller, Caller::User { .. })));
+    match verdict {
+        Some(v) if v.throttled => Err(Reply {
+            status: 429,
+            content_type: "text/plain",
+            headers: v.headers,
+            body: b"Retry later\n".to_vec(),
+        }),
+        Some(v) => Ok(v.headers),
+        None => Ok(Vec::new()),
+    }
+}
+
 fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -> Reply {
-    if *endpoint == Endpoint::Unknown {
+    if matches!(endpoint, Endpoint::Unknown | Endpoint::Graphql) {
         return Reply::error(404, "404 Not Found");
     }
     if !matches!(method, "GET" | "HEAD") {
@@ -328,7 +342,7 @@ fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -
         Endpoint::CommitSequence(id, sha) => sequence(inst, ctx, id, sha),
         Endpoint::User => user(inst, ctx),
         Endpoint::Version => version(ctx),
-        Endpoint::Unknown => Err(Reply::error(404, "404 Not Found")),
+        Endpoint::Graphql | Endpoint::Unknown => Err(Reply::error(404, "404 Not Found")),
     };
     result.unwrap_or_else(|reply| reply)
 }
@@ -477,7 +491,7 @@ impl Listing {
 }
 
 /// The groups whose projects a group listing covers: the group, plus its descendants when asked.
-fn group_scope(inst: &Instance, root: u64, include_subgroups: bool) -> BTreeSet<u64> {
+pub(crate) fn group_scope(inst: &Instance, root: u64, include_subgroups: bool) -> BTreeSet<u64> {
     let mut scope = BTreeSet::from([root]);
     if include_subgroups {
         // Groups are few; iterate to a fixed point instead of building a tree.
@@ -496,14 +510,18 @@ fn group_scope(inst: &Instance, root: u64, include_subgroups: bool) -> BTreeSet<
     scope
 }
 
-fn in_scope(p: &FakeProject, scope: &BTreeSet<u64>, with_shared: bool) -> bool {
+pub(crate) fn in_scope(p: &FakeProject, scope: &BTreeSet<u64>, with_shared: bool) -> bool {
     matches!(p.namespace, Namespace::Group(g) if scope.contains(&g))
         || (with_shared && p.shared_with_groups.iter().any(|g| scope.contains(g)))
 }
 
 /// A numeric id or a full path, visible to the caller. Groups have no visibility of their own
 /// here: one is visible when the caller can see something in it (or is an administrator).
-fn find_group<'i>(inst: &'i Instance, caller: Caller, id: &str) -> Result<&'i FakeGroup, Reply> {
+pub(crate) fn find_group<'i>(
+    inst: &'i Instance,
+    caller: Caller,
+    id: &str,
+) -> Result<&'i FakeGroup, Reply> {
     let g = if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
         id.parse().ok().and_then(|n| inst.group(n))
     } else {
@@ -631,7 +649,7 @@ enum View {
 }
 
 /// "Acme / Platform / Infra" for a group namespace, the user's name for the personal one.
-fn namespace_full_name(inst: &Instance, ns: Namespace) -> String {
+pub(crate) fn namespace_full_name(inst: &Instance, ns: Namespace) -> String {
     match ns {
         Namespace::User => display_name(&inst.username),
         Namespace::Group(id) => {

@@ -7,6 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use super::api::Reply;
+use super::graphql::Knobs;
 use super::routes::Route;
 
 /// What the fake does wrong, settable at any time with
@@ -64,6 +65,41 @@ pub struct Faults {
     /// affected routes (as real GitLab answers were found to carry: a negative storage size,
     /// integers above `u64`, bytes that are not UTF-8, lone surrogates, a null commit id).
     pub corrupt: Vec<Corruption>,
+    /// `/api/graphql` answers `404` `{"message":"404 Not Found"}`, as an instance (or a proxy)
+    /// without the GraphQL endpoint. Applies when [`route`](Self::route) is `None` or
+    /// `"/api/graphql"`, like the other GraphQL faults.
+    pub graphql_disabled: bool,
+    /// A complexity limit below GitLab's (250 signed in, 200 anonymous, 300 administrators):
+    /// queries scoring more are refused with GitLab's "Query has complexity of N, which exceeds
+    /// max complexity of M" (forcing a client to split its batches).
+    pub graphql_max_complexity: Option<u32>,
+    /// A GraphQL query that resolves more than this many project nodes (connection pages and
+    /// single lookups together) answers as GitLab does when its database gives up on a query:
+    /// `503` `{"errors":[{"message":"Request timed out. Please try a less complex query or a
+    /// smaller set of records."}]}`.
+    pub graphql_timeout_above: Option<usize>,
+    /// Every `mergeRequests { count }` of this project id answers a field error ("The resource
+    /// that you are attempting to access does not exist or you don't have permission to perform
+    /// this action"): the answer is partial, `data` with those `mergeRequests` null (`count` is
+    /// non-null) and an `errors` entry with each one's `path`.
+    pub graphql_field_error: Option<u64>,
+}
+
+/// The GraphQL faults in force for one request.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GraphqlFaults {
+    pub(crate) disabled: bool,
+    pub(crate) knobs: Knobs,
+}
+
+/// The answer of [`Faults::graphql_disabled`].
+pub(crate) fn graphql_disabled() -> Reply {
+    Reply {
+        status: 404,
+        content_type: "application/json",
+        headers: Vec::new(),
+        body: br#"{"message":"404 Not Found"}"#.to_vec(),
+    }
 }
 
 /// One field of one project's JSON replaced (see [`Faults::corrupt`]): in a list, in each
@@ -214,6 +250,23 @@ impl FaultState {
         let mut seq = self.sequence();
         *seq = Sequence::default();
         self.current.send_replace(faults);
+    }
+
+    /// The GraphQL faults for a request on `/api/graphql` (none when the faults' route is
+    /// another one).
+    pub(crate) fn graphql(&self) -> GraphqlFaults {
+        let f = self.current.borrow();
+        if !f.affects(Route::Graphql) {
+            return GraphqlFaults::default();
+        }
+        GraphqlFaults {
+            disabled: f.graphql_disabled,
+            knobs: Knobs {
+                max_complexity: f.graphql_max_complexity,
+                timeout_above: f.graphql_timeout_above,
+                field_error: f.graphql_field_error,
+            },
+        }
     }
 
     /// True when request paths are to be normalized first (see [`Faults::normalize_paths`]).

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 
 use super::api::Endpoint;
 use super::faults::{self, FaultState, Faults, Verdict};
+use super::graphql::Outcome;
 use super::routes::Route;
-use super::{Asked, FakeGitlab, Instance, MergeRequestChange, Shared, into_response};
+use super::{Asked, FakeGitlab, Instance, MergeRequestChange, Shared, into_response, read_body};
 
 /// The hooks' state, shared by the handle and every connection task.
 #[derive(Debug)]
@@ -35,6 +36,15 @@ pub(crate) struct Hooks {
     user_agents: Mutex<BTreeSet<String>>,
     /// What goes wrong (see `FakeGitlab::set_faults`).
     faults: FaultState,
+    /// The GraphQL requests: the query texts received, and the scores of those scored.
+    graphql: Mutex<GraphqlLog>,
+}
+
+/// What the hooks keep of GraphQL requests.
+#[derive(Debug, Default)]
+struct GraphqlLog {
+    queries: Vec<String>,
+    scores: Vec<u32>,
 }
 
 impl Default for Hooks {
@@ -47,6 +57,7 @@ impl Default for Hooks {
             max_in_flight: AtomicUsize::new(0),
             user_agents: Mutex::new(BTreeSet::new()),
             faults: FaultState::default(),
+            graphql: Mutex::new(GraphqlLog::default()),
         }
     }
 }
@@ -67,6 +78,21 @@ impl Hooks {
         let in_flight = CountGuard(&self.in_flight);
         self.wait_while_held().await;
         in_flight
+    }
+
+    /// Notes a GraphQL request's query text and complexity score.
+    fn record_graphql(&self, outcome: Outcome) {
+        let mut log = self.graphql_log();
+        if let Some(q) = outcome.query {
+            log.queries.push(q);
+        }
+        if let Some(s) = outcome.score {
+            log.scores.push(s);
+        }
+    }
+
+    fn graphql_log(&self) -> std::sync::MutexGuard<'_, GraphqlLog> {
+        self.graphql.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn wait_while_held(&self) {
@@ -115,12 +141,12 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, Dropped> {
     let mut asked = Asked::of(&req);
-    drop(req);
     let hooks = &shared.hooks;
     if hooks.faults.normalizes_paths() {
         asked.path = faults::remove_dot_segments(&asked.path);
     }
     let endpoint = Endpoint::parse(&asked.path);
+    let body = read_body(req, &endpoint).await;
     let route = Route::of(&endpoint);
     let _in_flight = hooks.arrive(route, asked.user_agent.take()).await;
     shared.wait_latency().await;
@@ -148,11 +174,32 @@ pub(crate) async fn serve(
         Verdict::Reply(reply) => return Ok(into_response(reply, shared.now())),
     };
     let now = shared.now();
+    if endpoint == Endpoint::Graphql {
+        let knobs = hooks.faults.graphql();
+        let mut reply = if knobs.disabled {
+            if !counted {
+                hooks.faults.count();
+            }
+            faults::graphql_disabled()
+        } else {
+            let (reply, outcome) = shared.answer_graphql(&asked, &body, now, knobs.knobs).await;
+            hooks.record_graphql(outcome);
+            reply
+        };
+        if let Some(bad) = malformed.and_then(|kind| faults::malform(&reply, &kind)) {
+            if !counted {
+                hooks.faults.count();
+            }
+            reply = bad;
+        }
+        return Ok(into_response(reply, now));
+    }
     let query = match &endless {
         Some((query, _)) => query.as_deref(),
         None => asked.query.as_deref(),
     };
     let mut reply = shared.answer(&asked, query, &endpoint, now);
+    shared.wait_rest_counts(&endpoint, &reply).await;
     if let Some((_, endless)) = &endless {
         reply = endless.rewrite(reply, &shared.url, asked.query.as_deref(), &hooks.faults);
     }
@@ -200,9 +247,23 @@ impl FakeGitlab {
             .sum()
     }
 
-    /// Sets every request counter, the in-flight maximum and
-    /// [`faults_injected`](Self::faults_injected) to zero.
+    /// The complexity score of every GraphQL request scored (parsed and validated, whether its
+    /// score was within the limit or not), in order, since start or the last
+    /// [`reset_counts`](Self::reset_counts).
+    pub fn graphql_scores(&self) -> Vec<u32> {
+        self.hooks().graphql_log().scores.clone()
+    }
+
+    /// The query text of every GraphQL request that got past authentication and the body, in
+    /// order, since start or the last [`reset_counts`](Self::reset_counts).
+    pub fn graphql_queries(&self) -> Vec<String> {
+        self.hooks().graphql_log().queries.clone()
+    }
+
+    /// Sets every request counter, the in-flight maximum,
+    /// [`faults_injected`](Self::faults_injected) and the GraphQL logs to zero.
     pub fn reset_counts(&self) {
+        *self.hooks().graphql_log() = GraphqlLog::default();
         for c in &self.hooks().counts {
             c.store(0, Ordering::SeqCst);
         }

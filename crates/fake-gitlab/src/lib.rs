@@ -116,6 +116,7 @@ mod common;
 mod dates;
 #[cfg(feature = "faults")]
 mod faults;
+mod graphql;
 mod history;
 #[cfg(feature = "faults")]
 mod hooks;
@@ -159,10 +160,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by the handle and every connection task.
 struct Shared {
-    /// The data and the pending vanishings. A std mutex: it is never held across an await.
-    live: Mutex<Live>,
+    /// The data and the pending vanishings. A std mutex: it is never held across an await
+    /// (shared with the GraphQL resolvers of the requests in flight).
+    live: Arc<Mutex<Live>>,
     limiter: RateLimiter,
     latency_nanos: AtomicU64,
+    /// Server time of one merge request count (see [`FakeGitlab::set_count_cost`]).
+    count_cost_nanos: AtomicU64,
     /// Seconds added to the host's clock to make the fake's (set by a test hook).
     clock_offset: AtomicI64,
     /// Counters, hold, faults (see `hooks`).
@@ -189,6 +193,51 @@ impl Shared {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+    }
+
+    /// Waits the server time of `counts` merge request counts ([`FakeGitlab::set_count_cost`]),
+    /// outside the instance lock.
+    async fn wait_counts(&self, counts: usize) {
+        let cost = Duration::from_nanos(self.count_cost_nanos.load(Ordering::SeqCst));
+        let total = cost.saturating_mul(u32::try_from(counts).unwrap_or(u32::MAX));
+        if !total.is_zero() {
+            tokio::time::sleep(total).await;
+        }
+    }
+
+    /// The REST answer's count cost: one count for an answered merge request listing.
+    async fn wait_rest_counts(&self, endpoint: &Endpoint, reply: &Reply) {
+        let counted = matches!(
+            endpoint,
+            Endpoint::MergeRequests(_) | Endpoint::GroupMergeRequests(_)
+        ) && reply.status == 200;
+        if counted {
+            self.wait_counts(1).await;
+        }
+    }
+
+    /// The GraphQL endpoint's answer at `now` (`body`: `Err` when over the limit), then the
+    /// server time of the merge request counts it ran.
+    async fn answer_graphql(
+        &self,
+        asked: &Asked,
+        body: &Result<Bytes, ()>,
+        now: i64,
+        knobs: graphql::Knobs,
+    ) -> (Reply, graphql::Outcome) {
+        let request = graphql::GraphqlRequest {
+            method: &asked.method,
+            query: asked.query.as_deref(),
+            body: match body {
+                Ok(b) => Ok(b.as_ref()),
+                Err(()) => Err(()),
+            },
+            token: asked.token.as_deref(),
+            now: u64::try_from(now).unwrap_or(0),
+        };
+        let (reply, outcome) = graphql::respond(&self.live, &self.limiter, &request, knobs).await;
+        self.wait_counts(outcome.counts).await;
+        (reply, outcome)
     }
 
     /// The API's answer to `asked`, with `query` in place of its own, at `now`.
@@ -248,9 +297,10 @@ impl FakeGitlab {
         instance.sort_projects();
         instance.reconcile_changes();
         let shared = Arc::new(Shared {
-            live: Mutex::new(Live::new(instance)),
+            live: Arc::new(Mutex::new(Live::new(instance))),
             limiter: RateLimiter::default(),
             latency_nanos: AtomicU64::new(0),
+            count_cost_nanos: AtomicU64::new(0),
             clock_offset: AtomicI64::new(0),
             #[cfg(feature = "faults")]
             hooks: hooks::Hooks::default(),
@@ -280,6 +330,17 @@ impl FakeGitlab {
     pub fn set_latency(&self, d: Duration) {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.shared.latency_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Every merge request count the fake runs costs `d` of server time (async sleep, outside
+    /// the instance lock), on both APIs: a REST `/projects/:id/merge_requests` or
+    /// `/groups/:id/merge_requests` answer (one count, for `X-Total`) waits `d`; a GraphQL
+    /// answer waits `d` times the `count` fields of merge request connections it resolved,
+    /// summed and slept once after execution (GitLab resolves them one after another).
+    /// Default 0.
+    pub fn set_count_cost(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.count_cost_nanos.store(nanos, Ordering::SeqCst);
     }
 
     /// Stops accepting, lets in-flight (and held) requests finish for up to 2 s, then closes
@@ -388,12 +449,33 @@ async fn serve(
     shared: Arc<Shared>,
 ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
     let asked = Asked::of(&req);
-    drop(req);
     let endpoint = Endpoint::parse(&asked.path);
+    let body = read_body(req, &endpoint).await;
     shared.wait_latency().await;
     let now = shared.now();
-    let reply = shared.answer(&asked, asked.query.as_deref(), &endpoint, now);
+    let reply = if endpoint == Endpoint::Graphql {
+        let knobs = graphql::Knobs::default();
+        shared.answer_graphql(&asked, &body, now, knobs).await.0
+    } else {
+        let reply = shared.answer(&asked, asked.query.as_deref(), &endpoint, now);
+        shared.wait_rest_counts(&endpoint, &reply).await;
+        reply
+    };
     Ok(into_response(reply, now))
+}
+
+/// The body of a GraphQL request, up to [`graphql::MAX_BODY_BYTES`] (`Err` beyond, or when it
+/// cannot be read); other requests' bodies are not read.
+async fn read_body(req: Request<Incoming>, endpoint: &Endpoint) -> Result<Bytes, ()> {
+    use http_body_util::{BodyExt, Limited};
+    if *endpoint != Endpoint::Graphql {
+        return Ok(Bytes::new());
+    }
+    let limited = Limited::new(req.into_body(), graphql::MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(()),
+    }
 }
 
 /// The hyper response, with `Date` from the fake's clock (hyper adds its own only when absent).

@@ -16,12 +16,13 @@ pub(crate) enum Route {
     CommitSequence,
     User,
     Version,
+    Graphql,
     Unknown,
 }
 
 impl Route {
     /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 11] = [
+    pub(crate) const ALL: [Route; 12] = [
         Route::Projects,
         Route::Project,
         Route::GroupProjects,
@@ -32,6 +33,7 @@ impl Route {
         Route::CommitSequence,
         Route::User,
         Route::Version,
+        Route::Graphql,
         Route::Unknown,
     ];
 
@@ -48,6 +50,7 @@ impl Route {
             Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
             Route::User => "/user",
             Route::Version => "/version",
+            Route::Graphql => "/api/graphql",
             Route::Unknown => "unknown",
         }
     }
@@ -70,6 +73,7 @@ impl Route {
             Endpoint::CommitSequence(..) => Route::CommitSequence,
             Endpoint::User => Route::User,
             Endpoint::Version => Route::Version,
+            Endpoint::Graphql => Route::Graphql,
             Endpoint::Unknown => Route::Unknown,
         }
     }
