@@ -1,12 +1,13 @@
-//! The fake GitLab: a deterministic in-process HTTP server speaking the GitLab REST API v4, used by
-//! the integration tests, the benchmarks and `--demo` mode. This file owns the public handle
+//! The fake GitLab: a deterministic in-process HTTP server speaking the GitLab REST API v4 and a
+//! subset of its GraphQL API, used by the integration tests, the benchmarks and `--demo` mode. This file owns the public handle
 //! ([`FakeGitlab`]) and the server loop.
 //!
 //! Layout: `common` (small shared items: the built-in instances' "now", commit spacing, merge
 //! request counts, the splitmix64 mixer), `history` (the merge request model: synthesised merge
 //! requests and the changes recorded on top), `instance` (data model, demo and generated
 //! instances), `changes` (the change API on projects: merge request events, pushes, direct count
-//! edits), `api` (routing, permissions, endpoint handlers), `paginate` (offset and keyset
+//! edits), `api` (routing, permissions, endpoint handlers), `graphql` (`/api/graphql`: the
+//! schema on async-graphql, GitLab's complexity and limits), `paginate` (offset and keyset
 //! pagination, headers), `ratelimit` (`RateLimit-*` and 429), `dates` (timestamps written and
 //! read), and with the `faults` feature `routes` (the route templates requests are counted and
 //! faulted by), `hooks` (the test hooks below) and `faults` (fault injection). The merge request data flows one way: `history` knows no project, `instance` holds
@@ -30,6 +31,46 @@
 //! assert_eq!(fake.requests("/projects"), 1);
 //! fake.shutdown().await;
 //! ```
+//!
+//! # GraphQL
+//!
+//! `POST /api/graphql` (JSON `{"query", "variables", "operationName"}`, body up to 1 MiB, else
+//! 413) and `GET /api/graphql?query=...` run queries through async-graphql (no mutations, no
+//! multiplexing), on the same data, permissions, clock, latency and `rate_limit_per_minute`
+//! limiter as REST (one request counts once; 429 and `RateLimit-*` as on REST). Tokens as on REST
+//! (`PRIVATE-TOKEN`, `Authorization: Bearer`); a wrong one answers 401
+//! `{"errors":[{"message":"Invalid token"}]}`, none is anonymous (public projects only).
+//!
+//! The schema, GitLab's names: `Query.projects(membership, ids, fullPaths, search, sort, first,
+//! after, last, before)` (what the caller can see, id descending, `sort: "id_asc"` ascending;
+//! `ids` are `gid://gitlab/Project/N`), `Query.project(fullPath)`, `Query.group(fullPath)` with
+//! `Group.projects(includeSubgroups, search, sort, ids, first, ...)` (the group's own projects,
+//! never shared ones), `Query.queryComplexity { score limit }`. `ProjectConnection { nodes edges
+//! { cursor node } pageInfo count }`; cursors are GitLab's (base64 of `{"id":"N"}`), and a page
+//! costs its length however deep the walk. `Project { id fullPath path name nameWithNamespace
+//! archived visibility starCount forksCount openIssuesCount createdAt lastActivityAt updatedAt
+//! namespace group issuesEnabled mergeRequestsEnabled statistics repository userPermissions
+//! maxAccessLevel mergeRequests(state, iids) { count(limit = 1000) } }`: statistics (Floats, REST's
+//! `job_artifacts_size` is `buildArtifactsSize`) are null below Reporter, `repository { rootRef
+//! empty exists tree(ref) { lastCommit { sha } } }` is null without code access, and merge
+//! requests the caller may not read count 0. `count` answers the exact number up to `limit` and
+//! `limit + 1` above it (`1001` for the demo's frontend); a `limit` outside 1..=1000 is a field
+//! error.
+//!
+//! Limits as GitLab's: query text over 10,000 characters is 422 `Query too large`; complexity
+//! (GitLab's formula: 1 per field, 2 for Gitaly fields, `child + 1 (+1 sort, +5 search)` for
+//! resolvers, +10 for `Group.projects`, 10 for `lastCommit`, connections times `1 +
+//! min(first, last, 100) / 100` unless `iids`) up to 250 signed in, 200 anonymous, 300 for
+//! administrators, depth up to 20 (15 anonymous): above, HTTP 200 with graphql-ruby's "Query has
+//! complexity of N, which exceeds max complexity of M" (or depth) and no `data`. `first` above
+//! 100 is clamped. Field errors (a bad cursor, `first` and `last` together) give `data` with
+//! that field null and an error with its `path`.
+//!
+//! [`FakeGitlab::set_count_cost`] gives every merge request count server time, on both APIs.
+//! With `faults`: requests count under `/api/graphql`, [`FakeGitlab::graphql_scores`] and
+//! [`FakeGitlab::graphql_queries`] keep what was asked, every fault applies to the route, and
+//! [`Faults::graphql_disabled`], [`Faults::graphql_max_complexity`],
+//! [`Faults::graphql_timeout_above`] and [`Faults::graphql_field_error`] are GraphQL's own.
 //!
 //! # Clock and changes
 //!
@@ -615,6 +656,22 @@ mod tests {
             token: Option<&str>,
         ) -> Answer {
             self.write_request(method, path, token).await;
+            self.read_answer(method).await
+        }
+
+        /// A POST with a JSON body (`Authorization: Bearer` when a token is given).
+        pub(super) async fn post(&mut self, path: &str, token: Option<&str>, body: &str) -> Answer {
+            let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: fake\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            self.write_all(head.as_bytes()).await;
+            self.write_all(body.as_bytes()).await;
+            self.read_answer("POST").await
+        }
+
+        async fn read_answer(&mut self, method: &str) -> Answer {
             let head_end = loop {
                 if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     break i + 4;
@@ -935,6 +992,97 @@ mod tests {
         let seq = get(&fake, "/api/v4/projects/7/repository/commits/main/sequence").await;
         assert_eq!(seq.json()["count"], 27);
         assert!(!fake.push(3, 1), "archived");
+    }
+
+    #[tokio::test]
+    async fn graphql_over_http() {
+        let mut instance = Instance::demo();
+        instance.rate_limit_per_minute = Some(1000);
+        let fake = FakeGitlab::start(instance).await.expect("start");
+        let token = fake.token();
+        let mut c = Client::connect(&fake).await;
+        let query = r#"{"query":"{ project(fullPath: \"acme/api\") { id mergeRequests(state: merged) { count } } }"}"#;
+        let a = c.post("/api/graphql", Some(&token), query).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_eq!(a.json()["data"]["project"]["mergeRequests"]["count"], 312);
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert!(a.header("date").is_some());
+        assert_eq!(a.header("ratelimit-limit"), Some("1000"));
+        let wrong = c.post("/api/graphql", Some("nope"), query).await;
+        assert_eq!(
+            (wrong.status, wrong.body.as_str()),
+            (401, r#"{"errors":[{"message":"Invalid token"}]}"#)
+        );
+        // GET executes a query string; a bare GET has none.
+        let get = c
+            .send(
+                "GET",
+                "/api/graphql?query=%7B%20queryComplexity%20%7B%20limit%20%7D%20%7D",
+                None,
+            )
+            .await;
+        assert_eq!(get.json()["data"]["queryComplexity"]["limit"], 200);
+        let bare = c.send("GET", "/api/graphql", Some(&token)).await;
+        assert_eq!(
+            (bare.status, bare.body.as_str()),
+            (
+                200,
+                r#"{"errors":[{"message":"No query string was present"}]}"#
+            )
+        );
+        let huge = format!(r#"{{"query":"{}"}}"#, " ".repeat(graphql::MAX_BODY_BYTES));
+        assert_eq!(
+            c.post("/api/graphql", Some(&token), &huge).await.status,
+            413
+        );
+        // Each merge request count costs server time: two counts, then one REST count.
+        fake.set_count_cost(Duration::from_millis(40));
+        let two = r#"{"query":"{ project(fullPath: \"acme/api\") { a: mergeRequests { count } b: mergeRequests(state: opened) { count } } }"}"#;
+        let t0 = std::time::Instant::now();
+        assert_eq!(c.post("/api/graphql", Some(&token), two).await.status, 200);
+        assert!(t0.elapsed() >= Duration::from_millis(80));
+        let t0 = std::time::Instant::now();
+        let rest = c
+            .send(
+                "GET",
+                "/api/v4/projects/42/merge_requests?per_page=1",
+                Some(&token),
+            )
+            .await;
+        assert_eq!(rest.status, 200);
+        assert!(t0.elapsed() >= Duration::from_millis(40));
+        fake.set_count_cost(Duration::ZERO);
+
+        #[cfg(feature = "faults")]
+        {
+            assert_eq!(fake.requests("/api/graphql"), 6);
+            assert_eq!(fake.graphql_scores(), vec![8, 2, 13]);
+            assert_eq!(fake.graphql_queries().len(), 4, "not the 401 nor the 413");
+            fake.set_faults(Faults {
+                route: Some("/api/graphql".into()),
+                graphql_disabled: true,
+                ..Faults::default()
+            });
+            let off = c.post("/api/graphql", Some(&token), query).await;
+            assert_eq!(
+                (off.status, off.body.as_str()),
+                (404, r#"{"message":"404 Not Found"}"#)
+            );
+            fake.set_faults(Faults {
+                route: Some("/api/graphql".into()),
+                server_error_rate: 1.0,
+                ..Faults::default()
+            });
+            assert_eq!(
+                c.post("/api/graphql", Some(&token), query).await.status,
+                500
+            );
+            fake.set_faults(Faults::default());
+            assert_eq!(fake.faults_injected(), 2);
+            fake.reset_counts();
+            assert!(fake.graphql_scores().is_empty());
+        }
+        fake.shutdown().await;
     }
 
     #[tokio::test]

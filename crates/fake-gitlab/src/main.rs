@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use fake_gitlab::{FakeGitlab, Instance};
 
-/// A deterministic fake GitLab speaking the REST API v4.
+/// A deterministic fake GitLab speaking the REST API v4 and a subset of its GraphQL API.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -31,6 +31,10 @@ struct Args {
     /// GitLab.com's API rate limit (requests per minute per user), off by default.
     #[arg(long, value_name = "N")]
     rate_limit_per_minute: Option<u32>,
+    /// Server time of every merge request count (a REST merge request listing, each GraphQL
+    /// `mergeRequests { count }`), for benchmarks.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    count_cost_ms: u64,
 }
 
 #[tokio::main]
@@ -46,6 +50,7 @@ async fn main() -> std::io::Result<()> {
     instance.rate_limit_per_minute = args.rate_limit_per_minute;
     let gitlab = FakeGitlab::start_on(instance, args.listen).await?;
     gitlab.set_latency(Duration::from_millis(args.rtt_ms));
+    gitlab.set_count_cost(Duration::from_millis(args.count_cost_ms));
     println!("GITLAB_URL={}", gitlab.url());
     println!("GITLAB_TOKEN={}", gitlab.token());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
