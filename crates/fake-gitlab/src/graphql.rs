@@ -2139,6 +2139,35 @@ mod tests {
         assert_eq!(status, 200);
     }
 
+    #[tokio::test]
+    async fn deep_cursors_are_cheap_on_a_big_instance() {
+        let live = Arc::new(Mutex::new(Live::new(Instance::generated(100_000))));
+        let ids: Vec<u64> = lock(&live).instance.projects.iter().map(|p| p.id).collect();
+        let middle = ids[ids.len() / 2];
+        let t0 = std::time::Instant::now();
+        let mut after = json!(cursor(middle));
+        for _ in 0..20 {
+            let v = call(
+                &live,
+                "query($a: String) { projects(first: 100, after: $a) { pageInfo { endCursor } nodes { id } } }",
+                json!({ "a": after }),
+            )
+            .await;
+            let nodes = v["data"]["projects"]["nodes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(nodes.len(), 100);
+            assert!(nodes.iter().all(|n| gid_number(&n["id"]) < middle));
+            after = v["data"]["projects"]["pageInfo"]["endCursor"].clone();
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
     #[test]
     fn base64_round_trips_and_schema_has_gitlabs_names() {
         for s in ["", "a", "ab", "abc", r#"{"id":"123456"}"#] {
