@@ -901,7 +901,7 @@ impl GroupNode {
     async fn projects(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = false)] include_subgroups: bool,
+        #[graphql(default_with = "Some(false)")] include_subgroups: Option<bool>,
         search: Option<String>,
         sort: Option<String>,
         ids: Option<Vec<ID>>,
@@ -914,7 +914,11 @@ impl GroupNode {
         let ids = ids
             .map(|ids| ids.iter().map(|g| parse_project_gid(g)).collect())
             .transpose()?;
-        let scope = group_scope(&env.live().instance, self.id, include_subgroups);
+        let scope = group_scope(
+            &env.live().instance,
+            self.id,
+            include_subgroups.unwrap_or(false),
+        );
         let filter = ProjectFilter {
             membership: false,
             ids,
@@ -1440,9 +1444,10 @@ impl MergeRequestConnection {
     async fn count(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 1000)] limit: i32,
+        #[graphql(default_with = "Some(1000)")] limit: Option<i32>,
     ) -> async_graphql::Result<i32> {
         let env = Env::of(ctx);
+        let limit = limit.unwrap_or(COUNT_LIMIT);
         if limit <= 0 {
             return Err(Error::new("limit must be greater than 0"));
         }
@@ -2180,7 +2185,8 @@ mod tests {
         let sdl = sdl();
         for needle in [
             "projects(membership: Boolean, ids: [ID!], fullPaths: [String!], search: String, sort: String, first: Int, after: String, last: Int, before: String): ProjectConnection",
-            "count(limit: Int! = 1000): Int!",
+            "count(limit: Int = 1000): Int!",
+            "projects(includeSubgroups: Boolean = false,",
             "enum MergeRequestState",
             "buildArtifactsSize: Float!",
             "scalar Time",
