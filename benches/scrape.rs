@@ -1,5 +1,6 @@
-//! End-to-end benchmark: the exporter binary (release build) scraped over HTTP against the fake
-//! GitLab serving N generated projects with a simulated network round trip per request.
+//! End-to-end benchmark of the REST path (`--gitlab.api rest`; `benches/graphql.rs` sets GraphQL
+//! beside it): the exporter binary (release build) scraped over HTTP against the fake GitLab
+//! serving N generated projects with a simulated network round trip per request.
 //!
 //! ```text
 //! cargo bench --bench scrape                       # N = 100, 1,000, 10,000, 100,000
@@ -103,7 +104,14 @@ async fn run(settings: Settings) {
             };
             let exporter = Exporter::start(
                 &gitlab,
-                &["--gitlab.concurrency", &c.to_string(), "--cache.ttl", ttl],
+                &[
+                    "--gitlab.concurrency",
+                    &c.to_string(),
+                    "--cache.ttl",
+                    ttl,
+                    "--gitlab.api",
+                    "rest",
+                ],
             );
             let cpu_before = cpu_seconds(&exporter);
             let started = Instant::now();

@@ -94,6 +94,20 @@ struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=512))]
     concurrency: u16,
 
+    /// Which GitLab API collects: graphql (one query per page of 100 projects, plus batched
+    /// queries for merge-request counts; REST only where GraphQL cannot give a value exactly)
+    /// or rest (REST only, for instances or proxies that block GraphQL). A GitLab answering
+    /// 404 or 405 on /api/graphql is collected over REST, with one warning.
+    #[arg(long = "gitlab.api", value_name = "API", default_value = "graphql",
+          value_parser = ["graphql", "rest"])]
+    api: String,
+
+    /// Projects per batched GraphQL query (merge-request counts); lowered at run time while
+    /// GitLab finds a batch too complex or too slow.
+    #[arg(long = "gitlab.graphql.batch-size", value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u16).range(1..=100))]
+    batch_size: u16,
+
     /// Timeout of one GitLab API call.
     #[arg(long = "gitlab.request-timeout", value_name = "DURATION", default_value = "15s",
           value_parser = parse_positive_duration)]
@@ -219,6 +233,10 @@ pub struct Config {
     pub(crate) cache_ttl: Duration,
     /// Most API calls in flight.
     pub(crate) concurrency: usize,
+    /// Which API collects (`--gitlab.api`).
+    pub(crate) api: crate::collect::Api,
+    /// Projects per batched GraphQL query (`--gitlab.graphql.batch-size`).
+    pub(crate) batch_size: usize,
     /// Timeout of one API call.
     pub(crate) request_timeout: Duration,
     /// Every project is counted from scratch at least this often (zero: at every collection).
@@ -333,6 +351,12 @@ impl Config {
             web_config,
             cache_ttl: cli.cache_ttl,
             concurrency: usize::from(cli.concurrency),
+            api: if cli.api == "rest" {
+                crate::collect::Api::Rest
+            } else {
+                crate::collect::Api::Graphql
+            },
+            batch_size: usize::from(cli.batch_size),
             request_timeout: cli.request_timeout,
             full_refresh_interval: cli.full_refresh_interval,
             scope,

@@ -84,6 +84,8 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         max_stale: config.max_stale,
         limits: config.limits,
         families: config.collectors,
+        api: config.api,
+        batch_size: config.batch_size,
     };
     let collector = collect::Collector::new(client.clone(), config.scope.clone(), settings);
     let counted = exporter_metrics.clone();

@@ -55,7 +55,7 @@ fn expected_calls(expected: &[common::Expected]) -> BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cold_scrape_makes_exactly_the_needed_calls_and_a_warm_one_none() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "1h"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "1h"]);
     let first_scrape = std::time::Instant::now();
     let metrics = exporter.scrape().await;
     let expected = gitlab.with_instance(|i| expected_membership(i));
@@ -176,6 +176,8 @@ async fn concurrency_is_bounded_by_the_flag() {
         let exporter = Exporter::start(
             &gitlab,
             &[
+                "--gitlab.api",
+                "rest",
                 "--gitlab.group",
                 "acme/platform",
                 "--gitlab.concurrency",

@@ -25,7 +25,7 @@ fn routes(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_changed_costs_the_listing_and_a_handful() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     exporter.scrape().await;
     gitlab.reset_counts();
     let metrics = exporter.scrape().await;
@@ -48,7 +48,7 @@ async fn nothing_changed_costs_the_listing_and_a_handful() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_shows_at_the_next_collection() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     exporter.scrape().await;
 
     // acme/api 42, acme/platform/deploy 7, labs/guest-public 21, demo-user/dotfiles 2.
@@ -103,7 +103,7 @@ async fn clock_skew_loses_no_change() {
     for offset in [-600, 600] {
         let gitlab = demo_gitlab().await;
         gitlab.set_clock_offset(offset);
-        let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+        let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
         exporter.scrape().await;
         assert!(gitlab.change_merge_request(42, MergeRequestChange::Merge));
         assert!(gitlab.change_merge_request(2, MergeRequestChange::Open));
@@ -118,7 +118,7 @@ async fn clock_skew_loses_no_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projects_that_come_go_or_move_are_right() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     exporter.scrape().await;
     gitlab.with_instance(|i| {
         let mut new = FakeProject::new(5000, "brand-new", Namespace::Group(10));
@@ -163,7 +163,14 @@ async fn full_refresh_catches_what_no_signal_shows() {
     let gitlab = demo_gitlab().await;
     let exporter = Exporter::start(
         &gitlab,
-        &["--cache.ttl", "0s", "--collect.full-refresh-interval", "2s"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--collect.full-refresh-interval",
+            "2s",
+        ],
     );
     exporter.scrape().await;
     assert!(gitlab.change_merge_request(42, MergeRequestChange::Delete));
@@ -179,7 +186,14 @@ async fn zero_interval_counts_everything_every_time() {
     let gitlab = demo_gitlab().await;
     let exporter = Exporter::start(
         &gitlab,
-        &["--cache.ttl", "0s", "--collect.full-refresh-interval", "0s"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--collect.full-refresh-interval",
+            "0s",
+        ],
     );
     exporter.scrape().await;
     let first = calls(&gitlab);
@@ -193,7 +207,17 @@ async fn zero_interval_counts_everything_every_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_scope_steady_state() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "acme"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--gitlab.group",
+            "acme",
+        ],
+    );
     exporter.scrape().await;
     assert_eq!(
         gitlab.requests("/projects/:id"),
@@ -233,7 +257,7 @@ async fn listing_in_parallel_windows_is_exact() {
         .filter_map(|id| instance.remove_project(id))
         .collect();
     let gitlab = FakeGitlab::start(instance).await.unwrap();
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     exporter.scrape().await;
     gitlab.reset_counts();
     let metrics = exporter.scrape().await;
@@ -280,7 +304,14 @@ async fn change_query_survives_a_deletion_mid_walk() {
     let gitlab = std::sync::Arc::new(FakeGitlab::start(Instance::generated(300)).await.unwrap());
     let exporter = Exporter::start(
         &gitlab,
-        &["--cache.ttl", "0s", "--gitlab.concurrency", "64"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--gitlab.concurrency",
+            "64",
+        ],
     );
     exporter.scrape().await;
     // 150 changes: two pages of the group query (newest first).
@@ -315,7 +346,7 @@ async fn change_query_survives_a_deletion_mid_walk() {
 async fn access_change_makes_merge_requests_counted() {
     use fake_gitlab::Role;
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     let metrics = exporter.scrape().await;
     assert_eq!(
         metrics.value(
@@ -345,7 +376,17 @@ async fn group_listing_in_parallel_windows_is_exact() {
     let gitlab = FakeGitlab::start(Instance::generated(1_000).with_merge_requests(false))
         .await
         .unwrap();
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "scale"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--gitlab.group",
+            "scale",
+        ],
+    );
     exporter.scrape().await;
     gitlab.with_instance(|i| {
         i.remove_project(500);

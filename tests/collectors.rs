@@ -28,7 +28,7 @@ fn calls(gitlab: &fake_gitlab::FakeGitlab) -> BTreeMap<String, u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_family_reports_its_calls_and_success() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--gitlab.group", "acme"]);
     let metrics = exporter.scrape().await;
     assert_exact(
         &metrics,
@@ -125,13 +125,13 @@ async fn a_family_switched_off_makes_no_call_and_exports_nothing() {
     assert_eq!(reported, ["projects", "commits"]);
 }
 
-/// In a group scope with storage off, no project is read on its own for its statistics (with
+/// Over REST, in a group scope with storage off, no project is read on its own for its statistics (with
 /// it on, the projects of a group the token's user is no member of are).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_off_in_a_group_makes_no_detail_call() {
     let group = ["--gitlab.group", "other-org"];
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &group);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", group[0], group[1]]);
     let metrics = exporter.scrape().await;
     let detail = calls(&gitlab).get("/projects/:id").copied().unwrap_or(0);
     assert!(detail > 0, "{:?}", calls(&gitlab));
@@ -144,7 +144,16 @@ async fn storage_off_in_a_group_makes_no_detail_call() {
     );
     drop(exporter);
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &[group[0], group[1], "--no-collector.storage"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--gitlab.api",
+            "rest",
+            group[0],
+            group[1],
+            "--no-collector.storage",
+        ],
+    );
     let metrics = exporter.scrape().await;
     assert_eq!(calls(&gitlab).get("/projects/:id"), None);
     let mut expected = gitlab.with_instance(|i| expected_in_group(i, "other-org"));
@@ -164,7 +173,10 @@ async fn a_failing_family_fails_alone() {
         server_error_rate: 1.0,
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &["--gitlab.request-timeout", "2s"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--gitlab.api", "rest", "--gitlab.request-timeout", "2s"],
+    );
     let metrics = exporter.scrape().await;
     assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));
     for family in FAMILIES {

@@ -118,7 +118,7 @@ async fn membership_scope_is_exact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_scope_includes_subgroups_not_shared_projects() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "acme"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--gitlab.group", "acme"]);
     let metrics = exporter.scrape().await;
     let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
     assert_exact(&metrics, &expected);
@@ -153,7 +153,14 @@ async fn group_of_non_member_projects() {
     let gitlab = demo_gitlab().await;
     let exporter = Exporter::start(
         &gitlab,
-        &["--gitlab.group", "other-org", "--cache.ttl", "0s"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--gitlab.group",
+            "other-org",
+            "--cache.ttl",
+            "0s",
+        ],
     );
     let metrics = exporter.scrape().await;
     let expected = gitlab.with_instance(|i| expected_in_group(i, "other-org"));
@@ -323,7 +330,7 @@ async fn listing_past_ten_thousand_projects() {
     let gitlab = FakeGitlab::start(Instance::generated(10_050).with_merge_requests(false))
         .await
         .unwrap();
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest"]);
     let metrics = exporter.scrape().await;
     assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));
     assert_eq!(metrics.value("gitlab_projects", &[]), Some(10_050.0));
@@ -357,7 +364,14 @@ async fn group_listing_past_ten_thousand_projects() {
         .unwrap();
     let exporter = Exporter::start(
         &gitlab,
-        &["--gitlab.group", "scale", "--gitlab.concurrency", "64"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--gitlab.group",
+            "scale",
+            "--gitlab.concurrency",
+            "64",
+        ],
     );
     let metrics = exporter.scrape().await;
     assert_eq!(metrics.value("gitlab_up", &[]), Some(1.0));

@@ -50,7 +50,7 @@ async fn flaky_gitlab_still_gives_exact_values() {
         reset_rate: 0.05,
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest"]);
     let metrics = exporter.scrape().await;
     assert!(
         gitlab.faults_injected() >= 20,
@@ -118,7 +118,7 @@ async fn rate_limit_headers_pace_the_calls() {
     instance.rate_limit_per_minute = Some(60);
     instance.rate_limit_period_seconds = 3;
     let gitlab = gitlab(instance).await;
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest"]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
     let calls = gitlab.total_requests();
@@ -153,7 +153,10 @@ async fn throttling_with_retry_after_pauses_and_loses_nothing() {
     instance.rate_limit_per_minute = Some(20);
     instance.rate_limit_period_seconds = 3;
     let gitlab = gitlab(instance).await;
-    let exporter = Exporter::start(&gitlab, &["--gitlab.concurrency", "64"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &["--gitlab.api", "rest", "--gitlab.concurrency", "64"],
+    );
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
     let throttled = sum(
@@ -189,6 +192,8 @@ async fn max_requests_per_second_keeps_scrapes_on_time() {
     let exporter = Exporter::start(
         &gitlab,
         &[
+            "--gitlab.api",
+            "rest",
             "--gitlab.max-requests-per-second",
             "50",
             "--cache.ttl",
@@ -321,14 +326,16 @@ async fn failed_collections_serve_the_last_data_until_max_stale() {
 }
 
 /// 12 projects (each failing call is retried with backoff, about 4 s, before it gives up), and
-/// an exporter that collects at every scrape, counting everything from scratch, with the given
-/// `--cache.max-stale`.
+/// an exporter that collects at every scrape over REST (its merge-request counts are the calls
+/// made to fail), counting everything from scratch, with the given `--cache.max-stale`.
 async fn recounting_everything(max_stale: Duration) -> (FakeGitlab, Exporter) {
     let gitlab = gitlab(Instance::generated(12)).await;
     let max_stale = format!("{}s", max_stale.as_secs());
     let exporter = Exporter::start(
         &gitlab,
         &[
+            "--gitlab.api",
+            "rest",
             "--cache.ttl",
             "0s",
             "--cache.max-stale",
@@ -398,7 +405,7 @@ async fn failing_calls_keep_the_last_good_values_for_max_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_answers_are_counted_and_logged() {
     let gitlab = gitlab(Instance::demo()).await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     let cases = [
         (
             Malformed::Truncated,
@@ -693,6 +700,8 @@ async fn named_project_failing_keeps_its_last_good_values() {
     let exporter = Exporter::start(
         &gitlab,
         &[
+            "--gitlab.api",
+            "rest",
             "--gitlab.group",
             "labs",
             "--gitlab.project",

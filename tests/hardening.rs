@@ -311,7 +311,17 @@ async fn echoed_tokens_and_url_passwords_are_redacted_once_decoded() {
     use fake_gitlab::Faults;
     let gitlab = gitlab(Instance::demo()).await;
     let token = gitlab.token();
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--log.level", "debug"]);
+    let exporter = Exporter::start(
+        &gitlab,
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--log.level",
+            "debug",
+        ],
+    );
     gitlab.set_faults(Faults {
         route: Some("/projects".to_owned()),
         echo_token: true,
@@ -560,7 +570,14 @@ async fn a_listing_without_end_stops_at_max_projects() {
     let gitlab = gitlab(Instance::demo()).await;
     let exporter = Exporter::start(
         &gitlab,
-        &["--cache.ttl", "0s", "--collect.max-projects", "2000"],
+        &[
+            "--gitlab.api",
+            "rest",
+            "--cache.ttl",
+            "0s",
+            "--collect.max-projects",
+            "2000",
+        ],
     );
     let good = scrape_5s(&exporter).await;
     assert_eq!(good.value("gitlab_up", &[]), Some(1.0));
@@ -690,7 +707,7 @@ async fn one_bad_record_costs_only_itself() {
         ],
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest"]);
     let answer = exporter.get("/metrics", &[]).await;
     assert_eq!(answer.status, 200);
     let text = answer.text();

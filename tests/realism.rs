@@ -47,7 +47,7 @@ async fn keyset_walk_ends_on_the_empty_page() {
         let gitlab = FakeGitlab::start(Instance::generated(projects).with_merge_requests(false))
             .await
             .unwrap();
-        let exporter = Exporter::start(&gitlab, &[]);
+        let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest"]);
         let metrics = exporter.scrape().await;
         assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
         assert_eq!(
@@ -99,7 +99,7 @@ async fn roles_inherited_from_a_group() {
         listed[0]["permissions"],
         serde_json::json!({"project_access": null, "group_access": {"access_level": 10, "notification_level": 3}})
     );
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
     assert_eq!(
@@ -142,7 +142,7 @@ async fn merge_requests_for_members_only() {
     let gitlab = FakeGitlab::start(instance(vec![developer, guest, outsider]))
         .await
         .unwrap();
-    let exporter = Exporter::start(&gitlab, &["--gitlab.all-projects"]);
+    let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--gitlab.all-projects"]);
     let metrics = exporter.scrape().await;
     let expected: Vec<_> =
         gitlab.with_instance(|i| i.projects.iter().map(|p| expected(i, p)).collect());
@@ -209,7 +209,7 @@ async fn empty_repository_without_a_default_branch() {
 
 /// A self-managed instance in New York (`-05:00`) and one in India (`+05:30`), both writing
 /// real milliseconds: every `gitlab_project_last_activity_timestamp_seconds` is the exact
-/// instant, milliseconds included, and merge requests changed in such an instance show at the
+/// instant, milliseconds included (over REST; GraphQL writes whole seconds), and merge requests changed in such an instance show at the
 /// next collection (the change windows read GitLab's times right).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_managed_times_with_zone_and_milliseconds() {
@@ -224,7 +224,7 @@ async fn self_managed_times_with_zone_and_milliseconds() {
         let zone = if offset < 0 { "-05:00" } else { "+05:30" };
         assert!(written.ends_with(zone), "{written}");
 
-        let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+        let exporter = Exporter::start(&gitlab, &["--gitlab.api", "rest", "--cache.ttl", "0s"]);
         let metrics = exporter.scrape().await;
         assert_exact(&metrics, &gitlab.with_instance(|i| expected_membership(i)));
         let activity: Vec<(String, i64, u16)> = gitlab.with_instance(|i| {
@@ -244,6 +244,16 @@ async fn self_managed_times_with_zone_and_milliseconds() {
                 metrics.project("gitlab_project_last_activity_timestamp_seconds", path),
                 Some(exact),
                 "{path}"
+            );
+        }
+        // GraphQL's `Time` is written to the second (GitLab's `iso8601`): over GraphQL, the
+        // same instants without their milliseconds, the one value REST says more precisely.
+        let graphql = Exporter::start(&gitlab, &[]).scrape().await;
+        for (path, secs, _) in &activity {
+            assert_eq!(
+                graphql.project("gitlab_project_last_activity_timestamp_seconds", path),
+                Some(*secs as f64),
+                "{path} over GraphQL"
             );
         }
 

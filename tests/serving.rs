@@ -127,7 +127,7 @@ async fn bad_token_gives_up_zero_and_a_log_line() {
     let exporter = Exporter::start_with_env(
         &gitlab.url(),
         &[("GITLAB_TOKEN", bad)],
-        &["--log.level", "debug"],
+        &["--log.level", "debug", "--gitlab.api", "rest"],
     );
     let response = exporter.get("/metrics", &[]).await;
     assert_eq!(response.status, 200);

@@ -8,10 +8,12 @@
 //! projects are then served again, for up to `--cache.max-stale`.
 
 pub(crate) mod families;
+pub(crate) mod graphql;
 mod memory;
 mod scope;
 pub(crate) mod stale;
 
+pub use graphql::Api;
 pub use scope::Scope;
 
 use std::collections::HashMap;
@@ -25,7 +27,7 @@ use tracing::{info, warn};
 use crate::gitlab::types::{Project, host_time};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 use crate::redact::redact;
-use families::{Clients, Context, Found, Id, Interner, Report, Row, Set, Signals, Tally};
+use families::{Batched, Clients, Context, Found, Id, Interner, Report, Row, Set, Signals, Tally};
 use memory::{Memory, OVERLAP, Remembered};
 use scope::Candidate;
 use stale::LastGood;
@@ -166,6 +168,10 @@ pub struct Settings {
     pub limits: Limits,
     /// The metric families collected (`--collector.<name>`).
     pub families: Collectors,
+    /// Which API collects (`--gitlab.api`).
+    pub api: Api,
+    /// Projects per batched GraphQL query (`--gitlab.graphql.batch-size`).
+    pub batch_size: usize,
 }
 
 /// Which metric families are collected: `--collector.<name>` / `--no-collector.<name>`.
@@ -214,6 +220,8 @@ pub struct Collector {
     memory: Arc<Mutex<Arc<Memory>>>,
     /// The last successful collection's projects, for failures to fall back on.
     last_good: Arc<Mutex<Option<LastGood>>>,
+    /// What the GraphQL path learned (sizes GitLab accepts, whether it has GraphQL at all).
+    graphql: Arc<graphql::State>,
 }
 
 impl Collector {
@@ -226,6 +234,7 @@ impl Collector {
             settings,
             memory: Arc::default(),
             last_good: Arc::default(),
+            graphql: Arc::new(graphql::State::new(settings.batch_size)),
         }
     }
 
@@ -243,14 +252,19 @@ impl Collector {
         } else {
             Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
         };
-        let (sink, mut candidates) = tokio::sync::mpsc::channel(self.fan_out * 4);
+        // Pages of candidates: a few ahead of the work on them.
+        let (sink, mut pages) = tokio::sync::mpsc::channel::<Vec<Candidate>>(4);
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
         known_ids.sort_unstable();
+        let run = (settings.api == Api::Graphql && self.graphql.available())
+            .then(|| graphql::Run::new(&client, &self.graphql));
+        let fields = graphql::page_fields(enabled);
         let listing = scope::resolve(
             &client,
             &self.scope,
             &known_ids,
             settings.limits.max_projects,
+            run.as_ref().map(|run| (run, fields.as_str())),
             sink,
         );
         let last_good = self
@@ -278,9 +292,15 @@ impl Collector {
                     .map(|id| clients.of(id)),
                 now: Instant::now(),
                 interval: settings.full_refresh_interval,
+                graphql: run.as_ref(),
             };
-            let projects = futures::stream::poll_fn(|cx| candidates.poll_recv(cx))
-                .map(|candidate| collect_project(&shared, candidate))
+            // Each page's batched GraphQL queries, a few pages at a time; then each project's
+            // own calls (none, mostly, over GraphQL).
+            let projects = futures::stream::poll_fn(|cx| pages.poll_recv(cx))
+                .map(|page| prefetch(&shared, page))
+                .buffer_unordered(settings.concurrency.max(1))
+                .flat_map(futures::stream::iter)
+                .map(|(candidate, batched)| collect_project(&shared, candidate, batched))
                 .buffer_unordered(self.fan_out);
             let fallback = stale::Fallback {
                 last_good: last_good.as_ref(),
@@ -401,6 +421,52 @@ struct Shared<'a> {
     detail_client: Option<&'a Client>,
     now: Instant,
     interval: Duration,
+    /// The collection's GraphQL, unless it runs over REST.
+    graphql: Option<&'a graphql::Run<'a>>,
+}
+
+/// The GraphQL batches of one page of candidates: for each enabled family with batch fields,
+/// the projects that need them, asked `--gitlab.graphql.batch-size` at a time, all at once.
+/// Over REST, or for a family GitLab refused, nothing: its calls are then REST calls.
+async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, Batched)> {
+    let mut out: Vec<(Candidate, Batched)> =
+        page.into_iter().map(|c| (c, Batched::default())).collect();
+    let Some(run) = shared.graphql else {
+        return out;
+    };
+    let wanted: Vec<(Id, Vec<u64>)> = shared
+        .enabled
+        .iter()
+        .filter(|id| !id.batch_fields().is_empty() && run.batches(*id))
+        .map(|id| {
+            let ids = out
+                .iter()
+                .filter_map(|(candidate, _)| match candidate {
+                    Candidate::Listed(p) | Candidate::FromGroup(p) => {
+                        let memos = shared.memory.plan(p.id, shared.now).memos;
+                        id.wants_batch(p, shared.signals, memos).then_some(p.id)
+                    }
+                    Candidate::Named(_) => None,
+                })
+                .collect();
+            (id, ids)
+        })
+        .filter(|(_, ids): &(Id, Vec<u64>)| !ids.is_empty())
+        .collect();
+    let answers = futures::future::join_all(
+        wanted
+            .iter()
+            .map(|(id, ids)| run.batch(shared.clients.of(*id), *id, ids)),
+    )
+    .await;
+    for ((id, _), mut nodes) in wanted.into_iter().zip(answers) {
+        for (candidate, batched) in &mut out {
+            if let Candidate::Listed(p) | Candidate::FromGroup(p) = candidate {
+                batched.0[id as usize] = nodes.remove(&p.id);
+            }
+        }
+    }
+    out
 }
 
 /// The projects of a collection, what went wrong on the way, and what to remember.
@@ -559,7 +625,7 @@ struct Exported {
 /// The calls of one project, as few as the memory allows: its detail call when a family needs
 /// statistics the listing did not give, then every enabled family's. A 404 "Project Not
 /// Found" on any of them means the project disappeared after the listing: it is left out.
-async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
+async fn collect_project(shared: &Shared<'_>, candidate: Candidate, batched: Batched) -> Outcome {
     let (listed, from_group) = match candidate {
         Candidate::Listed(project) => (project, false),
         Candidate::FromGroup(listed) => (listed, true),
@@ -592,6 +658,7 @@ async fn collect_project(shared: &Shared<'_>, candidate: Candidate) -> Outcome {
         project: &listed,
         detail_failed: false,
         late: false,
+        batched: &batched,
     };
     let detail = match detail {
         Some(detail) => {

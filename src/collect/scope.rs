@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc::Sender;
 use tracing::warn;
 
+use super::graphql::{self, Listed, Run, Source};
 use crate::gitlab::types::{Page, Project};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
@@ -74,12 +75,13 @@ pub enum Candidate {
 /// A group that does not exist (or that the token cannot see) is logged and left out; any
 /// other failure fails the collection, since a partial list would make projects vanish from
 /// the metrics.
-pub async fn resolve(
+pub(crate) async fn resolve(
     client: &Client,
     scope: &Scope,
     known_ids: &[u64],
     max_projects: u64,
-    sink: Sender<Candidate>,
+    graphql: Option<(&Run<'_>, &str)>,
+    sink: Sender<Vec<Candidate>>,
 ) -> Result<(), Error> {
     let budget = &Budget {
         max: max_projects,
@@ -96,18 +98,35 @@ pub async fn resolve(
     let sent = Mutex::new(Sent::new(!scope.projects.is_empty()));
     // Waits while the projects' calls are behind: the listing never runs far ahead of them.
     let (sent, sink) = (&sent, &sink);
-    let send = move |candidate: Candidate| async move {
-        let first = sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .first(&candidate);
-        if first {
+    let send = move |page: Vec<Candidate>| async move {
+        let page: Vec<Candidate> = {
+            let mut sent = sent.lock().unwrap_or_else(|e| e.into_inner());
+            page.into_iter().filter(|c| sent.first(c)).collect()
+        };
+        if !page.is_empty() {
             // The receiver only goes away when the collection is abandoned.
-            let _ = sink.send(candidate).await;
+            let _ = sink.send(page).await;
         }
     };
 
-    if scope.is_membership() || scope.all_projects {
+    let mut named: Vec<&String> = scope.projects.iter().collect();
+    let mut listed_over_graphql = false;
+    if let Some((run, fields)) = graphql {
+        match over_graphql(run, fields, scope, budget, &send).await {
+            Ok(unnamed) => {
+                listed_over_graphql = true;
+                named = unnamed;
+            }
+            Err(e) if run.state.unavailable_after(run.client, &e) => {}
+            Err(e @ Error::Refused { .. }) => {
+                tracing::error!(error = %e, "GitLab refused the listing's GraphQL query (as invalid: a bug of the exporter, or a GitLab without these fields; or as too complex even for one project): this collection lists over REST");
+                run.client.rest_fallback("refused");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if listed_over_graphql {
+    } else if scope.is_membership() || scope.all_projects {
         let query = if scope.all_projects {
             filters
         } else {
@@ -130,11 +149,7 @@ pub async fn resolve(
                 query.clone(),
                 walk,
                 *window,
-                move |page: Vec<Project>| async move {
-                    for project in page {
-                        send(Candidate::Listed(project)).await;
-                    }
-                },
+                move |page: Vec<Project>| send(page.into_iter().map(Candidate::Listed).collect()),
             )
         });
         for walked in futures::future::join_all(walks).await {
@@ -193,23 +208,166 @@ pub async fn resolve(
                 }
                 Err(e) => return Err(e),
             };
-            for project in projects {
-                let candidate = match own.get(&project.id) {
+            let mut candidates = projects
+                .into_iter()
+                .map(|project| match own.get(&project.id) {
                     Some(with_statistics) => Candidate::Listed(with_statistics.clone()),
                     None => Candidate::FromGroup(project),
-                };
-                send(candidate).await;
+                });
+            loop {
+                let page: Vec<Candidate> = candidates.by_ref().take(PER_PAGE as usize).collect();
+                if page.is_empty() {
+                    break;
+                }
+                send(page).await;
             }
         }
     }
     budget.check_readable()?;
-    for reference in &scope.projects {
+    for reference in named {
         let known = sent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .knows(reference);
         if !known {
-            send(Candidate::Named(reference.clone())).await;
+            send(vec![Candidate::Named(reference.clone())]).await;
+        }
+    }
+    Ok(())
+}
+
+/// The listing over GraphQL: one query per page of 100 projects, with every enabled family's
+/// fields (`fields`); groups through `group(fullPath:)` (a group named by id is listed over REST
+/// here, since GraphQL finds groups by path only), named projects through `projects(ids:)` and
+/// `projects(fullPaths:)`. Archived projects are left out here unless included (named ones are
+/// always kept). Returns the named projects GraphQL did not return: they are read over REST,
+/// which tells a missing project from a failing one.
+async fn over_graphql<'s, Done>(
+    run: &Run<'_>,
+    fields: &str,
+    scope: &'s Scope,
+    budget: &Budget,
+    send: &impl Fn(Vec<Candidate>) -> Done,
+) -> Result<Vec<&'s String>, Error>
+where
+    Done: std::future::Future<Output = ()>,
+{
+    let include_archived = scope.include_archived;
+    let page = |keep_archived: bool| {
+        move |listed: Listed| async move {
+            for why in &listed.dropped {
+                run.client.bad_record(endpoint::GRAPHQL, why);
+            }
+            for report in listed.projects.iter().filter_map(Project::problems_report) {
+                run.client.bad_record(endpoint::GRAPHQL, &report);
+            }
+            budget.note(endpoint::GRAPHQL, listed.projects.len(), &listed.dropped);
+            budget.take(
+                endpoint::GRAPHQL,
+                listed.projects.len() + listed.dropped.len(),
+            )?;
+            let page = listed
+                .projects
+                .into_iter()
+                .filter(|p| keep_archived || p.archived != Some(true))
+                .map(Candidate::Listed)
+                .collect();
+            send(page).await;
+            Ok(())
+        }
+    };
+    if scope.is_membership() {
+        graphql::walk(run, Source::Membership, fields, page(include_archived)).await?;
+    } else if scope.all_projects {
+        graphql::walk(run, Source::All, fields, page(include_archived)).await?;
+    }
+    let (by_id, by_path): (Vec<&String>, Vec<&String>) = scope
+        .groups
+        .iter()
+        .partition(|g| g.bytes().all(|b| b.is_ascii_digit()));
+    let groups = futures::future::join_all(by_path.iter().map(|group| async move {
+        let walked = graphql::walk(
+            run,
+            Source::Group((*group).clone()),
+            fields,
+            page(include_archived),
+        )
+        .await;
+        (group, walked)
+    }));
+    for (group, walked) in groups.await {
+        match walked {
+            Ok(()) => {}
+            Err(e @ Error::Status { status: 404, .. }) => {
+                warn!(group = %group, error = %e, "group not found or not visible to the token; its projects are left out");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !by_id.is_empty() {
+        let numeric = Scope {
+            groups: by_id.into_iter().cloned().collect(),
+            projects: Vec::new(),
+            all_projects: false,
+            include_archived,
+        };
+        rest_groups(run.client, &numeric, budget, send).await?;
+    }
+    let (ids, paths): (Vec<&String>, Vec<&String>) = scope
+        .projects
+        .iter()
+        .partition(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    let ids: Vec<u64> = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    if !ids.is_empty() {
+        graphql::walk(run, Source::Ids(ids), fields, page(true)).await?;
+    }
+    if !paths.is_empty() {
+        let paths = paths.into_iter().cloned().collect();
+        graphql::walk(run, Source::FullPaths(paths), fields, page(true)).await?;
+    }
+    Ok(scope.projects.iter().collect())
+}
+
+/// The projects of groups named by id, over REST (GraphQL finds groups by path only), each
+/// with its detail call to come for the statistics.
+async fn rest_groups<Done>(
+    client: &Client,
+    scope: &Scope,
+    budget: &Budget,
+    send: &impl Fn(Vec<Candidate>) -> Done,
+) -> Result<(), Error>
+where
+    Done: std::future::Future<Output = ()>,
+{
+    for group in &scope.groups {
+        let mut query = vec![
+            ("include_subgroups", "true".into()),
+            ("with_shared", "false".into()),
+        ];
+        if !scope.include_archived {
+            query.push(("archived", "false".into()));
+        }
+        let path = format!("/groups/{}/projects", encode_segment(group));
+        let listed = list_windows(
+            client,
+            budget,
+            endpoint::GROUP_PROJECTS,
+            &path,
+            &query,
+            &[(None, None)],
+            Walk::IdAfter,
+        )
+        .await;
+        match listed {
+            Ok(projects) => {
+                for page in projects.chunks(PER_PAGE as usize) {
+                    send(page.iter().cloned().map(Candidate::FromGroup).collect()).await;
+                }
+            }
+            Err(e @ Error::Status { status: 404, .. }) => {
+                warn!(group = %group, error = %e, "group not found or not visible to the token; its projects are left out");
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -15,6 +15,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -92,6 +93,16 @@ pub struct ApiCounters {
     pub rate_limit: LastRateLimit,
     /// Failed attempts by reason, all endpoints together (for the status page).
     pub errors_by_reason: Arc<Mutex<std::collections::BTreeMap<&'static str, u64>>>,
+    /// GraphQL queries by operation and result.
+    pub graphql: Family<super::graphql::GraphqlLabels, Counter>,
+    /// The score GitLab gave the last query of each operation.
+    pub graphql_complexity: Family<super::graphql::OperationLabels, Gauge>,
+    /// The complexity limit GitLab reported last.
+    pub graphql_complexity_limit: Gauge,
+    /// Projects per query each operation runs at.
+    pub graphql_batch_size: Family<super::graphql::OperationLabels, Gauge>,
+    /// Uses of REST in place of GraphQL, by reason.
+    pub rest_fallbacks: Family<super::graphql::FallbackLabels, Counter>,
 }
 
 /// A successful answer: its decoded body and what it says about the next page.
@@ -101,6 +112,18 @@ pub struct Reply<T> {
     pub body: T,
     /// Pagination headers.
     pub page: PageInfo,
+}
+
+/// What one call asks.
+#[derive(Debug)]
+enum Request {
+    /// `GET /api/v4{path}?{query}`.
+    Get {
+        path: Box<str>,
+        query: Vec<(&'static str, String)>,
+    },
+    /// `POST /api/graphql` with this JSON body.
+    Graphql { body: Vec<u8> },
 }
 
 /// The GitLab client. Cheap to clone; clones share the connection pool and the concurrency
@@ -120,6 +143,8 @@ pub struct Client {
 struct Shared {
     agent: ureq::Agent,
     api_url: String,
+    /// `{base}/api/graphql`.
+    graphql_url: String,
     /// Replaced when the token file is read again (SIGHUP).
     token: RwLock<Option<Secret>>,
     limit: Arc<Semaphore>,
@@ -208,6 +233,7 @@ impl Client {
             shared: Arc::new(Shared {
                 agent,
                 api_url: format!("{}/api/v4", options.base_url.trim_end_matches('/')),
+                graphql_url: format!("{}/api/graphql", options.base_url.trim_end_matches('/')),
                 token: RwLock::new(options.token),
                 limit: Arc::new(Semaphore::new(options.concurrency.max(1))),
                 pacer: Pacer::new(
@@ -265,6 +291,11 @@ impl Client {
         }
     }
 
+    /// The exporter-lifetime counters.
+    pub(crate) fn counters(&self) -> &ApiCounters {
+        &self.shared.counters
+    }
+
     /// Records found unusable in this collection so far.
     pub fn bad_records(&self) -> u64 {
         self.bad_records.load(Ordering::Relaxed)
@@ -310,8 +341,35 @@ impl Client {
     where
         T: DeserializeOwned + Send + 'static,
     {
-        let path: Arc<str> = path.into();
-        let query: Arc<[(&'static str, String)]> = query.into();
+        let request = Arc::new(Request::Get {
+            path: path.into(),
+            query,
+        });
+        self.send(endpoint, request).await
+    }
+
+    /// `POST /api/graphql` with a JSON body (`{"query", "variables"}`) and the decoded JSON
+    /// answer, through the same limit, pacing, accounting and retries as REST calls.
+    pub async fn post_graphql<T>(&self, body: Vec<u8>) -> Result<Reply<T>, Error>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        self.send(
+            super::endpoint::GRAPHQL,
+            Arc::new(Request::Graphql { body }),
+        )
+        .await
+    }
+
+    /// One call, retried as its failures allow.
+    async fn send<T>(
+        &self,
+        endpoint: &'static str,
+        request: Arc<Request>,
+    ) -> Result<Reply<T>, Error>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         let (mut retries, mut timeouts, mut throttles) = (0, 0, 0);
         let mut throttled = Duration::ZERO;
         loop {
@@ -325,18 +383,14 @@ impl Client {
                     })?;
                 self.shared.pacer.wait().await;
                 let shared = Arc::clone(&self.shared);
-                let (path, query, clock) = (
-                    Arc::clone(&path),
-                    Arc::clone(&query),
-                    Arc::clone(&self.clock),
-                );
+                let (request, clock) = (Arc::clone(&request), Arc::clone(&self.clock));
                 // The permit and the in-flight count are held by the thread making the call:
                 // a call abandoned by its collection still counts until it ends, and time spent
                 // waiting for a pool thread is not time GitLab leaves a call unanswered.
                 tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     let _in_flight = InFlight::start(&shared);
-                    shared.fetch::<T>(endpoint, &path, &query, &clock)
+                    shared.fetch::<T>(endpoint, &request, &clock)
                 })
                 .await
             };
@@ -431,19 +485,36 @@ impl Shared {
     fn fetch<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
-        path: &str,
-        query: &[(&'static str, String)],
+        request: &Request,
         clock: &AtomicI64,
     ) -> Result<Reply<T>, Failure> {
-        let mut request = self.agent.get(format!("{}{}", self.api_url, path));
-        for (key, value) in query {
-            request = request.query(key, value);
-        }
-        if let Some(token) = &*self.token() {
-            request = request.header("PRIVATE-TOKEN", token.expose());
-        }
+        // Cloned (an `Arc`): the lock is not held while the call waits for GitLab.
+        let token = self.token().clone();
+        let token = token.as_ref().map(Secret::expose);
+        let (sent, path) = match request {
+            Request::Get { path, query } => {
+                let mut get = self.agent.get(format!("{}{}", self.api_url, path));
+                for (key, value) in query {
+                    get = get.query(key, value);
+                }
+                if let Some(token) = token {
+                    get = get.header("PRIVATE-TOKEN", token);
+                }
+                (get.call(), &**path)
+            }
+            Request::Graphql { body } => {
+                let mut post = self
+                    .agent
+                    .post(&self.graphql_url)
+                    .header("content-type", "application/json");
+                if let Some(token) = token {
+                    post = post.header("PRIVATE-TOKEN", token);
+                }
+                (post.send(&body[..]), "/api/graphql")
+            }
+        };
         debug!(endpoint, path, "GitLab call");
-        let mut response = match request.call() {
+        let mut response = match sent {
             Ok(response) => response,
             Err(e) => return Err(self.no_answer(endpoint, e)),
         };

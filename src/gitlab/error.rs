@@ -76,6 +76,17 @@ pub enum Error {
         /// What happened, naming the flag that sets the limit.
         detail: String,
     },
+    /// A GraphQL answer with errors and no data: GitLab refused the query (invalid, too
+    /// complex, too deep, timed out).
+    #[error("GitLab refused the GraphQL query {operation}: {message}")]
+    Refused {
+        /// Route template of the call (`/api/graphql`).
+        endpoint: &'static str,
+        /// Which query.
+        operation: &'static str,
+        /// GitLab's first error message, shortened.
+        message: String,
+    },
     /// A 2xx answer whose body was not what the API promises.
     #[error("unexpected answer from GitLab on {endpoint}: {detail}")]
     Decode {
@@ -102,8 +113,8 @@ impl Error {
     }
 
     /// The `reason` label of `gitlab_exporter_api_errors_total`: `timeout`, `transport`,
-    /// `decode`, `too_large`, `unauthorized`, `redirect`, `throttled` (429) or `server_error`
-    /// (5xx); `None` for the answers collectors expect and branch on (403, 404, other 4xx).
+    /// `decode`, `too_large`, `unauthorized`, `redirect`, `throttled` (429), `server_error`
+    /// (5xx) or `refused` (a GraphQL query answered with errors only); `None` for the answers collectors expect and branch on (403, 404, other 4xx).
     pub fn reason(&self) -> Option<&'static str> {
         match self {
             Error::Timeout { .. } => Some("timeout"),
@@ -114,6 +125,7 @@ impl Error {
             Error::Redirect { .. } => Some("redirect"),
             Error::Status { status: 429, .. } => Some("throttled"),
             Error::Status { status: 500.., .. } => Some("server_error"),
+            Error::Refused { .. } => Some("refused"),
             Error::Status { .. } | Error::Limit { .. } => None,
         }
     }
@@ -136,6 +148,7 @@ impl Error {
             | Error::Transport { endpoint, .. }
             | Error::TooLarge { endpoint, .. }
             | Error::Limit { endpoint, .. }
+            | Error::Refused { endpoint, .. }
             | Error::Decode { endpoint, .. } => endpoint,
         }
     }

@@ -385,6 +385,7 @@ fn check_project_seed(seed: &Seed) {
                 merge_requests_access_level: None,
                 statistics: None,
                 permissions: None,
+                head: None,
                 problems: Vec::new(),
             };
             assert_eq!(p, expected);
@@ -1078,6 +1079,7 @@ fn project_case() -> impl Strategy<Value = ProjectCase> {
                                 group_access,
                             }
                         }),
+                        head: None,
                         problems: Vec::new(),
                     },
                     nulls,

@@ -1,5 +1,6 @@
-//! The GitLab REST API v4 as the exporter uses it: one [`Client`] through which every call
-//! passes, the pagination headers, the JSON types and the errors.
+//! The GitLab REST API v4 and GraphQL API as the exporter uses them: one [`Client`] through
+//! which every call passes, the pagination headers, the JSON types, GraphQL answers
+//! ([`graphql`]) and the errors.
 //!
 //! The client does not decide which calls to make; the collectors in [`crate::collect`] do.
 //! It does make sure every call carries the token in one header, goes through one connection
@@ -12,6 +13,7 @@ mod client_tests;
 mod error;
 #[cfg(test)]
 mod fuzz;
+pub mod graphql;
 pub mod pacing;
 pub mod pagination;
 pub mod tls;
@@ -36,6 +38,8 @@ pub mod endpoint {
     pub const BRANCH: &str = "/projects/:id/repository/branches/:branch";
     /// `GET /projects/:id/repository/commits/:sha/sequence`: the number of commits up to a commit.
     pub const COMMIT_SEQUENCE: &str = "/projects/:id/repository/commits/:sha/sequence";
+    /// `POST /api/graphql`: GitLab's GraphQL API.
+    pub const GRAPHQL: &str = "/api/graphql";
 }
 
 /// True when the URL's host is `localhost` or a loopback address.

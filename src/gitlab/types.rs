@@ -58,6 +58,9 @@ pub struct Project {
     pub statistics: Option<Statistics>,
     /// The token user's access, in `GET /projects` and `GET /projects/:id` answers.
     pub permissions: Option<Permissions>,
+    /// GraphQL only: the last commit of the default branch's tree (`repository.tree.lastCommit`),
+    /// a sign that the branch moved.
+    pub head: Option<String>,
     /// The fields GitLab sent that could not be used as they were, and why (`field: why`).
     pub problems: Vec<String>,
 }
@@ -564,8 +567,131 @@ impl TryFrom<RawProject> for Project {
             merge_requests_access_level,
             statistics,
             permissions,
+            head: None,
             problems,
         })
+    }
+}
+
+impl Project {
+    /// A project node of a GraphQL answer, read with the same rules as a REST record: it is
+    /// put in the REST shape first (`fullPath` as `path_with_namespace`, `repository.rootRef` as
+    /// `default_branch`, ...) and decoded field by field, so a bad field costs only itself and
+    /// is listed under its REST name. GraphQL's statistics are Floats: an integral value up to
+    /// 2^53 is the exact count; a fractional, negative or larger one is a bad field.
+    ///
+    /// What GraphQL says differently: `forksCount` is given whatever the caller's access, while
+    /// REST shows it only with code access (`repository` non-null), so it is kept only then;
+    /// `mergeRequests` answers 0 rather than 403 when the caller may not read them, so
+    /// `userPermissions.readMergeRequest` false counts as the feature being off; a project in a
+    /// personal namespace has `group: null`.
+    pub fn from_graphql(node: &serde_json::Value) -> Result<Project, String> {
+        use serde_json::{Map, Value};
+        let field = |path: &[&str]| -> Option<&Value> {
+            let mut v = node;
+            for key in path {
+                v = v.get(key)?;
+            }
+            (!v.is_null()).then_some(v)
+        };
+        let id = match field(&["id"]) {
+            Some(Value::String(gid)) => super::graphql::gid_number(gid).ok_or_else(|| {
+                format!(
+                    "id: not a project global id: {}",
+                    crate::redact::log_line(gid, 100)
+                )
+            })?,
+            Some(other) => {
+                return Err(format!(
+                    "id: not a string: {}",
+                    crate::redact::log_line(&other.to_string(), 100)
+                ));
+            }
+            None => return Err("missing field `id`".to_owned()),
+        };
+        let mut rest = Map::new();
+        let mut put = |key: &str, value: Option<&Value>| {
+            if let Some(v) = value {
+                rest.insert(key.to_owned(), v.clone());
+            }
+        };
+        put("id", Some(&Value::from(id)));
+        put("path_with_namespace", field(&["fullPath"]));
+        put("visibility", field(&["visibility"]));
+        put("archived", field(&["archived"]));
+        put("star_count", field(&["starCount"]));
+        put("open_issues_count", field(&["openIssuesCount"]));
+        put("last_activity_at", field(&["lastActivityAt"]));
+        let code = field(&["repository"]).is_some();
+        if code {
+            put("forks_count", field(&["forksCount"]));
+        }
+        put("default_branch", field(&["repository", "rootRef"]));
+        put("empty_repo", field(&["repository", "empty"]));
+        if node.get("namespace").is_some() {
+            let mut namespace = Map::new();
+            if let Some(path) = field(&["namespace", "fullPath"]) {
+                namespace.insert("full_path".to_owned(), path.clone());
+            }
+            if node.get("group").is_some() {
+                let kind = if field(&["group"]).is_some() {
+                    "group"
+                } else {
+                    "user"
+                };
+                namespace.insert("kind".to_owned(), Value::from(kind));
+            }
+            put("namespace", Some(&Value::Object(namespace)));
+        }
+        let readable = field(&["userPermissions", "readMergeRequest"]).and_then(Value::as_bool);
+        match (field(&["mergeRequestsEnabled"]), readable) {
+            (_, Some(false)) => put("merge_requests_enabled", Some(&Value::Bool(false))),
+            (enabled, _) => put("merge_requests_enabled", enabled),
+        }
+        if let Some(level) = field(&["maxAccessLevel", "integerValue"]) {
+            put(
+                "permissions",
+                Some(&serde_json::json!({ "project_access": { "access_level": level } })),
+            );
+        }
+        if let Some(Value::Object(stats)) = field(&["statistics"]) {
+            const NAMES: [(&str, &str); 10] = [
+                ("commitCount", "commit_count"),
+                ("repositorySize", "repository_size"),
+                ("lfsObjectsSize", "lfs_objects_size"),
+                ("buildArtifactsSize", "job_artifacts_size"),
+                ("pipelineArtifactsSize", "pipeline_artifacts_size"),
+                ("packagesSize", "packages_size"),
+                ("wikiSize", "wiki_size"),
+                ("snippetsSize", "snippets_size"),
+                ("uploadsSize", "uploads_size"),
+                ("containerRegistrySize", "container_registry_size"),
+            ];
+            let mut converted = Map::new();
+            for (graphql, name) in NAMES {
+                if let Some(v) = stats.get(graphql).filter(|v| !v.is_null()) {
+                    converted.insert(name.to_owned(), exact_count(v));
+                }
+            }
+            put("statistics", Some(&Value::Object(converted)));
+        }
+        let mut project: Project = serde_json::from_value(Value::Object(rest))
+            .map_err(|e| format!("project {id}: {}", why(&e)))?;
+        project.head = field(&["repository", "tree", "lastCommit", "sha"])
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(project)
+    }
+}
+
+/// A GraphQL Float that counts something, as an exact JSON integer when it is one (integral,
+/// 0 to 2^53); otherwise the value as it was, which decoding refuses.
+fn exact_count(v: &serde_json::Value) -> serde_json::Value {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => {
+            serde_json::Value::from(f as u64)
+        }
+        _ => v.clone(),
     }
 }
 
@@ -903,6 +1029,107 @@ mod tests {
         assert!(
             serde_json::from_str::<Page<Project>>(r#"{"id":1}"#).is_err(),
             "not a list"
+        );
+    }
+
+    #[test]
+    fn graphql_nodes_read_as_rest_projects() {
+        let node = serde_json::json!({
+            "id": "gid://gitlab/Project/42",
+            "fullPath": "acme/api",
+            "namespace": { "fullPath": "acme" },
+            "group": { "id": "gid://gitlab/Group/10" },
+            "archived": false,
+            "visibility": "private",
+            "starCount": 3,
+            "forksCount": 2,
+            "openIssuesCount": null,
+            "lastActivityAt": "2026-11-20T10:15:00Z",
+            "repository": { "rootRef": "main", "empty": false, "tree": { "lastCommit": { "sha": "abc" } } },
+            "statistics": { "commitCount": 347.0, "repositorySize": 9007199254740992.0, "lfsObjectsSize": 0 },
+            "mergeRequestsEnabled": true,
+            "userPermissions": { "readMergeRequest": true },
+            "maxAccessLevel": { "integerValue": 40 }
+        });
+        let p = Project::from_graphql(&node).unwrap();
+        assert_eq!(p.id, 42);
+        assert_eq!(p.path_with_namespace, "acme/api");
+        assert_eq!(p.namespace_path(), "acme");
+        assert!(!p.in_user_namespace());
+        assert_eq!(p.default_branch.as_deref(), Some("main"));
+        assert_eq!(p.empty_repo, Some(false));
+        assert_eq!(p.forks_count, Some(2));
+        assert_eq!(p.open_issues_count, None);
+        assert_eq!(p.head.as_deref(), Some("abc"));
+        assert_eq!(p.access_level(), Some(40));
+        assert!(p.merge_requests_enabled());
+        let s = p.statistics.as_ref().unwrap();
+        assert_eq!(s.commit_count, Some(347));
+        assert_eq!(s.repository_size, Some(1 << 53), "exact up to 2^53");
+        assert_eq!(s.lfs_objects_size, Some(0));
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+
+        // No code access: no repository, so no branch and no forks (as REST); a personal
+        // namespace; merge requests the caller may not read count as off.
+        let node = serde_json::json!({
+            "id": "gid://gitlab/Project/7",
+            "fullPath": "someone/dotfiles",
+            "namespace": { "fullPath": "someone" },
+            "group": null,
+            "forksCount": 5,
+            "repository": null,
+            "statistics": null,
+            "mergeRequestsEnabled": true,
+            "userPermissions": { "readMergeRequest": false }
+        });
+        let p = Project::from_graphql(&node).unwrap();
+        assert!(p.in_user_namespace());
+        assert_eq!(
+            (&p.default_branch, p.forks_count, &p.head),
+            (&None, None, &None)
+        );
+        assert!(p.statistics.is_none());
+        assert!(!p.merge_requests_enabled());
+    }
+
+    #[test]
+    fn graphql_floats_that_are_not_exact_counts_are_bad_fields() {
+        let node = serde_json::json!({
+            "id": "gid://gitlab/Project/1",
+            "fullPath": "a/b",
+            "statistics": {
+                "commitCount": 12.5,
+                "repositorySize": 1.0e300,
+                "lfsObjectsSize": -1.0,
+                "packagesSize": 9007199254740994.0,
+                "wikiSize": 4096.0
+            }
+        });
+        let p = Project::from_graphql(&node).unwrap();
+        let s = p.statistics.as_ref().unwrap();
+        assert_eq!(
+            (
+                s.commit_count,
+                s.repository_size,
+                s.lfs_objects_size,
+                s.packages_size
+            ),
+            (None, None, None, None)
+        );
+        assert_eq!(s.wiki_size, Some(4096));
+        assert_eq!(p.problems.len(), 4, "{:?}", p.problems);
+        assert!(
+            p.problems[0].starts_with("statistics.commit_count"),
+            "{:?}",
+            p.problems
+        );
+        // Without a usable id or path, the record is left out.
+        assert!(Project::from_graphql(&serde_json::json!({ "fullPath": "a/b" })).is_err());
+        assert!(
+            Project::from_graphql(&serde_json::json!({ "id": "gid://gitlab/Project/x" })).is_err()
+        );
+        assert!(
+            Project::from_graphql(&serde_json::json!({ "id": "gid://gitlab/Project/3" })).is_err()
         );
     }
 

@@ -282,6 +282,31 @@ fn register_process(metrics: &ExporterMetrics, registry: &mut Registry, process:
         metrics.api.errors.clone(),
     );
     registry.register(
+        "gitlab_exporter_graphql_requests",
+        "GraphQL queries sent to GitLab, by operation (projects: a page of the listing; named_projects; or the family whose batch it is) and result (success; partial: data with errors, the projects concerned collected over REST; refused: errors only; error: no usable answer)",
+        metrics.api.graphql.clone(),
+    );
+    registry.register(
+        "gitlab_exporter_graphql_query_complexity",
+        "Complexity score GitLab gave the last GraphQL query of each operation (queryComplexity.score)",
+        metrics.api.graphql_complexity.clone(),
+    );
+    registry.register(
+        "gitlab_exporter_graphql_complexity_limit",
+        "Most complexity GitLab allows one query of this token, as it reported last (queryComplexity.limit; 0 before the first query)",
+        metrics.api.graphql_complexity_limit.clone(),
+    );
+    registry.register(
+        "gitlab_exporter_graphql_batch_size",
+        "Projects per GraphQL query of each operation, as last sent (halved while GitLab finds a query too complex or too slow)",
+        metrics.api.graphql_batch_size.clone(),
+    );
+    registry.register(
+        "gitlab_exporter_rest_fallbacks",
+        "Uses of REST in place of GraphQL, by reason (unavailable: no GraphQL API, REST from then on; refused: a query refused as invalid, REST for the rest of the collection; failed: a batch failed even for one project; partial: a project's fields came back with errors; count_over_limit: a merge-request count above 1,000, counted exactly over REST)",
+        metrics.api.rest_fallbacks.clone(),
+    );
+    registry.register(
         "gitlab_exporter_collections",
         "Collections run, by result (success: GitLab was listed; failure: gitlab_up was 0)",
         metrics.collections.clone(),

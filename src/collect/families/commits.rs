@@ -2,7 +2,11 @@
 //! `statistics.commit_count` (Reporter role and above); otherwise exact at two calls, the default
 //! branch's head and `GET /repository/commits/:sha/sequence`, or one when the head is the one
 //! counted last time. Never counted by paging the commits list, which has no total and a phantom
-//! last page.
+//! last page. Over GraphQL, every page of the listing also gives the last commit of each
+//! default branch's tree: while it is the one seen last time, the count stands without a call
+//! (a push that leaves the tree as it was, such as an empty commit, shows at the project's next
+//! re-read from scratch); when it moved, the head and its count are read over REST as above
+//! (the tree's last commit need not be the branch's head).
 
 use prometheus_client::encoding::DescriptorEncoder;
 use tracing::debug;
@@ -20,11 +24,15 @@ pub(crate) struct Commits;
 pub(crate) struct Head {
     sha: String,
     commits: u64,
+    /// GraphQL's last commit of the branch's tree when the head was read.
+    tree: Option<String>,
 }
 
 impl Family for Commits {
     const ABOUT: &'static str = "commits on each project's default branch (free from statistics, else one or two calls per project whose head moved)";
     const USES_STATISTICS: bool = true;
+    const PAGE_FIELDS: &'static str =
+        "statistics { commitCount } repository { rootRef empty tree { lastCommit { sha } } }";
 
     type Value = u64;
     /// Remembered when the count took the branch's head: while the head stays, so does the
@@ -57,7 +65,9 @@ impl Family for Commits {
 /// `known` is a head and its count from an earlier collection: when the head has not moved,
 /// the count is reused.
 async fn count(current: Current<'_>, known: Option<&Head>) -> Result<Fetched<Commits>, Error> {
-    let Current { client, project } = current;
+    let Current {
+        client, project, ..
+    } = current;
     if let Some(count) = project.statistics.as_ref().and_then(|s| s.commit_count) {
         return Ok(Fetched::value(Some(count)));
     }
@@ -69,6 +79,12 @@ async fn count(current: Current<'_>, known: Option<&Head>) -> Result<Fetched<Com
         // GitLab shows the default branch only to those who can read the code.
         return Ok(Fetched::value(None));
     };
+    if let Some(known) = known.filter(|k| k.tree.is_some() && k.tree == project.head) {
+        return Ok(Fetched {
+            value: Some(known.commits),
+            memo: Some(known.clone()),
+        });
+    }
     let id = project.id;
     let head = client
         .get::<Branch>(
@@ -93,6 +109,7 @@ async fn count(current: Current<'_>, known: Option<&Head>) -> Result<Fetched<Com
         memo: Some(Head {
             sha: sha.clone(),
             commits,
+            tree: project.head.clone(),
         }),
     };
     if let Some(known) = known.filter(|known| known.sha == sha) {

@@ -62,9 +62,20 @@ pub(crate) struct Dirty(HashSet<u64>);
 impl Family for MergeRequests {
     const ABOUT: &'static str = "merge requests of each project by state (4 calls per project read from scratch; change queries by group between re-reads)";
 
+    const PAGE_FIELDS: &'static str = "visibility mergeRequestsEnabled \
+        userPermissions { readMergeRequest } maxAccessLevel { integerValue }";
+    const BATCH_FIELDS: &'static str = "opened: mergeRequests(state: opened) { count } \
+        merged: mergeRequests(state: merged) { count } \
+        closed: mergeRequests(state: closed) { count } \
+        locked: mergeRequests(state: locked) { count }";
+
     type Value = Counts;
     type Memo = Known;
     type Signal = Dirty;
+
+    fn wants_batch(project: &Project, dirty: &Dirty, known: Option<&Known>) -> bool {
+        project.merge_requests_enabled() && unchanged(project, dirty, known).is_none()
+    }
 
     fn signal<'a>(
         client: &'a Client,
@@ -85,14 +96,12 @@ impl Family for MergeRequests {
     ) -> Result<Fetched<MergeRequests>, Error> {
         let project = current.project;
         let gate = Gate::of(project);
-        let unchanged = known.filter(|known| {
-            !dirty.0.contains(&project.id)
-                && known.gate == gate
-                && *known.namespace == *project.namespace_path()
-        });
-        let counts = match unchanged {
-            Some(known) => known.counts,
-            None => count(current.client, project).await?,
+        let counts = match (unchanged(project, dirty, known), current.batched) {
+            (Some(known), _) => known.counts,
+            (None, Some(node)) if project.merge_requests_enabled() => {
+                Some(from_batch(current.client, project.id, node).await?)
+            }
+            (None, _) => count(current.client, project).await?,
         };
         Ok(Fetched {
             value: counts,
@@ -125,6 +134,48 @@ impl Family for MergeRequests {
         }
         Ok(())
     }
+}
+
+/// What is remembered of the project, if it still holds: its merge requests did not change
+/// (by the signal), nor what made them readable, nor its namespace.
+fn unchanged<'a>(project: &Project, dirty: &Dirty, known: Option<&'a Known>) -> Option<&'a Known> {
+    known.filter(|known| {
+        !dirty.0.contains(&project.id)
+            && known.gate == Gate::of(project)
+            && *known.namespace == *project.namespace_path()
+    })
+}
+
+/// GraphQL's count limit: a count of `limit + 1` means "more than that".
+const GRAPHQL_COUNT_LIMIT: u64 = 1000;
+
+/// The counts of a GraphQL batch node (aliases `opened`, `merged`, ...). GitLab's merge-request
+/// counts stop at 1,000 (`count` answers 1,001 for "more"): such a state is counted exactly over
+/// REST, as is one whose count came back unusable.
+async fn from_batch(client: &Client, id: u64, node: &serde_json::Value) -> Result<Counts, Error> {
+    let mut counts = [0; 4];
+    for (slot, state) in counts.iter_mut().zip(STATES) {
+        let count = node
+            .get(state)
+            .and_then(|c| c.get("count"))
+            .and_then(serde_json::Value::as_u64);
+        *slot = match count {
+            Some(n) if n != GRAPHQL_COUNT_LIMIT + 1 => n,
+            Some(_) => {
+                client.rest_fallback("count_over_limit");
+                count_state(client, id, state).await?
+            }
+            None => {
+                client.bad_record(
+                    crate::gitlab::endpoint::GRAPHQL,
+                    &format!("project {id}: {state} merge requests: no usable count"),
+                );
+                client.rest_fallback("partial");
+                count_state(client, id, state).await?
+            }
+        };
+    }
+    Ok(counts)
 }
 
 /// The states GitLab knows, in the order they are exported.

@@ -35,6 +35,17 @@ pub(crate) trait Family: Sized + 'static {
     /// Reads the statistics when they are there: its calls wait for the project's detail call.
     const USES_STATISTICS: bool = Self::NEEDS_STATISTICS;
 
+    /// GraphQL (`--gitlab.api graphql`): the fields of a project node it reads, added to every
+    /// page of the listing and decoded into the project as listed
+    /// ([`crate::gitlab::types::Project::from_graphql`]). Cheap fields only: a page costs
+    /// GitLab this much for each of its 100 projects.
+    const PAGE_FIELDS: &'static str = "";
+    /// GraphQL: the fields of a project node it asks in batches (`projects(ids:)`, the
+    /// `--gitlab.graphql.batch-size` projects of one query) for the projects that
+    /// [`Family::wants_batch`] picks; empty: none. [`Current::batched`] is then the project's
+    /// node, or `None` when GraphQL could not answer it (the family falls back on REST).
+    const BATCH_FIELDS: &'static str = "";
+
     /// What it exports for one project.
     type Value: Clone + fmt::Debug + Send + Sync + 'static;
     /// What it remembers of one project for the next collection.
@@ -53,6 +64,13 @@ pub(crate) trait Family: Sized + 'static {
     ) -> impl Future<Output = Self::Signal> + Send + 'a {
         let _ = (client, since, memos);
         async { Self::Signal::default() }
+    }
+
+    /// Whether this project's [`Family::BATCH_FIELDS`] are needed in this collection (`memo`:
+    /// what the last one remembered, `None` when read from scratch).
+    fn wants_batch(project: &Project, signal: &Self::Signal, memo: Option<&Self::Memo>) -> bool {
+        let _ = (project, signal, memo);
+        false
     }
 
     /// How many projects the signal says changed, for the collection's log line.
@@ -106,7 +124,13 @@ impl<F: Family> Fetched<F> {
 pub(crate) struct Current<'a> {
     pub(crate) client: &'a Client,
     pub(crate) project: &'a Project,
+    /// The project's node of the family's GraphQL batch, when it had one and GitLab answered.
+    pub(crate) batched: Option<&'a serde_json::Value>,
 }
+
+/// The GraphQL batch nodes of one project, by family.
+#[derive(Debug, Default)]
+pub(crate) struct Batched(pub(crate) [Option<serde_json::Value>; Id::ALL.len()]);
 
 /// The projects of a snapshot as one family encodes them: each with its labels and value.
 pub(crate) struct Rows<'a, V> {
@@ -397,6 +421,7 @@ async fn fetch_one<'a, F: Family>(
     let current = Current {
         client: cx.clients.of(id),
         project: cx.project,
+        batched: cx.batched.0[id as usize].as_ref(),
     };
     let result = F::fetch(current, signal, memo).await;
     cx.tally.finished(id, cx.started);
@@ -422,6 +447,8 @@ pub(crate) struct Context<'a> {
     pub(crate) detail_failed: bool,
     /// The phase: the families that use statistics (after the detail call), or the others.
     pub(crate) late: bool,
+    /// The project's GraphQL batch nodes.
+    pub(crate) batched: &'a Batched,
 }
 
 /// Registers the families: one line each, `file => Type`. Generates [`Id`] and the per-family
@@ -460,6 +487,36 @@ macro_rules! families {
             pub(crate) fn default_enabled(self) -> bool {
                 match self {
                     $(Id::$family => <$family as Family>::DEFAULT_ENABLED,)+
+                }
+            }
+
+            /// GraphQL fields it adds to the listing's pages.
+            pub(crate) fn page_fields(self) -> &'static str {
+                match self {
+                    $(Id::$family => <$family as Family>::PAGE_FIELDS,)+
+                }
+            }
+
+            /// GraphQL fields of its batches (empty: it has none).
+            pub(crate) fn batch_fields(self) -> &'static str {
+                match self {
+                    $(Id::$family => <$family as Family>::BATCH_FIELDS,)+
+                }
+            }
+
+            /// Whether `project` needs its batch fields in this collection.
+            pub(crate) fn wants_batch(
+                self,
+                project: &Project,
+                signals: &Signals,
+                memos: Option<&Memos>,
+            ) -> bool {
+                match self {
+                    $(Id::$family => <$family as Family>::wants_batch(
+                        project,
+                        &signals.$name,
+                        memos.and_then(|m| m.$name.as_ref()),
+                    ),)+
                 }
             }
 

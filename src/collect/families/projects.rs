@@ -39,6 +39,9 @@ pub(crate) struct Info {
 impl Family for Projects {
     const ABOUT: &'static str = "project metadata: gitlab_projects, gitlab_project_info, stars, forks, open issues, last activity (no API call of its own)";
 
+    const PAGE_FIELDS: &'static str =
+        "visibility starCount forksCount openIssuesCount lastActivityAt repository { rootRef }";
+
     type Value = Info;
     type Memo = ();
     type Signal = ();

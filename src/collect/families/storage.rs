@@ -1,7 +1,8 @@
 //! The `storage` family: `gitlab_project_storage_bytes{storage}`, from GitLab's project
 //! statistics (Reporter role and above). `GET /projects` gives them with the listing; a project
 //! listed in a group needs `GET /projects/:id?statistics=true`, one call, counted here (and not
-//! made for a project known to hide them, until its next re-read from scratch).
+//! made for a project known to hide them, until its next re-read from scratch). Over GraphQL they
+//! come with every page of the listing, groups' included.
 
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
@@ -18,6 +19,9 @@ pub(crate) struct Storage;
 impl Family for Storage {
     const ABOUT: &'static str = "storage used by each project, by kind, from its statistics (one call per project listed in a group)";
     const NEEDS_STATISTICS: bool = true;
+    const PAGE_FIELDS: &'static str = "statistics { repositorySize lfsObjectsSize \
+        buildArtifactsSize pipelineArtifactsSize packagesSize wikiSize snippetsSize uploadsSize \
+        containerRegistrySize }";
 
     type Value = Sizes;
     type Memo = ();
