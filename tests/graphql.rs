@@ -87,6 +87,9 @@ async fn rest_and_graphql_agree_on_the_whole_demo_in_every_scope() {
     let (_, graphql) = agree(&["--gitlab.group", "acme"]).await;
     assert_exact(&graphql, &acme);
     agree(&["--gitlab.group", "acme/platform", "--gitlab.group", "labs"]).await;
+    // A group named by id: its path read once (`GET /groups/:id`), then listed over GraphQL.
+    let (_, graphql) = agree(&["--gitlab.group", "10"]).await;
+    assert_exact(&graphql, &acme);
     agree(&["--gitlab.all-projects"]).await;
     agree(&["--gitlab.all-projects", "--gitlab.include-archived"]).await;
     agree(&[
@@ -274,42 +277,54 @@ async fn a_partial_answer_costs_only_its_projects() {
     );
 }
 
-/// GitLab timing out on big queries: pages and batches are halved until they pass, the
-/// values stay exact, and the sizes found are reported.
+/// GitLab timing out on big queries (the fake's work: project nodes plus counts): pages and
+/// batches are halved until they pass, the values stay exact, and the sizes found are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_that_time_out_are_halved_until_they_pass() {
     let gitlab = demo_gitlab().await;
-    gitlab.set_faults(Faults {
-        graphql_timeout_above: Some(30),
-        ..Faults::default()
-    });
-    // The listing's pages (of 100, then 50, then 25) hold the batches to their size.
     let expected = gitlab.with_instance(|i| expected_membership(i));
-    let exporter = Exporter::start(&gitlab, &[]);
-    let metrics = exporter.scrape().await;
-    assert_exact(&metrics, &expected);
     let size = |metrics: &Exposition, operation| {
         metrics.value(
             "gitlab_exporter_graphql_batch_size",
             &[("operation", operation)],
         )
     };
-    assert_eq!(size(&metrics, "projects"), Some(25.0));
+    // Pages of 100 projects pass; batches of 100 (100 nodes, 400 counts) and 50 do not; 25 do
+    // (halves of the page's projects with readable merge requests, so just under).
+    gitlab.set_faults(Faults {
+        graphql_timeout_above: Some(150),
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &expected);
+    assert_eq!(size(&metrics, "projects"), Some(100.0));
+    let batch = size(&metrics, "merge_requests").unwrap();
     assert!(
-        exporter.logs().contains("asking again"),
+        (15.0..=30.0).contains(&batch),
+        "{batch}\n{}",
+        exporter.logs()
+    );
+    assert!(
+        exporter.logs().contains("asking again in halves"),
         "{}",
         exporter.logs()
     );
-    // A group named by id is listed over REST (GraphQL finds groups by path), 100 at a time:
-    // its batches of merge-request counts are the ones halved.
-    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
-    let exporter = Exporter::start(&gitlab, &["--gitlab.group", "10"]);
+    drop(exporter);
+    // Pages of 100 and 50 projects do not pass either: 25 do.
+    gitlab.set_faults(Faults {
+        graphql_timeout_above: Some(30),
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
-    // Halves of halves of the group's (under 100) projects: just under the 30 that pass.
-    let batch = size(&metrics, "merge_requests").unwrap();
-    assert!((15.0..=30.0).contains(&batch), "{batch}");
-    assert_eq!(gitlab.requests("/groups/:id/projects"), 2);
+    assert_eq!(size(&metrics, "projects"), Some(25.0));
+    assert!(
+        exporter.logs().contains("asking again at half the size"),
+        "{}",
+        exporter.logs()
+    );
 }
 
 /// A complexity limit lower than GitLab's usual 250: the page query is refused as too complex
@@ -403,4 +418,102 @@ async fn a_bad_token_on_graphql_is_gitlab_up_0() {
     let logs = exporter.logs_once("collection failed");
     assert!(logs.contains("401 Unauthorized on /api/graphql"), "{logs}");
     assert!(!logs.contains("glpat-wrong"), "{logs}");
+}
+
+/// A GitLab without a field the exporter asks (an older version): the query is refused as
+/// invalid, logged once as an error with GitLab's message, and what it was for goes over REST
+/// for the collection: the merge-request batches (`mergeRequests`), or the whole listing (a field
+/// of the page query). The values stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_refused_as_invalid_falls_back_to_rest_for_the_collection() {
+    let gitlab = demo_gitlab().await;
+    let expected = gitlab.with_instance(|i| expected_membership(i));
+    let readable = expected
+        .iter()
+        .filter(|e| e.merge_requests.is_some())
+        .count() as u64;
+
+    gitlab.set_faults(Faults {
+        graphql_unknown_field: Some("mergeRequests"),
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &expected);
+    // Over REST: 4 counts per project with readable merge requests (frontend's 3 over 10,000
+    // cost their searches, 1 + 9 calls more).
+    assert_eq!(
+        gitlab.requests("/projects/:id/merge_requests"),
+        4 * readable + 1 + 8
+    );
+    let logs = exporter.logs_once("batches are collected over REST");
+    assert_eq!(
+        logs.matches("refused a GraphQL query as invalid").count(),
+        1,
+        "{logs}"
+    );
+    // (logfmt escapes the quotes)
+    assert!(
+        logs.contains(r"Field \'mergeRequests\' doesn\'t exist"),
+        "{logs}"
+    );
+    assert!(logs.contains("level=error"), "{logs}");
+    assert!(
+        counter(
+            &metrics,
+            "gitlab_exporter_rest_fallbacks_total",
+            &[("reason", "refused")]
+        ) >= 1.0
+    );
+    drop(exporter);
+
+    gitlab.reset_counts();
+    gitlab.set_faults(Faults {
+        graphql_unknown_field: Some("readMergeRequest"),
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &expected);
+    assert_eq!(gitlab.requests("/api/graphql"), 1, "one refused page query");
+    assert_eq!(
+        gitlab.requests("/projects"),
+        expected.len().div_ceil(100) as u64 + 1
+    );
+    let logs = exporter.logs_once("this collection lists over REST");
+    assert!(
+        logs.contains(r"Field \'readMergeRequest\' doesn\'t exist on type \'ProjectPermissions\'"),
+        "{logs}"
+    );
+}
+
+/// A group named by id costs one `GET /groups/:id` per collection for its path, then the same
+/// as a group named by path: no per-project call in a steady collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_named_by_id_is_listed_over_graphql_too() {
+    let gitlab = demo_gitlab().await;
+    let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "10"]);
+    assert_exact(&exporter.scrape().await, &expected);
+    assert_eq!(gitlab.requests("/groups/:id"), 1);
+    assert_eq!(gitlab.requests("/groups/:id/projects"), 0);
+    gitlab.reset_counts();
+    assert_exact(&exporter.scrape().await, &expected);
+    let made: BTreeMap<String, u64> = gitlab
+        .requests_by_route()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    for route in made.keys() {
+        assert!(
+            [
+                "/api/graphql",
+                "/groups/:id",
+                "/groups/:id/merge_requests",
+                "/projects/:id/merge_requests"
+            ]
+            .contains(&route.as_str()),
+            "a per-project call in a steady collection: {made:?}"
+        );
+    }
 }

@@ -4,17 +4,19 @@
 //! ([`super::families::Family::BATCH_FIELDS`]: merge-request counts), with page and batch sizes
 //! that adapt to what GitLab accepts.
 //!
-//! Sizes: a query refused as too complex, timed out, or failed with a 5xx after its retries is
-//! asked again at half the size (down to one project); the size found is kept for the next
-//! collections, and grows back (doubling, up to the configured size) while GitLab's reported
-//! score stays under half its limit. A query GitLab refuses as invalid (a field or argument
-//! this GitLab lacks) is logged once per collection as an error, with GitLab's message, and
-//! its family is collected over REST for the rest of the collection. A GitLab without GraphQL
-//! (404 or 405 on `/api/graphql`) is logged once and collected over REST from then on.
+//! Sizes: a query refused as too complex, timed out (here, or GitLab's own timeout: a 503, or a
+//! partial answer with "Timeout on" errors), or failed with a 5xx after its retries is asked
+//! again in halves (down to one project); when the query was more than half the size in use,
+//! that size is halved, and stays so for the exporter's life. Every query asks
+//! `queryComplexity { score limit }`, which the self-metrics show. A query GitLab refuses as invalid (a field or argument this GitLab
+//! lacks) is logged as an error with GitLab's message (the first time; later at debug level),
+//! and what it was for is collected over REST for the rest of the collection: the family of a
+//! batch, or the whole listing. A GitLab without GraphQL (404 or 405 on `/api/graphql`) is
+//! logged once and collected over REST from then on (see [`Client::graphql_unavailable`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use tracing::{error, warn};
@@ -39,55 +41,82 @@ pub(crate) const MAX_BATCH: usize = 100;
 /// Most full paths one `projects(fullPaths:)` query takes.
 const MAX_FULL_PATHS: usize = 50;
 
+/// A page or batch size that adapts to what GitLab accepts: halved when GitLab finds a query
+/// too big, and kept so for the exporter's life (a GitLab that times out on a size once would do
+/// it again; restarting tries the configured size again).
+#[derive(Debug)]
+struct Size(AtomicUsize);
+
+impl Size {
+    fn new(size: usize) -> Size {
+        Size(AtomicUsize::new(size))
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed).max(1)
+    }
+
+    /// A query of `asked` projects was too big: when it was more than half the size in use
+    /// (a smaller one failing says little about the size), the size becomes half of `asked`.
+    /// True when it was lowered.
+    fn too_big(&self, asked: usize) -> bool {
+        let current = self.get();
+        if asked * 2 <= current || asked == 1 {
+            return false;
+        }
+        self.0
+            .fetch_min(asked.div_ceil(2).min(current - 1).max(1), Ordering::Relaxed);
+        true
+    }
+}
+
 /// What the GraphQL path learns and keeps between collections.
 #[derive(Debug)]
 pub(crate) struct State {
-    /// GitLab answered 404/405 on `/api/graphql`: REST from then on.
-    unavailable: AtomicBool,
     /// Projects per page of the listing.
-    page_size: AtomicUsize,
+    page_size: Size,
     /// Projects per batch, per family.
-    batch_size: [AtomicUsize; Id::ALL.len()],
-    /// `--gitlab.graphql.batch-size`.
-    configured: usize,
-    /// Sizes were lowered in this collection (the listing's, each family's): no growing back
-    /// before the next.
-    lowered: [AtomicBool; Id::ALL.len() + 1],
+    batch_size: [Size; Id::ALL.len()],
+    /// The queries (by operation) whose refusal as invalid was logged as an error.
+    logged: Mutex<std::collections::HashSet<&'static str>>,
 }
 
 impl State {
     pub(crate) fn new(batch_size: usize) -> State {
         let configured = batch_size.clamp(1, MAX_BATCH);
         State {
-            unavailable: AtomicBool::new(false),
-            page_size: AtomicUsize::new(MAX_BATCH),
-            batch_size: std::array::from_fn(|_| AtomicUsize::new(configured)),
-            configured,
-            lowered: std::array::from_fn(|_| AtomicBool::new(false)),
+            page_size: Size::new(MAX_BATCH),
+            batch_size: std::array::from_fn(|_| Size::new(configured)),
+            logged: Mutex::default(),
         }
     }
 
-    /// The slot of [`State::lowered`] of a family's batches, or of the listing's pages (`None`).
-    fn lowered(&self, family: Option<Id>) -> &AtomicBool {
-        &self.lowered[family.map_or(Id::ALL.len(), |id| id as usize)]
-    }
-
-    /// True while GraphQL may be used.
-    pub(crate) fn available(&self) -> bool {
-        !self.unavailable.load(Ordering::Relaxed)
-    }
-
-    /// Notes an error; true when it says GitLab has no GraphQL API (the first time, logged).
-    pub(crate) fn unavailable_after(&self, client: &Client, e: &Error) -> bool {
-        if !e.is_graphql_unavailable() {
-            return false;
+    /// Logs a refusal as invalid: as an error the first time for this operation, then at debug
+    /// level (the fallback counter counts every one).
+    pub(crate) fn refused(&self, operation: &'static str, e: &Error, what: &str) {
+        let first = self
+            .logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(operation);
+        if first {
+            error!(operation, error = %e, "GitLab refused a GraphQL query as invalid (a bug of the exporter, or a GitLab without these fields): {what}");
+        } else {
+            tracing::debug!(operation, error = %e, "GitLab refused a GraphQL query as invalid: {what}");
         }
-        if !self.unavailable.swap(true, Ordering::Relaxed) {
-            warn!(error = %e, "GitLab has no GraphQL API here (or a proxy blocks it): collecting over REST from now on (--gitlab.api rest says so without trying)");
-            client.rest_fallback("unavailable");
-        }
-        true
     }
+}
+
+/// Notes an error; true when it says GitLab has no GraphQL API (the first time, logged).
+pub(crate) fn unavailable_after(client: &Client, e: &Error) -> bool {
+    if !e.is_graphql_unavailable() {
+        return false;
+    }
+    if client.graphql_unavailable_now() {
+        warn!(error = %e, "GitLab has no GraphQL API here (or a proxy blocks it): collecting over REST from now on (--gitlab.api rest says so without trying)");
+        client.rest_fallback("unavailable");
+    }
+    true
 }
 
 /// One collection's use of GraphQL: which families' queries GitLab refused as invalid.
@@ -100,9 +129,6 @@ pub(crate) struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub(crate) fn new(client: &'a Client, state: &'a State) -> Run<'a> {
-        for lowered in &state.lowered {
-            lowered.store(false, Ordering::Relaxed);
-        }
         Run {
             client,
             state,
@@ -112,7 +138,7 @@ impl<'a> Run<'a> {
 
     /// True when the family's batches go over GraphQL in this collection.
     pub(crate) fn batches(&self, id: Id) -> bool {
-        self.state.available()
+        !self.client.graphql_unavailable()
             && !self
                 .refused
                 .lock()
@@ -120,13 +146,18 @@ impl<'a> Run<'a> {
                 .contains(id)
     }
 
-    /// A refusal as invalid: logged once per family and collection, loudly.
+    /// A refusal as invalid: the family goes over REST for the rest of the collection (logged
+    /// and counted once per collection).
     fn refused(&self, id: Id, e: &Error) {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         if !refused.contains(id) {
             *refused = refused.with(id);
             self.client.rest_fallback("refused");
-            error!(family = id.name(), error = %e, "GitLab refused the family's GraphQL query as invalid (a bug of the exporter, or a GitLab without these fields): the family is collected over REST for the rest of this collection");
+            self.state.refused(
+                id.name(),
+                e,
+                "the family's batches are collected over REST for the rest of this collection",
+            );
         }
     }
 
@@ -134,9 +165,7 @@ impl<'a> Run<'a> {
     /// each project GitLab answered without errors. A project missing from the result is
     /// collected over REST (its batch failed, even alone, or its fields came back with errors).
     pub(crate) async fn batch(&self, client: &Client, id: Id, ids: &[u64]) -> HashMap<u64, Value> {
-        let size = self.state.batch_size[id as usize]
-            .load(Ordering::Relaxed)
-            .max(1);
+        let size = self.state.batch_size[id as usize].get();
         let chunks = futures::future::join_all(
             ids.chunks(size)
                 .map(|chunk| self.batch_chunk(client, id, chunk)),
@@ -156,15 +185,14 @@ impl<'a> Run<'a> {
             }
             match self.batch_once(client, id, chunk).await {
                 Ok(nodes) => found.extend(nodes),
-                Err(e) if self.state.unavailable_after(self.client, &e) => break,
+                Err(e) if unavailable_after(self.client, &e) => break,
                 Err(e) => match e.refusal() {
                     Some(Refusal::TooBig) if chunk.len() > 1 => {
-                        let half = chunk.len().div_ceil(2);
-                        shrink(size, half);
-                        self.state.lowered(Some(id)).store(true, Ordering::Relaxed);
-                        self.client.batch_size(id.name(), half);
+                        if size.too_big(chunk.len()) {
+                            self.client.batch_size(id.name(), size.get());
+                        }
                         warn!(family = id.name(), projects = chunk.len(), error = %e, "GraphQL batch too big for GitLab; asking again in halves");
-                        let (a, b) = chunk.split_at(half);
+                        let (a, b) = chunk.split_at(chunk.len().div_ceil(2));
                         pending.push(a);
                         pending.push(b);
                     }
@@ -198,19 +226,15 @@ impl<'a> Run<'a> {
                 serde_json::json!({ "ids": gids, "first": ids.len() }),
             )
             .await?;
-        let in_use = self.state.batch_size[id as usize].load(Ordering::Relaxed);
-        self.client.batch_size(id.name(), in_use);
-        if let Some(c) = answer
-            .complexity
-            .filter(|_| !self.state.lowered(Some(id)).load(Ordering::Relaxed))
-        {
-            grow(
-                &self.state.batch_size[id as usize],
-                ids.len(),
-                c,
-                self.state.configured,
-            );
+        if let Some(e) = answer.timed_out() {
+            return Err(Error::Refused {
+                endpoint: crate::gitlab::endpoint::GRAPHQL,
+                operation: id.name(),
+                message: crate::redact::log_line(&e.message, 300),
+            });
         }
+        self.client
+            .batch_size(id.name(), self.state.batch_size[id as usize].get());
         let nodes = answer
             .data
             .pointer("/projects/nodes")
@@ -242,26 +266,16 @@ impl<'a> Run<'a> {
             }
             found.insert(project, node.clone());
         }
+        let missing = ids.iter().filter(|id| !found.contains_key(id)).count();
+        if missing > 0 {
+            // Gone since the listing, or not answered: counted over REST, which tells.
+            tracing::debug!(
+                family = id.name(),
+                missing,
+                "projects missing from a GraphQL batch's answer; collected over REST"
+            );
+        }
         Ok(found)
-    }
-}
-
-/// Lowers a size to `to`, if it is above.
-fn shrink(size: &AtomicUsize, to: usize) {
-    size.fetch_min(to.max(1), Ordering::Relaxed);
-}
-
-/// Doubles a size that was lowered, up to `max`, after a query of `used` projects scored under
-/// half the limit.
-fn grow(size: &AtomicUsize, used: usize, c: crate::gitlab::graphql::Complexity, max: usize) {
-    let current = size.load(Ordering::Relaxed);
-    if used >= current && current < max && c.score.saturating_mul(2) < c.limit {
-        let _ = size.compare_exchange(
-            current,
-            (current * 2).min(max),
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
     }
 }
 
@@ -296,6 +310,8 @@ impl Source {
 pub(crate) struct Listed {
     pub(crate) projects: Vec<Project>,
     pub(crate) dropped: Vec<String>,
+    /// Projects whose fields came back with errors: to read over REST.
+    pub(crate) failed: Vec<u64>,
 }
 
 /// Walks a listing page by page (cursor after cursor), each page holding the fields `fields`
@@ -361,7 +377,7 @@ where
     for argument in variables {
         let mut after: Option<String> = None;
         loop {
-            let size = run.state.page_size.load(Ordering::Relaxed).max(1);
+            let size = run.state.page_size.get();
             let mut vars = serde_json::json!({ "first": size, "after": after });
             match &source {
                 Source::Group(_) => vars["group"] = argument.clone(),
@@ -369,65 +385,88 @@ where
                 Source::FullPaths(_) => vars["paths"] = argument.clone(),
                 _ => {}
             }
-            let answer = match run.client.graphql(operation, &query, vars).await {
+            let answer = run
+                .client
+                .graphql(operation, &query, vars)
+                .await
+                .and_then(|answer| match answer.timed_out() {
+                    // GitLab's own timeout: the fields it had no time for are null.
+                    Some(e) => Err(Error::Refused {
+                        endpoint: crate::gitlab::endpoint::GRAPHQL,
+                        operation,
+                        message: crate::redact::log_line(&e.message, 300),
+                    }),
+                    None => Ok(answer),
+                });
+            let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) if e.refusal() == Some(Refusal::TooBig) && size > 1 => {
-                    let half = size.div_ceil(2);
-                    shrink(&run.state.page_size, half);
-                    run.state.lowered(None).store(true, Ordering::Relaxed);
-                    run.client.batch_size(operation, half);
+                    run.state.page_size.too_big(size);
+                    run.client.batch_size(operation, run.state.page_size.get());
                     warn!(projects = size, error = %e, "GraphQL page too big for GitLab; asking again at half the size");
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             run.client.batch_size(operation, size);
-            if let Some(c) = answer
-                .complexity
-                .filter(|_| !run.state.lowered(None).load(Ordering::Relaxed))
-            {
-                grow(&run.state.page_size, size, c, MAX_BATCH);
-            }
             let connection = answer.data.pointer(pointer);
             let Some(connection) = connection.filter(|c| !c.is_null()) else {
-                if let Source::Group(_) = source {
+                if let (Source::Group(_), true) = (&source, answer.errors.is_empty()) {
                     // GitLab answers `group: null` for a group it does not show the token.
                     return Err(Error::Status {
-                        endpoint: crate::gitlab::endpoint::GRAPHQL,
+                        endpoint: crate::gitlab::endpoint::GROUP,
                         status: 404,
                         message: format!(
-                            "group not found: {}",
+                            "404 Group Not Found: {}",
                             crate::redact::log_line(argument.as_str().unwrap_or_default(), 200)
                         ),
                     });
                 }
                 return Err(listing_error(&answer.errors, "no projects connection"));
             };
-            if !answer.errors.is_empty() {
-                // A listing with errors may be missing projects: never served as complete.
+            // An error about the connection itself (not one project): the page may be missing
+            // projects, and is never served as complete.
+            let depth = pointer.matches('/').count();
+            if let Some(e) = answer.errors.iter().find(|e| e.path.len() <= depth + 1) {
                 return Err(listing_error(
-                    &answer.errors,
+                    std::slice::from_ref(e),
                     "errors in a page of the listing",
                 ));
             }
             let mut listed = Listed::default();
             if let Some(nodes) = connection.get("nodes").and_then(Value::as_array) {
+                let at: Vec<Value> = pointer[1..].split('/').map(Value::from).collect();
                 for (i, node) in nodes.iter().enumerate() {
-                    match Project::from_graphql(node) {
-                        Ok(project) => listed.projects.push(project),
-                        Err(why) => listed.dropped.push(format!("record {}: {why}", i + 1)),
+                    let mut here = at.clone();
+                    here.extend([Value::from("nodes"), Value::from(i)]);
+                    let error = answer.errors.iter().find(|e| e.within(&here));
+                    match (Project::from_graphql(node), error) {
+                        (Ok(project), None) => listed.projects.push(project),
+                        // Some of its fields came back with an error: read over REST.
+                        (Ok(project), Some(e)) => {
+                            warn!(project = project.id, error = %crate::redact::log_line(&e.message, 300), "GraphQL answered some of this project's fields with an error; read over REST");
+                            run.client.rest_fallback("partial");
+                            listed.failed.push(project.id);
+                        }
+                        (Err(why), _) => listed.dropped.push(format!("record {}: {why}", i + 1)),
                     }
                 }
             }
-            let next = connection
+            let Some(next) = connection
                 .pointer("/pageInfo/hasNextPage")
                 .and_then(Value::as_bool)
-                .unwrap_or(false);
+            else {
+                return Err(Error::Decode {
+                    endpoint: crate::gitlab::endpoint::GRAPHQL,
+                    detail: "a page of the listing without pageInfo.hasNextPage".to_owned(),
+                });
+            };
             let cursor = connection
                 .pointer("/pageInfo/endCursor")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            let empty = listed.projects.is_empty() && listed.dropped.is_empty();
+            let empty =
+                listed.projects.is_empty() && listed.dropped.is_empty() && listed.failed.is_empty();
             on_page(listed).await?;
             match cursor {
                 Some(cursor) if next && !empty && after.as_deref() != Some(&cursor) => {

@@ -256,7 +256,7 @@ impl Collector {
         let (sink, mut pages) = tokio::sync::mpsc::channel::<Vec<Candidate>>(4);
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
         known_ids.sort_unstable();
-        let run = (settings.api == Api::Graphql && self.graphql.available())
+        let run = (settings.api == Api::Graphql && !client.graphql_unavailable())
             .then(|| graphql::Run::new(&client, &self.graphql));
         let fields = graphql::page_fields(enabled);
         let listing = scope::resolve(

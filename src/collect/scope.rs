@@ -25,6 +25,7 @@ use tokio::sync::mpsc::Sender;
 use tracing::warn;
 
 use super::graphql::{self, Listed, Run, Source};
+use crate::gitlab::graphql::Refusal;
 use crate::gitlab::types::{Page, Project};
 use crate::gitlab::{Client, Error, encode_segment, endpoint};
 
@@ -109,18 +110,22 @@ pub(crate) async fn resolve(
         }
     };
 
-    let mut named: Vec<&String> = scope.projects.iter().collect();
     let mut listed_over_graphql = false;
     if let Some((run, fields)) = graphql {
         match over_graphql(run, fields, scope, budget, &send).await {
-            Ok(unnamed) => {
-                listed_over_graphql = true;
-                named = unnamed;
-            }
-            Err(e) if run.state.unavailable_after(run.client, &e) => {}
-            Err(e @ Error::Refused { .. }) => {
-                tracing::error!(error = %e, "GitLab refused the listing's GraphQL query (as invalid: a bug of the exporter, or a GitLab without these fields; or as too complex even for one project): this collection lists over REST");
+            Ok(()) => listed_over_graphql = true,
+            Err(e) if graphql::unavailable_after(run.client, &e) => budget.restart(),
+            Err(e)
+                if matches!(e, Error::Refused { .. }) || e.refusal() == Some(Refusal::Invalid) =>
+            {
                 run.client.rest_fallback("refused");
+                run.state.refused(
+                    "projects",
+                    &e,
+                    "this collection lists over REST (refused as invalid, or as too complex even for one project)",
+                );
+                // What the GraphQL pages sent is not sent twice, nor counted twice.
+                budget.restart();
             }
             Err(e) => return Err(e),
         }
@@ -224,7 +229,7 @@ pub(crate) async fn resolve(
         }
     }
     budget.check_readable()?;
-    for reference in named {
+    for reference in &scope.projects {
         let known = sent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -237,18 +242,20 @@ pub(crate) async fn resolve(
 }
 
 /// The listing over GraphQL: one query per page of 100 projects, with every enabled family's
-/// fields (`fields`); groups through `group(fullPath:)` (a group named by id is listed over REST
-/// here, since GraphQL finds groups by path only), named projects through `projects(ids:)` and
-/// `projects(fullPaths:)`. Archived projects are left out here unless included (named ones are
-/// always kept). Returns the named projects GraphQL did not return: they are read over REST,
-/// which tells a missing project from a failing one.
-async fn over_graphql<'s, Done>(
+/// fields (`fields`); groups through `group(fullPath:)` (a group named by id first has its path
+/// read, `GET /groups/:id`, since GraphQL finds groups by path only), named projects through
+/// `projects(ids:)` and `projects(fullPaths:)`. Archived projects are left out here unless
+/// included (named ones are always kept); the budget counts the projects kept (at least one per
+/// page). A project whose fields came back with errors is sent to be read over REST, as the
+/// named projects GraphQL did not return are (the caller sends those), which tells a missing
+/// project from a failing one.
+async fn over_graphql<Done>(
     run: &Run<'_>,
     fields: &str,
-    scope: &'s Scope,
+    scope: &Scope,
     budget: &Budget,
     send: &impl Fn(Vec<Candidate>) -> Done,
-) -> Result<Vec<&'s String>, Error>
+) -> Result<(), Error>
 where
     Done: std::future::Future<Output = ()>,
 {
@@ -281,37 +288,24 @@ where
     } else if scope.all_projects {
         graphql::walk(run, Source::All, fields, page(include_archived)).await?;
     }
-    let (by_id, by_path): (Vec<&String>, Vec<&String>) = scope
-        .groups
-        .iter()
-        .partition(|g| g.bytes().all(|b| b.is_ascii_digit()));
-    let groups = futures::future::join_all(by_path.iter().map(|group| async move {
-        let walked = graphql::walk(
-            run,
-            Source::Group((*group).clone()),
-            fields,
-            page(include_archived),
-        )
-        .await;
-        (group, walked)
+    let groups = futures::future::join_all(scope.groups.iter().map(|group| async move {
+        let path = if group.bytes().all(|b| b.is_ascii_digit()) {
+            group_path(run.client, group).await?
+        } else {
+            group.clone()
+        };
+        graphql::walk(run, Source::Group(path), fields, page(include_archived)).await
     }));
-    for (group, walked) in groups.await {
+    for (group, walked) in scope.groups.iter().zip(groups.await) {
         match walked {
             Ok(()) => {}
+            // No GraphQL at all: the caller lists over REST.
+            Err(e) if e.is_graphql_unavailable() => return Err(e),
             Err(e @ Error::Status { status: 404, .. }) => {
                 warn!(group = %group, error = %e, "group not found or not visible to the token; its projects are left out");
             }
             Err(e) => return Err(e),
         }
-    }
-    if !by_id.is_empty() {
-        let numeric = Scope {
-            groups: by_id.into_iter().cloned().collect(),
-            projects: Vec::new(),
-            all_projects: false,
-            include_archived,
-        };
-        rest_groups(run.client, &numeric, budget, send).await?;
     }
     let (ids, paths): (Vec<&String>, Vec<&String>) = scope
         .projects
@@ -325,52 +319,23 @@ where
         let paths = paths.into_iter().cloned().collect();
         graphql::walk(run, Source::FullPaths(paths), fields, page(true)).await?;
     }
-    Ok(scope.projects.iter().collect())
+    Ok(())
 }
 
-/// The projects of groups named by id, over REST (GraphQL finds groups by path only), each
-/// with its detail call to come for the statistics.
-async fn rest_groups<Done>(
-    client: &Client,
-    scope: &Scope,
-    budget: &Budget,
-    send: &impl Fn(Vec<Candidate>) -> Done,
-) -> Result<(), Error>
-where
-    Done: std::future::Future<Output = ()>,
-{
-    for group in &scope.groups {
-        let mut query = vec![
-            ("include_subgroups", "true".into()),
-            ("with_shared", "false".into()),
-        ];
-        if !scope.include_archived {
-            query.push(("archived", "false".into()));
-        }
-        let path = format!("/groups/{}/projects", encode_segment(group));
-        let listed = list_windows(
-            client,
-            budget,
-            endpoint::GROUP_PROJECTS,
-            &path,
-            &query,
-            &[(None, None)],
-            Walk::IdAfter,
-        )
-        .await;
-        match listed {
-            Ok(projects) => {
-                for page in projects.chunks(PER_PAGE as usize) {
-                    send(page.iter().cloned().map(Candidate::FromGroup).collect()).await;
-                }
-            }
-            Err(e @ Error::Status { status: 404, .. }) => {
-                warn!(group = %group, error = %e, "group not found or not visible to the token; its projects are left out");
-            }
-            Err(e) => return Err(e),
-        }
+/// The full path of a group named by id (`GET /groups/:id`).
+async fn group_path(client: &Client, id: &str) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    struct Group {
+        full_path: String,
     }
-    Ok(())
+    let reply = client
+        .get::<Group>(
+            endpoint::GROUP,
+            format!("/groups/{}", encode_segment(id)),
+            vec![("with_projects", "false".to_owned())],
+        )
+        .await?;
+    Ok(reply.body.full_path)
 }
 
 /// The candidates sent so far, by id (and, when projects are named, by lowercase path), so
@@ -490,6 +455,13 @@ struct Budget {
 }
 
 impl Budget {
+    /// Starts the count again: the listing is walked anew (over REST after GraphQL failed).
+    fn restart(&self) {
+        self.listed.store(0, Ordering::Relaxed);
+        self.read.store(0, Ordering::Relaxed);
+        *self.dropped.lock().unwrap_or_else(|e| e.into_inner()) = (0, None);
+    }
+
     /// Counts `n` more projects listed on `endpoint` (a page costs at least one, so that empty
     /// pages announcing more cannot go on for free); an error once past the cap.
     fn take(&self, endpoint: &'static str, n: usize) -> Result<(), Error> {

@@ -152,6 +152,9 @@ struct Shared {
     timeout: Duration,
     counters: ApiCounters,
     progress: Mutex<Progress>,
+    /// GitLab answered 404/405 on `/api/graphql`: every collection through this client (every
+    /// probe target's too) goes over REST from then on.
+    graphql_unavailable: std::sync::atomic::AtomicBool,
 }
 
 /// Whether GitLab is answering: calls waiting for an answer, for how long, and the last answer.
@@ -248,6 +251,7 @@ impl Client {
                     busy_from: None,
                     last_answer: None,
                 }),
+                graphql_unavailable: std::sync::atomic::AtomicBool::new(false),
             }),
             calls: Arc::new(AtomicU64::new(0)),
             tally: None,
@@ -294,6 +298,24 @@ impl Client {
     /// The exporter-lifetime counters.
     pub(crate) fn counters(&self) -> &ApiCounters {
         &self.shared.counters
+    }
+
+    /// True once GitLab said it has no GraphQL API (404/405 on `/api/graphql`).
+    pub fn graphql_unavailable(&self) -> bool {
+        self.shared.graphql_unavailable.load(Ordering::Relaxed)
+    }
+
+    /// Notes that GitLab has no GraphQL API; true the first time.
+    pub fn graphql_unavailable_now(&self) -> bool {
+        !self
+            .shared
+            .graphql_unavailable
+            .swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts a failed attempt under `reason` (for errors found in an answer read as a success).
+    pub(crate) fn counters_error(&self, endpoint: &'static str, reason: &'static str) {
+        self.shared.count_error(endpoint, reason);
     }
 
     /// Records found unusable in this collection so far.
@@ -617,15 +639,20 @@ impl Shared {
                     .limit(MAX_ERROR_BODY_BYTES)
                     .read_to_vec()
                     .unwrap_or_default();
+                let message = error_message(&body);
+                // GitLab giving up on a GraphQL query for time: asking the same again would
+                // only time out again; the collector asks for less instead.
+                let gave_up = endpoint == super::endpoint::GRAPHQL && message.contains("timed out");
                 let retry = match status {
                     429 => Retry::Throttled(retry_after),
+                    503 if gave_up => Retry::Never,
                     500 | 502 | 503 | 504 => Retry::Backoff,
                     _ => Retry::Never,
                 };
                 let error = Error::Status {
                     endpoint,
                     status,
-                    message: error_message(&body),
+                    message,
                 };
                 Err(self.failed(error, retry))
             }
@@ -640,7 +667,12 @@ impl Shared {
                     endpoint,
                     after: self.timeout,
                 },
-                Retry::Timeout,
+                // A GraphQL query that took too long is asked again smaller, by the collector.
+                if endpoint == super::endpoint::GRAPHQL {
+                    Retry::Never
+                } else {
+                    Retry::Timeout
+                },
             ),
             ureq::Error::BodyExceedsLimit(limit) => {
                 (Error::TooLarge { endpoint, limit }, Retry::Never)

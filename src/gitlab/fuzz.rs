@@ -386,6 +386,7 @@ fn check_project_seed(seed: &Seed) {
                 statistics: None,
                 permissions: None,
                 head: None,
+                merge_requests_readable: None,
                 problems: Vec::new(),
             };
             assert_eq!(p, expected);
@@ -1080,6 +1081,7 @@ fn project_case() -> impl Strategy<Value = ProjectCase> {
                             }
                         }),
                         head: None,
+                        merge_requests_readable: None,
                         problems: Vec::new(),
                     },
                     nulls,

@@ -48,22 +48,48 @@ pub struct Answer {
     pub data: Value,
     /// The errors of a partial answer.
     pub errors: Vec<FieldError>,
-    /// `queryComplexity`, when the query asked for it.
-    pub complexity: Option<Complexity>,
 }
 
 /// One entry of `errors`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawFieldError")]
 pub struct FieldError {
     /// GitLab's message.
-    #[serde(default)]
     pub message: String,
     /// Where in `data` (field names and list indices); empty for a query-level error.
-    #[serde(default)]
     pub path: Vec<Value>,
 }
 
+/// An entry of `errors` as sent: any field may be missing or null.
+#[derive(Deserialize)]
+struct RawFieldError {
+    #[serde(default)]
+    message: Option<Value>,
+    #[serde(default)]
+    path: Option<Vec<Value>>,
+}
+
+impl From<RawFieldError> for FieldError {
+    fn from(raw: RawFieldError) -> FieldError {
+        FieldError {
+            message: match raw.message {
+                Some(Value::String(m)) => m,
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
+            },
+            path: raw.path.unwrap_or_default(),
+        }
+    }
+}
+
 impl FieldError {
+    /// GitLab gave up on the query for time: graphql-ruby's timeout ("Timeout on Type.field",
+    /// an answer with the fields not yet resolved null) or the database's ("Request timed out").
+    pub fn is_timeout(&self) -> bool {
+        let m = self.message.to_ascii_lowercase();
+        m.starts_with("timeout on") || m.contains("timed out")
+    }
+
     /// True when the error is about `at` or something within it (`path` starts with `at`).
     pub fn within(&self, at: &[Value]) -> bool {
         self.path.len() >= at.len() && self.path[..at.len()] == *at
@@ -98,6 +124,14 @@ pub enum Refusal {
     Invalid,
 }
 
+impl Answer {
+    /// GitLab ran out of time on part of the query (a partial answer with timeout errors): a
+    /// smaller one may pass.
+    pub fn timed_out(&self) -> Option<&FieldError> {
+        self.errors.iter().find(|e| e.is_timeout())
+    }
+}
+
 impl Error {
     /// GitLab's answer says it has no GraphQL API here (404 or 405 on `/api/graphql`, as an
     /// instance or a proxy without it answers).
@@ -106,20 +140,21 @@ impl Error {
     }
 
     /// For a refused or failed GraphQL query, whether a smaller one may pass: refused as too
-    /// complex or too slow, timed out (`--gitlab.request-timeout`, or GitLab's own 30 s answered
-    /// as 503), or a 5xx that outlived the retries. `None` for other errors.
+    /// complex ("exceeds max complexity") or as too slow (graphql-ruby's "Timeout on", the
+    /// database's "Request timed out", answered as 503), timed out here
+    /// (`--gitlab.request-timeout`), or a 5xx that outlived the retries. `None` for other errors.
     pub fn refusal(&self) -> Option<Refusal> {
         match self {
             Error::Refused { message, .. } => {
                 let m = message.to_ascii_lowercase();
-                Some(
-                    if m.contains("complexity") || m.contains("timed out") || m.contains("timeout")
-                    {
-                        Refusal::TooBig
-                    } else {
-                        Refusal::Invalid
-                    },
-                )
+                let too_big = m.contains("exceeds max complexity")
+                    || m.starts_with("timeout on")
+                    || m.contains("timed out");
+                Some(if too_big {
+                    Refusal::TooBig
+                } else {
+                    Refusal::Invalid
+                })
             }
             Error::Timeout { .. } | Error::TooLarge { .. } => Some(Refusal::TooBig),
             Error::Status {
@@ -166,6 +201,7 @@ impl Client {
             Some(Value::Object(map)) if !map.is_empty() => Value::Object(map),
             _ => {
                 count("refused");
+                self.counters_error(endpoint::GRAPHQL, "refused");
                 let message = raw
                     .errors
                     .first()
@@ -197,7 +233,6 @@ impl Client {
         Ok(Answer {
             data,
             errors: raw.errors,
-            complexity,
         })
     }
 
@@ -255,6 +290,14 @@ mod tests {
             refused("Field 'nope' doesn't exist on type 'Project'").refusal(),
             Some(Refusal::Invalid)
         );
+        assert_eq!(
+            refused("Field 'queryComplexity' doesn't exist on type 'Query'").refusal(),
+            Some(Refusal::Invalid)
+        );
+        assert_eq!(
+            refused("Timeout on Project.mergeRequests").refusal(),
+            Some(Refusal::TooBig)
+        );
         assert!(
             Error::Status {
                 endpoint: endpoint::GRAPHQL,
@@ -271,6 +314,15 @@ mod tests {
             }
             .is_graphql_unavailable()
         );
+    }
+
+    #[test]
+    fn errors_with_null_or_missing_fields() {
+        let e: FieldError = serde_json::from_str(r#"{"message":null,"path":null}"#).unwrap();
+        assert_eq!((e.message.as_str(), e.path.len()), ("", 0));
+        let e: FieldError =
+            serde_json::from_str(r#"{"message":"Timeout on Project.repository"}"#).unwrap();
+        assert!(e.is_timeout());
     }
 
     #[test]

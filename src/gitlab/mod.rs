@@ -28,6 +28,8 @@ pub mod endpoint {
     pub const PROJECTS: &str = "/projects";
     /// `GET /projects/:id`: one project.
     pub const PROJECT: &str = "/projects/:id";
+    /// `GET /groups/:id`: one group (its full path, for a group named by id).
+    pub const GROUP: &str = "/groups/:id";
     /// `GET /groups/:id/projects`: a group's projects.
     pub const GROUP_PROJECTS: &str = "/groups/:id/projects";
     /// `GET /projects/:id/merge_requests`: a project's merge requests.

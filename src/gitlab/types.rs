@@ -61,6 +61,9 @@ pub struct Project {
     /// GraphQL only: the last commit of the default branch's tree (`repository.tree.lastCommit`),
     /// a sign that the branch moved.
     pub head: Option<String>,
+    /// GraphQL only: whether the token may read the project's merge requests
+    /// (`userPermissions.readMergeRequest`); REST tells that only by answering 403.
+    pub merge_requests_readable: Option<bool>,
     /// The fields GitLab sent that could not be used as they were, and why (`field: why`).
     pub problems: Vec<String>,
 }
@@ -568,6 +571,7 @@ impl TryFrom<RawProject> for Project {
             statistics,
             permissions,
             head: None,
+            merge_requests_readable: None,
             problems,
         })
     }
@@ -680,6 +684,7 @@ impl Project {
         project.head = field(&["repository", "tree", "lastCommit", "sha"])
             .and_then(Value::as_str)
             .map(str::to_owned);
+        project.merge_requests_readable = readable;
         Ok(project)
     }
 }
@@ -1063,6 +1068,7 @@ mod tests {
         assert_eq!(p.head.as_deref(), Some("abc"));
         assert_eq!(p.access_level(), Some(40));
         assert!(p.merge_requests_enabled());
+        assert_eq!(p.merge_requests_readable, Some(true));
         let s = p.statistics.as_ref().unwrap();
         assert_eq!(s.commit_count, Some(347));
         assert_eq!(s.repository_size, Some(1 << 53), "exact up to 2^53");

@@ -278,7 +278,7 @@ fn register_process(metrics: &ExporterMetrics, registry: &mut Registry, process:
     );
     registry.register(
         "gitlab_exporter_api_errors",
-        "GitLab API attempts that failed, and records of answers that could not be used (decode), by route template and reason (timeout, transport, decode, too_large, unauthorized, redirect, throttled, server_error)",
+        "GitLab API attempts that failed, and records of answers that could not be used (decode), by route template and reason (timeout, transport, decode, too_large, unauthorized, redirect, throttled, server_error, refused: a GraphQL answer with errors and no data)",
         metrics.api.errors.clone(),
     );
     registry.register(

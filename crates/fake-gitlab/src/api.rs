@@ -29,6 +29,8 @@ pub(crate) const GRAPHQL_PATH: &str = "/api/graphql";
 pub(crate) enum Endpoint {
     Projects,
     Project(String),
+    /// `GET /groups/:id`.
+    Group(String),
     GroupProjects(String),
     MergeRequests(String),
     GroupMergeRequests(String),
@@ -69,6 +71,7 @@ impl Endpoint {
             ["projects", id, "repository", "commits", sha, "sequence"] => {
                 Endpoint::CommitSequence(d(id), d(sha))
             }
+            ["groups", id] => Endpoint::Group(d(id)),
             ["groups", id, "projects"] => Endpoint::GroupProjects(d(id)),
             ["groups", id, "merge_requests"] => Endpoint::GroupMergeRequests(d(id)),
             ["user"] => Endpoint::User,
@@ -334,6 +337,7 @@ fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -
     let result = match endpoint {
         Endpoint::Projects => return list_projects(live, ctx, None),
         Endpoint::GroupProjects(id) => return list_projects(live, ctx, Some(id)),
+        Endpoint::Group(id) => single_group(inst, ctx, id),
         Endpoint::Project(id) => single_project(inst, ctx, id),
         Endpoint::MergeRequests(id) => merge_requests(inst, ctx, id),
         Endpoint::GroupMergeRequests(id) => group_merge_requests(inst, ctx, id),
@@ -681,6 +685,27 @@ fn display_name(username: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `GET /groups/:id` (by id or full path): the group as GitLab's `Entities::Group` has it
+/// (the fields the fake models; `projects` only with `with_projects`, which the fake never
+/// lists: GitLab's default `true` is deprecated for API v4 clients that page projects).
+fn single_group(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Reply> {
+    let g = find_group(inst, ctx.caller, id)?;
+    let path = g.full_path.rsplit('/').next().unwrap_or("");
+    Ok(Reply::json(
+        200,
+        &json!({
+            "id": g.id,
+            "name": g.name,
+            "path": path,
+            "full_name": g.full_path.replace('/', " / "),
+            "full_path": g.full_path,
+            "parent_id": g.parent_id,
+            "visibility": "private",
+            "web_url": format!("{}/groups/{}", ctx.base, g.full_path),
+        }),
+    ))
 }
 
 fn namespace_json(inst: &Instance, base: &str, ns: Namespace) -> Value {

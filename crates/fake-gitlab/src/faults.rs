@@ -73,8 +73,9 @@ pub struct Faults {
     /// queries scoring more are refused with GitLab's "Query has complexity of N, which exceeds
     /// max complexity of M" (forcing a client to split its batches).
     pub graphql_max_complexity: Option<u32>,
-    /// A GraphQL query that resolves more than this many project nodes (connection pages and
-    /// single lookups together) answers as GitLab does when its database gives up on a query:
+    /// A GraphQL query that does more work than this, counted as the project nodes it resolves
+    /// (connection pages and single lookups together) plus the merge-request counts it runs,
+    /// answers as GitLab does when its database gives up on a query:
     /// `503` `{"errors":[{"message":"Request timed out. Please try a less complex query or a
     /// smaller set of records."}]}`.
     pub graphql_timeout_above: Option<usize>,
@@ -83,6 +84,10 @@ pub struct Faults {
     /// this action"): the answer is partial, `data` with those `mergeRequests` null (`count` is
     /// non-null) and an `errors` entry with each one's `path`.
     pub graphql_field_error: Option<u64>,
+    /// A field this GitLab lacks (as an older version lacks a newer field): a query selecting it
+    /// is refused as graphql-ruby's validation refuses it, HTTP 200
+    /// `{"errors":[{"message":"Field 'name' doesn't exist on type 'Type'"}]}`, no data.
+    pub graphql_unknown_field: Option<&'static str>,
 }
 
 /// The GraphQL faults in force for one request.
@@ -265,6 +270,7 @@ impl FaultState {
                 max_complexity: f.graphql_max_complexity,
                 timeout_above: f.graphql_timeout_above,
                 field_error: f.graphql_field_error,
+                unknown_field: f.graphql_unknown_field,
             },
         }
     }

@@ -49,10 +49,13 @@ const NOT_AVAILABLE: &str = "The resource that you are attempting to access does
 pub(crate) struct Knobs {
     /// A lower complexity limit than GitLab's.
     pub(crate) max_complexity: Option<u32>,
-    /// More project nodes than this resolved: the answer is GitLab's timeout (503).
+    /// More work than this (project nodes resolved plus counts run): the answer is GitLab's
+    /// timeout (503).
     pub(crate) timeout_above: Option<usize>,
     /// Every `mergeRequests.count` of this project answers a field error.
     pub(crate) field_error: Option<u64>,
+    /// A field this GitLab does not have: a query asking it is refused at validation.
+    pub(crate) unknown_field: Option<&'static str>,
 }
 
 /// What a GraphQL request did, for the server loop and the test hooks.
@@ -96,6 +99,50 @@ fn json_reply(status: u16, value: &Value) -> Reply {
 
 fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
     live.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the query (parsed with async-graphql's parser) selects the field `name`, and the type
+/// it would be on (from the field selecting it, for the error message).
+fn asks_field(query: &str, name: &'static str) -> Option<(&'static str, &'static str)> {
+    use async_graphql::parser::types::{Selection, SelectionSet};
+    fn on(parent: &str) -> &'static str {
+        match parent {
+            "nodes" | "node" | "project" => "Project",
+            "userPermissions" => "ProjectPermissions",
+            "repository" => "Repository",
+            "statistics" => "ProjectStatistics",
+            "tree" => "Tree",
+            "lastCommit" => "Commit",
+            "mergeRequests" => "MergeRequestConnection",
+            "group" => "Group",
+            _ => "Query",
+        }
+    }
+    fn walk(set: &SelectionSet, parent: &str, name: &'static str) -> Option<&'static str> {
+        set.items.iter().find_map(|item| match &item.node {
+            Selection::Field(f) => {
+                let field = f.node.name.node.as_str();
+                if field == name {
+                    Some(on(parent))
+                } else {
+                    walk(&f.node.selection_set.node, field, name)
+                }
+            }
+            Selection::InlineFragment(i) => walk(&i.node.selection_set.node, parent, name),
+            Selection::FragmentSpread(_) => None,
+        })
+    }
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    let found = doc
+        .operations
+        .iter()
+        .find_map(|(_, op)| walk(&op.node.selection_set.node, "", name))
+        .or_else(|| {
+            doc.fragments
+                .values()
+                .find_map(|f| walk(&f.node.selection_set.node, "", name))
+        })?;
+    Some((name, found))
 }
 
 /// The operation asked for: query text, variables, operation name.
@@ -203,6 +250,13 @@ async fn answer(
     if op.query.trim().is_empty() {
         return Err(errors_reply(200, "No query string was present"));
     }
+    if let Some((field, on)) = knobs.unknown_field.and_then(|f| asks_field(&op.query, f)) {
+        // graphql-ruby's validation error for a field the schema lacks.
+        return Ok(errors_reply(
+            200,
+            &format!("Field '{field}' doesn't exist on type '{on}'"),
+        ));
+    }
     let variables = op.variables()?;
     let (max_complexity, max_depth) = match caller {
         Caller::User { admin: true } => (ADMIN_MAX_COMPLEXITY, AUTHENTICATED_MAX_DEPTH),
@@ -241,7 +295,7 @@ async fn answer(
     lock(live).listed(&listed);
     if knobs
         .timeout_above
-        .is_some_and(|n| env.nodes.load(Ordering::SeqCst) > n)
+        .is_some_and(|n| env.nodes.load(Ordering::SeqCst) + env.counts.load(Ordering::SeqCst) > n)
     {
         return Err(errors_reply(503, TIMEOUT_MESSAGE));
     }

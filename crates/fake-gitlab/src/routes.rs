@@ -8,6 +8,7 @@ use super::api::Endpoint;
 pub(crate) enum Route {
     Projects,
     Project,
+    Group,
     GroupProjects,
     MergeRequests,
     GroupMergeRequests,
@@ -22,9 +23,10 @@ pub(crate) enum Route {
 
 impl Route {
     /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 12] = [
+    pub(crate) const ALL: [Route; 13] = [
         Route::Projects,
         Route::Project,
+        Route::Group,
         Route::GroupProjects,
         Route::MergeRequests,
         Route::GroupMergeRequests,
@@ -42,6 +44,7 @@ impl Route {
         match self {
             Route::Projects => "/projects",
             Route::Project => "/projects/:id",
+            Route::Group => "/groups/:id",
             Route::GroupProjects => "/groups/:id/projects",
             Route::MergeRequests => "/projects/:id/merge_requests",
             Route::GroupMergeRequests => "/groups/:id/merge_requests",
@@ -65,6 +68,7 @@ impl Route {
         match endpoint {
             Endpoint::Projects => Route::Projects,
             Endpoint::Project(_) => Route::Project,
+            Endpoint::Group(_) => Route::Group,
             Endpoint::GroupProjects(_) => Route::GroupProjects,
             Endpoint::MergeRequests(_) => Route::MergeRequests,
             Endpoint::GroupMergeRequests(_) => Route::GroupMergeRequests,

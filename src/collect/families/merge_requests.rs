@@ -73,8 +73,12 @@ impl Family for MergeRequests {
     type Memo = Known;
     type Signal = Dirty;
 
+    /// Only for projects listed over GraphQL, which says whether the token may read them (a
+    /// count there is 0, not 403, where it may not).
     fn wants_batch(project: &Project, dirty: &Dirty, known: Option<&Known>) -> bool {
-        project.merge_requests_enabled() && unchanged(project, dirty, known).is_none()
+        project.merge_requests_readable == Some(true)
+            && project.merge_requests_enabled()
+            && unchanged(project, dirty, known).is_none()
     }
 
     fn signal<'a>(
@@ -98,8 +102,8 @@ impl Family for MergeRequests {
         let gate = Gate::of(project);
         let counts = match (unchanged(project, dirty, known), current.batched) {
             (Some(known), _) => known.counts,
-            (None, Some(node)) if project.merge_requests_enabled() => {
-                Some(from_batch(current.client, project.id, node).await?)
+            (None, Some(node)) if Self::wants_batch(project, dirty, known) => {
+                from_batch(current.client, project.id, node).await?
             }
             (None, _) => count(current.client, project).await?,
         };
@@ -151,8 +155,20 @@ const GRAPHQL_COUNT_LIMIT: u64 = 1000;
 
 /// The counts of a GraphQL batch node (aliases `opened`, `merged`, ...). GitLab's merge-request
 /// counts stop at 1,000 (`count` answers 1,001 for "more"): such a state is counted exactly over
-/// REST, as is one whose count came back unusable.
-async fn from_batch(client: &Client, id: u64, node: &serde_json::Value) -> Result<Counts, Error> {
+/// REST, as is one whose count came back unusable (a 403 there, access lost since the listing:
+/// nothing to export, as over REST).
+async fn from_batch(
+    client: &Client,
+    id: u64,
+    node: &serde_json::Value,
+) -> Result<Option<Counts>, Error> {
+    let exact = |state| async move {
+        match count_state(client, id, state).await {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.status() == Some(403) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
     let mut counts = [0; 4];
     for (slot, state) in counts.iter_mut().zip(STATES) {
         let count = node
@@ -163,7 +179,10 @@ async fn from_batch(client: &Client, id: u64, node: &serde_json::Value) -> Resul
             Some(n) if n != GRAPHQL_COUNT_LIMIT + 1 => n,
             Some(_) => {
                 client.rest_fallback("count_over_limit");
-                count_state(client, id, state).await?
+                match exact(state).await? {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
             }
             None => {
                 client.bad_record(
@@ -171,11 +190,14 @@ async fn from_batch(client: &Client, id: u64, node: &serde_json::Value) -> Resul
                     &format!("project {id}: {state} merge requests: no usable count"),
                 );
                 client.rest_fallback("partial");
-                count_state(client, id, state).await?
+                match exact(state).await? {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
             }
         };
     }
-    Ok(counts)
+    Ok(Some(counts))
 }
 
 /// The states GitLab knows, in the order they are exported.
