@@ -22,60 +22,39 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::Exporter;
 use fake_gitlab::{FakeGitlab, Instance};
 
+/// Benchmark settings from the command line.
+#[derive(Parser)]
+#[command(name = "graphql", bin_name = "cargo bench --bench graphql --")]
 struct Settings {
+    /// Project counts, comma-separated.
+    #[arg(long = "n", value_delimiter = ',', default_values_t = [1_000, 10_000])]
     sizes: Vec<usize>,
-    rtt: Duration,
-    count_cost: Duration,
+    /// Simulated round trip per request, in milliseconds.
+    #[arg(long = "rtt-ms", default_value_t = 20)]
+    rtt_ms: u64,
+    /// Server time per merge-request count, in milliseconds.
+    #[arg(long = "count-cost-ms", default_value_t = 1)]
+    count_cost_ms: u64,
+    /// The exporter's --gitlab.concurrency.
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// GraphQL batch sizes to measure, comma-separated.
+    #[arg(long = "batch-sizes", value_delimiter = ',', default_values_t = [25, 50, 100])]
     batch_sizes: Vec<usize>,
     /// Skip REST above this many projects (its cold scrape is 4 calls per project).
+    #[arg(long = "rest-max", default_value_t = usize::MAX)]
     rest_max: usize,
-}
-
-impl Settings {
-    fn from_args() -> Settings {
-        let mut s = Settings {
-            sizes: vec![1_000, 10_000],
-            rtt: Duration::from_millis(20),
-            count_cost: Duration::from_millis(1),
-            concurrency: 16,
-            batch_sizes: vec![25, 50, 100],
-            rest_max: usize::MAX,
-        };
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let list = |v: &str| -> Vec<usize> {
-            v.split(',')
-                .map(|n| n.trim().replace('_', "").parse().expect("a number"))
-                .collect()
-        };
-        let mut i = 0;
-        while i < args.len() {
-            let value = args.get(i + 1).map(String::as_str).unwrap_or("");
-            match args[i].as_str() {
-                "--n" => s.sizes = list(value),
-                "--rtt-ms" => s.rtt = Duration::from_millis(value.parse().expect("ms")),
-                "--count-cost-ms" => {
-                    s.count_cost = Duration::from_millis(value.parse().expect("ms"))
-                }
-                "--concurrency" => s.concurrency = value.parse().expect("a number"),
-                "--batch-sizes" => s.batch_sizes = list(value),
-                "--rest-max" => s.rest_max = value.replace('_', "").parse().expect("a number"),
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            }
-            i += 2;
-        }
-        s
-    }
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn main() {
-    let settings = Settings::from_args();
+    let settings = Settings::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,9 +77,7 @@ struct Row {
 async fn run(settings: Settings) {
     println!(
         "## Cold and steady scrapes, REST and GraphQL side by side (RTT {} ms, {} ms per count, concurrency {})\n",
-        settings.rtt.as_millis(),
-        settings.count_cost.as_millis(),
-        settings.concurrency
+        settings.rtt_ms, settings.count_cost_ms, settings.concurrency
     );
     println!(
         "| projects | path | cold calls (GraphQL + REST) | bound | REST calls / these | cold wall time | REST time / this | steady calls | steady wall time | peak RSS |"
@@ -110,8 +87,8 @@ async fn run(settings: Settings) {
         let gitlab = FakeGitlab::start(Instance::generated(n))
             .await
             .expect("fake GitLab");
-        gitlab.set_latency(settings.rtt);
-        gitlab.set_count_cost(settings.count_cost);
+        gitlab.set_latency(Duration::from_millis(settings.rtt_ms));
+        gitlab.set_count_cost(Duration::from_millis(settings.count_cost_ms));
         let bound = n.div_ceil(100) + n.div_ceil(25);
         let mut paths: Vec<(String, Vec<String>)> = Vec::new();
         if n <= settings.rest_max {

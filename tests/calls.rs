@@ -60,11 +60,7 @@ async fn cold_scrape_makes_exactly_the_needed_calls_and_a_warm_one_none() {
     let metrics = exporter.scrape().await;
     let expected = gitlab.with_instance(|i| expected_membership(i));
     let wanted = expected_calls(&expected);
-    let made: BTreeMap<String, u64> = gitlab
-        .requests_by_route()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let made = common::calls_made(&gitlab);
     assert_eq!(made, wanted);
     let total: u64 = wanted.values().sum();
     assert_eq!(

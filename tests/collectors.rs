@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::{Exporter, assert_exact, demo_gitlab, expected_in_group, expected_membership};
@@ -14,14 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_gitlab-api-exporter");
 const FAMILIES: [&str; 4] = ["projects", "storage", "commits", "merge_requests"];
 const MERGE_REQUESTS: &str = "/projects/:id/merge_requests";
 
-/// The calls made, by route, leaving out routes without one.
-fn calls(gitlab: &fake_gitlab::FakeGitlab) -> BTreeMap<String, u64> {
-    gitlab
-        .requests_by_route()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect()
-}
+use common::calls_made as calls;
 
 /// Every family on by default: each reports success, and the calls each reports add up to the
 /// calls made on its routes; the listing's count under none.

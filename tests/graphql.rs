@@ -8,7 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Exporter, Exposition, assert_exact, demo_gitlab, expected_in_group, expected_membership,
+    Exporter, Exposition, assert_exact, calls_made, demo_gitlab, expected_in_group,
+    expected_membership,
 };
 use fake_gitlab::Faults;
 
@@ -140,11 +141,7 @@ async fn a_cold_graphql_scrape_makes_pages_batches_and_only_the_rest_it_must() {
         "/projects/:id/repository/commits/:sha/sequence".to_owned(),
         no_statistics,
     );
-    let made: BTreeMap<String, u64> = gitlab
-        .requests_by_route()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let made = calls_made(&gitlab);
     assert_eq!(made, wanted);
     let graphql_requests: f64 = metrics
         .series("gitlab_exporter_graphql_requests_total")
@@ -184,11 +181,7 @@ async fn a_steady_graphql_collection_makes_page_and_change_queries_only() {
     gitlab.reset_counts();
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
-    let made: BTreeMap<String, u64> = gitlab
-        .requests_by_route()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let made = calls_made(&gitlab);
     let pages = expected.len().div_ceil(100) as u64;
     assert_eq!(made.get("/api/graphql"), Some(&pages), "{made:?}");
     for route in made.keys() {
@@ -499,11 +492,7 @@ async fn a_group_named_by_id_is_listed_over_graphql_too() {
     assert_eq!(gitlab.requests("/groups/:id/projects"), 0);
     gitlab.reset_counts();
     assert_exact(&exporter.scrape().await, &expected);
-    let made: BTreeMap<String, u64> = gitlab
-        .requests_by_route()
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect();
+    let made = calls_made(&gitlab);
     for route in made.keys() {
         assert!(
             [

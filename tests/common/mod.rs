@@ -16,6 +16,15 @@ use fake_gitlab::{FakeGitlab, Instance};
 /// Path of the exporter binary built by cargo for these tests.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_gitlab-api-exporter");
 
+/// The calls the fake GitLab answered, by route template, without the routes never called.
+pub fn calls_made(gitlab: &FakeGitlab) -> BTreeMap<String, u64> {
+    gitlab
+        .requests_by_route()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
 /// Starts a fake GitLab serving the demo instance.
 pub async fn demo_gitlab() -> FakeGitlab {
     FakeGitlab::start(Instance::demo())

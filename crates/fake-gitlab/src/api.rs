@@ -138,7 +138,8 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn json(status: u16, value: &Value) -> Reply {
+    /// `value` as an `application/json` answer.
+    pub(crate) fn json(status: u16, value: &Value) -> Reply {
         Reply {
             status,
             content_type: "application/json",

@@ -85,16 +85,7 @@ pub(crate) struct GraphqlRequest<'a> {
 }
 
 fn errors_reply(status: u16, message: &str) -> Reply {
-    json_reply(status, &json!({ "errors": [{ "message": message }] }))
-}
-
-fn json_reply(status: u16, value: &Value) -> Reply {
-    Reply {
-        status,
-        content_type: "application/json",
-        headers: Vec::new(),
-        body: serde_json::to_vec(value).unwrap_or_default(),
-    }
+    Reply::json(status, &json!({ "errors": [{ "message": message }] }))
 }
 
 fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
@@ -157,7 +148,7 @@ impl Operation {
     fn read(req: &GraphqlRequest<'_>) -> Result<Operation, Reply> {
         if req.method == "POST" {
             let body = req.body.map_err(|()| {
-                json_reply(413, &json!({ "message": "413 Request Entity Too Large" }))
+                Reply::json(413, &json!({ "message": "413 Request Entity Too Large" }))
             })?;
             let value: Value = serde_json::from_slice(body)
                 .map_err(|e| errors_reply(400, &format!("Invalid JSON body: {e}")))?;
@@ -214,7 +205,7 @@ pub(crate) async fn respond(
         return (errors_reply(404, "Not found!"), outcome);
     }
     if req.method == "POST" && req.body.is_err() {
-        let reply = json_reply(413, &json!({ "message": "413 Request Entity Too Large" }));
+        let reply = Reply::json(413, &json!({ "message": "413 Request Entity Too Large" }));
         return (reply, outcome);
     }
     let (caller, stamps, rate_headers) = {
@@ -313,7 +304,7 @@ async fn answer(
             serde_json::to_value(&response.data).unwrap_or(Value::Null),
         );
     }
-    Ok(json_reply(200, &Value::Object(body)))
+    Ok(Reply::json(200, &Value::Object(body)))
 }
 
 // ---------------------------------------------------------------------------------------------
