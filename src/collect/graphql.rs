@@ -225,14 +225,8 @@ impl<'a> Run<'a> {
                 &query,
                 serde_json::json!({ "ids": gids, "first": ids.len() }),
             )
-            .await?;
-        if let Some(e) = answer.timed_out() {
-            return Err(Error::Refused {
-                endpoint: crate::gitlab::endpoint::GRAPHQL,
-                operation: id.name(),
-                message: crate::redact::log_line(&e.message, 300),
-            });
-        }
+            .await?
+            .unless_timed_out(id.name())?;
         self.client
             .batch_size(id.name(), self.state.batch_size[id as usize].get());
         let nodes = answer
@@ -389,15 +383,7 @@ where
                 .client
                 .graphql(operation, &query, vars)
                 .await
-                .and_then(|answer| match answer.timed_out() {
-                    // GitLab's own timeout: the fields it had no time for are null.
-                    Some(e) => Err(Error::Refused {
-                        endpoint: crate::gitlab::endpoint::GRAPHQL,
-                        operation,
-                        message: crate::redact::log_line(&e.message, 300),
-                    }),
-                    None => Ok(answer),
-                });
+                .and_then(|answer| answer.unless_timed_out(operation));
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) if e.refusal() == Some(Refusal::TooBig) && size > 1 => {

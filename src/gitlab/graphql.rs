@@ -125,10 +125,18 @@ pub enum Refusal {
 }
 
 impl Answer {
-    /// GitLab ran out of time on part of the query (a partial answer with timeout errors): a
-    /// smaller one may pass.
-    pub fn timed_out(&self) -> Option<&FieldError> {
-        self.errors.iter().find(|e| e.is_timeout())
+    /// The answer, unless GitLab ran out of time on part of the query (a partial answer with
+    /// timeout errors, the fields it had no time for null): then [`Error::Refused`] with the
+    /// timeout's message, which [`Error::refusal`] reads as too big (a smaller query may pass).
+    pub fn unless_timed_out(self, operation: &'static str) -> Result<Answer, Error> {
+        match self.errors.iter().find(|e| e.is_timeout()) {
+            Some(e) => Err(Error::Refused {
+                endpoint: endpoint::GRAPHQL,
+                operation,
+                message: log_line(&e.message, 300),
+            }),
+            None => Ok(self),
+        }
     }
 }
 
