@@ -1,5 +1,5 @@
-//! gitlab-api-exporter: a Prometheus exporter that turns the GitLab REST API v4 into metrics about
-//! projects, commits and merge requests, collected at scrape time.
+//! gitlab-api-exporter: a Prometheus exporter that turns GitLab's GraphQL and REST APIs into
+//! metrics about projects, commits and merge requests, collected at scrape time.
 //!
 //! There is no background loop. A request to the telemetry path asks the [`cache`] for a
 //! snapshot; when the cached one is older than `--cache.ttl`, one collection runs (concurrent
@@ -10,7 +10,8 @@
 //! - [`server`]: the HTTP server: routes, content negotiation, gzip, graceful shutdown.
 //! - [`cache`]: the snapshot cache: TTL and single flight.
 //! - [`collect`]: one collection: the projects in scope, then every enabled metric family's
-//!   calls; one file per family (`collect/families/`), the max-stale policy (`collect/stale.rs`).
+//!   calls; one file per family (`collect/families/`), the max-stale policy (`collect/stale.rs`),
+//!   the GraphQL pages and batches (`collect/graphql.rs`).
 //! - [`render`]: everything a scrape's body is made of: the formats, every family's encoding
 //!   (through the families' list), the exporter's own lines, the compressed exposition.
 //! - [`metrics`]: the exporter's own counters, and the last hour of collections.
@@ -18,9 +19,9 @@
 //! - [`probe`]: multi-target mode.
 //! - [`redact`]: secrets (the token, passwords in URLs) kept out of logs, pages and labels.
 //! - [`gitlab`]: the GitLab client through which every API call passes (auth, concurrency limit,
-//!   accounting, retries), pagination and the JSON types.
+//!   accounting, retries), REST and GraphQL (`gitlab/graphql.rs`), pagination and the JSON types.
 //!
-//! Beside it in the workspace: `fake-gitlab` (a fake GitLab speaking the REST API, for tests,
+//! Beside it in the workspace: `fake-gitlab` (a fake GitLab speaking the REST and GraphQL APIs, for tests,
 //! benchmarks and `--demo`) and `web-config` (`--web.config.file`: TLS, basic auth, headers).
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
