@@ -270,6 +270,33 @@ async fn a_partial_answer_costs_only_its_projects() {
     );
 }
 
+/// A project whose page fields come back with an error (its `lastCommit`, a Gitaly shard
+/// down): that project alone is read over REST (`GET /projects/:id`, its families' REST calls),
+/// the rest of the page is used, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_page_costs_only_its_project() {
+    let gitlab = demo_gitlab().await;
+    let expected = gitlab.with_instance(|i| expected_membership(i));
+    gitlab.set_faults(Faults {
+        graphql_last_commit_error: Some(42),
+        ..Faults::default()
+    });
+    let exporter = Exporter::start(&gitlab, &[]);
+    let metrics = exporter.scrape().await;
+    assert_exact(&metrics, &expected);
+    assert_eq!(gitlab.requests("/projects/:id"), 1);
+    // acme/api's four states over REST, plus frontend's three over 1,000 (12 calls).
+    assert_eq!(gitlab.requests("/projects/:id/merge_requests"), 4 + 12);
+    assert_eq!(
+        counter(
+            &metrics,
+            "gitlab_exporter_rest_fallbacks_total",
+            &[("reason", "partial")]
+        ),
+        1.0
+    );
+}
+
 /// GitLab timing out on big queries (the fake's work: project nodes plus counts): pages and
 /// batches are halved until they pass, the values stay exact, and the sizes found are reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

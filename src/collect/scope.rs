@@ -130,8 +130,7 @@ pub(crate) async fn resolve(
             Err(e) => return Err(e),
         }
     }
-    if listed_over_graphql {
-    } else if scope.is_membership() || scope.all_projects {
+    if !listed_over_graphql && (scope.is_membership() || scope.all_projects) {
         let query = if scope.all_projects {
             filters
         } else {
@@ -160,7 +159,7 @@ pub(crate) async fn resolve(
         for walked in futures::future::join_all(walks).await {
             walked?;
         }
-    } else if !scope.groups.is_empty() {
+    } else if !listed_over_graphql && !scope.groups.is_empty() {
         // One group: its projects are those the last collection saw, so the id windows apply
         // to both listings. Several groups: one window each.
         let windows = if scope.groups.len() == 1 {
@@ -262,23 +261,26 @@ where
     let include_archived = scope.include_archived;
     let page = |keep_archived: bool| {
         move |listed: Listed| async move {
-            for why in &listed.dropped {
-                run.client.bad_record(endpoint::GRAPHQL, why);
-            }
-            for report in listed.projects.iter().filter_map(Project::problems_report) {
-                run.client.bad_record(endpoint::GRAPHQL, &report);
-            }
-            budget.note(endpoint::GRAPHQL, listed.projects.len(), &listed.dropped);
-            budget.take(
+            let Listed {
+                projects,
+                dropped,
+                failed,
+            } = listed;
+            budget.read_page(
+                run.client,
                 endpoint::GRAPHQL,
-                listed.projects.len() + listed.dropped.len(),
-            )?;
-            let page = listed
-                .projects
+                &projects,
+                projects.len() + failed.len(),
+                &dropped,
+            );
+            let mut page: Vec<Candidate> = projects
                 .into_iter()
                 .filter(|p| keep_archived || p.archived != Some(true))
                 .map(Candidate::Listed)
                 .collect();
+            // Fields that came back with errors: the project is read over REST instead.
+            page.extend(failed.iter().map(|id| Candidate::Named(id.to_string())));
+            budget.take(endpoint::GRAPHQL, page.len() + dropped.len())?;
             send(page).await;
             Ok(())
         }
@@ -482,6 +484,26 @@ impl Budget {
         })
     }
 
+    /// A page of a listing read: its unusable records and bad fields counted and logged (a
+    /// record that cannot be read costs only itself, a project's bad fields only what they
+    /// feed), and noted with the `read` usable records.
+    fn read_page(
+        &self,
+        client: &Client,
+        endpoint: &'static str,
+        projects: &[Project],
+        read: usize,
+        dropped: &[String],
+    ) {
+        for why in dropped {
+            client.bad_record(endpoint, why);
+        }
+        for report in projects.iter().filter_map(Project::problems_report) {
+            client.bad_record(endpoint, &report);
+        }
+        self.note(endpoint, read, dropped);
+    }
+
     /// Records of a page: `read` usable ones, and those left out.
     fn note(&self, endpoint: &'static str, read: usize, dropped: &[String]) {
         self.read.fetch_add(read as u64, Ordering::Relaxed);
@@ -558,16 +580,8 @@ where
             dropped,
             last_id,
         } = reply.body;
-        // A record that cannot be read costs only itself (and a project's bad fields only
-        // what they feed): counted and logged, the rest of the page goes on.
-        for why in &dropped {
-            client.bad_record(endpoint, why);
-        }
-        for report in items.iter().filter_map(Project::problems_report) {
-            client.bad_record(endpoint, &report);
-        }
         let records = items.len() + dropped.len();
-        budget.note(endpoint, items.len(), &dropped);
+        budget.read_page(client, endpoint, &items, items.len(), &dropped);
         // The cursor: the last readable id of the page, or GitLab's own; none for an empty
         // page (which then cannot announce more).
         let cursor = reply

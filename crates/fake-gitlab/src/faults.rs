@@ -84,6 +84,10 @@ pub struct Faults {
     /// this action"): the answer is partial, `data` with those `mergeRequests` null (`count` is
     /// non-null) and an `errors` entry with each one's `path`.
     pub graphql_field_error: Option<u64>,
+    /// `repository { tree { lastCommit } }` of this project id answers the same field error (as
+    /// when the project's Gitaly shard is unavailable): a field of a listing's page, so the page
+    /// is partial for that one project.
+    pub graphql_last_commit_error: Option<u64>,
     /// A field this GitLab lacks (as an older version lacks a newer field): a query selecting it
     /// is refused as graphql-ruby's validation refuses it, HTTP 200
     /// `{"errors":[{"message":"Field 'name' doesn't exist on type 'Type'"}]}`, no data.
@@ -270,6 +274,7 @@ impl FaultState {
                 max_complexity: f.graphql_max_complexity,
                 timeout_above: f.graphql_timeout_above,
                 field_error: f.graphql_field_error,
+                last_commit_error: f.graphql_last_commit_error,
                 unknown_field: f.graphql_unknown_field,
             },
         }

@@ -54,6 +54,8 @@ pub(crate) struct Knobs {
     pub(crate) timeout_above: Option<usize>,
     /// Every `mergeRequests.count` of this project answers a field error.
     pub(crate) field_error: Option<u64>,
+    /// `repository.tree.lastCommit` of this project answers a field error.
+    pub(crate) last_commit_error: Option<u64>,
     /// A field this GitLab does not have: a query asking it is refused at validation.
     pub(crate) unknown_field: Option<&'static str>,
 }
@@ -1426,6 +1428,9 @@ impl Tree {
     #[graphql(complexity = "10 + child_complexity")]
     async fn last_commit(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Commit>> {
         let commit = self.commit;
+        if Env::of(ctx).knobs.last_commit_error == Some(self.project) {
+            return Err(Error::new(NOT_AVAILABLE));
+        }
         Env::of(ctx).project(self.project, |_, p| {
             commit
                 .and_then(|k| p.commit_sha(k))
