@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, BinaryHeap};
 use serde_json::{Map, Value, json};
 
 use super::changes::has_history;
+use super::ci_api;
 use super::common::splitmix64;
 use super::dates::Timestamps;
 #[cfg(test)]
@@ -20,7 +21,7 @@ use super::paginate::{
 use super::ratelimit::RateLimiter;
 
 /// Every route lives under this prefix.
-const API_PREFIX: &str = "/api/v4";
+pub(crate) const API_PREFIX: &str = "/api/v4";
 /// GitLab's GraphQL endpoint.
 pub(crate) const GRAPHQL_PATH: &str = "/api/graphql";
 
@@ -37,6 +38,20 @@ pub(crate) enum Endpoint {
     Branch(String, String),
     Commits(String),
     CommitSequence(String, String),
+    /// `GET /projects/:id/pipelines`.
+    Pipelines(String),
+    /// `GET /projects/:id/pipelines/latest`.
+    PipelineLatest(String),
+    /// `GET /projects/:id/pipelines/:pipeline_id`.
+    Pipeline(String, String),
+    /// `GET /projects/:id/environments`.
+    Environments(String),
+    /// `GET /projects/:id/deployments`.
+    Deployments(String),
+    /// `GET /projects/:id/deployments/:deployment_id`.
+    Deployment(String, String),
+    /// `GET /projects/:id/deployments/:deployment_id/merge_requests`.
+    DeploymentMergeRequests(String, String),
     User,
     Version,
     /// `/api/graphql` (outside the REST prefix; answered by `graphql`, never by `respond`).
@@ -70,6 +85,15 @@ impl Endpoint {
             ["projects", id, "repository", "commits"] => Endpoint::Commits(d(id)),
             ["projects", id, "repository", "commits", sha, "sequence"] => {
                 Endpoint::CommitSequence(d(id), d(sha))
+            }
+            ["projects", id, "pipelines"] => Endpoint::Pipelines(d(id)),
+            ["projects", id, "pipelines", "latest"] => Endpoint::PipelineLatest(d(id)),
+            ["projects", id, "pipelines", pid] => Endpoint::Pipeline(d(id), d(pid)),
+            ["projects", id, "environments"] => Endpoint::Environments(d(id)),
+            ["projects", id, "deployments"] => Endpoint::Deployments(d(id)),
+            ["projects", id, "deployments", did] => Endpoint::Deployment(d(id), d(did)),
+            ["projects", id, "deployments", did, "merge_requests"] => {
+                Endpoint::DeploymentMergeRequests(d(id), d(did))
             }
             ["groups", id] => Endpoint::Group(d(id)),
             ["groups", id, "projects"] => Endpoint::GroupProjects(d(id)),
@@ -149,12 +173,12 @@ impl Reply {
     }
 
     /// `{"message": msg}`, GitLab's `render_api_error!` / `not_found!` shape.
-    fn message(status: u16, msg: &str) -> Reply {
+    pub(crate) fn message(status: u16, msg: &str) -> Reply {
         Reply::json(status, &json!({ "message": msg }))
     }
 
     /// `{"error": msg}`, the Grape shape (unknown route, validation, 405).
-    fn error(status: u16, msg: &str) -> Reply {
+    pub(crate) fn error(status: u16, msg: &str) -> Reply {
         Reply::json(status, &json!({ "error": msg }))
     }
 
@@ -250,18 +274,41 @@ impl Caller {
     pub(crate) fn can_read_merge_requests(self, p: &FakeProject) -> bool {
         self.has_merge_requests(p) && self.can_read_code(p)
     }
+
+    /// `read_pipeline`: everyone who sees the project (public pipelines, GitLab's default, give
+    /// it to guests). CI/CD disabled does not take it away: GitLab keeps pipelines readable for
+    /// external CI (`builds_disabled & ~internal_builds_disabled` is what prevents it).
+    pub(crate) fn can_read_pipelines(self, p: &FakeProject) -> bool {
+        self.can_see(p)
+    }
+
+    /// `read_build`: as `read_pipeline`, but prevented with CI/CD disabled.
+    pub(crate) fn can_read_builds(self, p: &FakeProject) -> bool {
+        p.builds_enabled && self.can_see(p)
+    }
+
+    /// `read_environment` and `read_deployment`: Reporter and up, administrators, or anyone on
+    /// a public project; prevented with CI/CD or environments disabled.
+    pub(crate) fn can_read_environments(self, p: &FakeProject) -> bool {
+        p.builds_enabled
+            && p.environments_enabled
+            && self.can_see(p)
+            && (self.admin()
+                || p.visibility == Visibility::Public
+                || self.role(p) >= Some(Role::Reporter))
+    }
 }
 
 /// Per-request context shared by the handlers.
-struct Ctx<'a> {
-    caller: Caller,
+pub(crate) struct Ctx<'a> {
+    pub(crate) caller: Caller,
     /// Base URL without trailing slash (`http://127.0.0.1:PORT` or the override).
-    base: &'a str,
+    pub(crate) base: &'a str,
     /// Raw request path, for `Link` URLs.
-    path: &'a str,
-    query: &'a Query,
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a Query,
     /// How the instance writes times.
-    stamps: Timestamps,
+    pub(crate) stamps: Timestamps,
 }
 
 /// Answers one request: rate limit, method, authentication, then the endpoint.
@@ -345,6 +392,15 @@ fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -
         Endpoint::Branch(id, name) => branch(inst, ctx, id, name),
         Endpoint::Commits(id) => commits(inst, ctx, id),
         Endpoint::CommitSequence(id, sha) => sequence(inst, ctx, id, sha),
+        Endpoint::Pipelines(id) => ci_api::pipelines(inst, ctx, id),
+        Endpoint::PipelineLatest(id) => ci_api::latest_pipeline(inst, ctx, id),
+        Endpoint::Pipeline(id, pid) => ci_api::pipeline(inst, ctx, id, pid),
+        Endpoint::Environments(id) => ci_api::environments(inst, ctx, id),
+        Endpoint::Deployments(id) => ci_api::deployments(inst, ctx, id),
+        Endpoint::Deployment(id, did) => ci_api::deployment(inst, ctx, id, did),
+        Endpoint::DeploymentMergeRequests(id, did) => {
+            ci_api::deployment_merge_requests(inst, ctx, id, did)
+        }
         Endpoint::User => user(inst, ctx),
         Endpoint::Version => version(ctx),
         Endpoint::Graphql | Endpoint::Unknown => Err(Reply::error(404, "404 Not Found")),
@@ -353,7 +409,7 @@ fn dispatch(live: &mut Live, ctx: &Ctx<'_>, method: &str, endpoint: &Endpoint) -
 }
 
 /// A numeric id or a full path, visible to the caller.
-fn find_project<'i>(
+pub(crate) fn find_project<'i>(
     inst: &'i Instance,
     caller: Caller,
     id: &str,
@@ -646,7 +702,7 @@ fn single_project(inst: &Instance, ctx: &Ctx<'_>, id: &str) -> Result<Reply, Rep
 
 /// Which project entity to render.
 #[derive(Debug, Clone, Copy)]
-enum View {
+pub(crate) enum View {
     /// `BasicProjectDetails` (`simple=true`, anonymous callers).
     Basic,
     /// `Project` / `ProjectWithAccess`.
@@ -738,7 +794,7 @@ fn namespace_json(inst: &Instance, base: &str, ns: Namespace) -> Value {
     }
 }
 
-fn user_json(inst: &Instance, base: &str) -> Value {
+pub(crate) fn user_json(inst: &Instance, base: &str) -> Value {
     json!({
         "id": USER_ID,
         "username": inst.username,
@@ -751,7 +807,7 @@ fn user_json(inst: &Instance, base: &str) -> Value {
 }
 
 /// The project entity as the caller may see it.
-fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> Value {
+pub(crate) fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> Value {
     let base = ctx.base;
     let pwn = p.path_with_namespace(inst);
     let web_url = format!("{base}/{pwn}");
@@ -860,7 +916,7 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
     }
     put("merge_requests_enabled", json!(merge_requests));
     put("wiki_enabled", json!(true));
-    put("jobs_enabled", json!(true));
+    put("jobs_enabled", json!(p.builds_enabled));
     put("snippets_enabled", json!(true));
     put("issues_access_level", enabled(p.issues_enabled));
     put(
@@ -872,9 +928,10 @@ fn project_json(inst: &Instance, ctx: &Ctx<'_>, p: &FakeProject, view: View) -> 
         },
     );
     put("repository_access_level", enabled(true));
-    put("builds_access_level", enabled(true));
+    put("builds_access_level", enabled(p.builds_enabled));
     put("wiki_access_level", enabled(true));
     put("snippets_access_level", enabled(true));
+    put("environments_access_level", enabled(p.environments_enabled));
     put("merge_method", json!("merge"));
     let shared: Vec<Value> = p
         .shared_with_groups
@@ -985,6 +1042,8 @@ impl MrQuery {
             created_before: q.datetime("created_before", false, stamps)?,
             updated_after: q.datetime("updated_after", true, stamps)?,
             updated_before: q.datetime("updated_before", false, stamps)?,
+            merged_after: None,
+            merged_before: None,
             nothing: scope != "all",
         };
         Ok(MrQuery {
@@ -998,7 +1057,7 @@ impl MrQuery {
 }
 
 /// The global merge request id (`id`, as opposed to the per-project `iid`).
-fn merge_request_id(p: &FakeProject, iid: u64) -> u64 {
+pub(crate) fn merge_request_id(p: &FakeProject, iid: u64) -> u64 {
     p.id.wrapping_mul(1_000_000).wrapping_add(iid)
 }
 
@@ -1134,7 +1193,7 @@ fn title(seed: u64) -> String {
 
 /// The merge request entity: `MergeRequestSimple` for `view=simple`, else `MergeRequestBasic`.
 /// `group`: the group a group listing is for (`references.relative` is relative to it).
-fn merge_request_json(
+pub(crate) fn merge_request_json(
     ctx: &Ctx<'_>,
     p: &FakeProject,
     pwn: &str,
@@ -1181,7 +1240,7 @@ fn merge_request_json(
         Some(_) => format!("{pwn}!{iid}"),
     };
     let extra = json!({
-        "merged_at": finished("merged"),
+        "merged_at": mr.merged_at.map(|t| ctx.stamps.api(t)),
         "closed_at": finished("closed"),
         "target_branch": p.default_branch.as_deref().unwrap_or("main"),
         "source_branch": format!("feature/{iid}"),

@@ -235,7 +235,7 @@ mod tests {
             let v = p.merge_request_view();
             (1..=p.merge_requests.total() + 20)
                 .filter_map(|i| v.get(i))
-                .filter(|m| f.matches(m.state, m.created_at, m.updated_at))
+                .filter(|m| f.matches(m.state, m.created_at, m.updated_at, m.merged_at))
                 .count() as u64
         };
         let b = Baseline::live(&p);

@@ -171,13 +171,26 @@ impl Baseline {
     }
 
     fn merge_request(&self, iid: u64) -> Mr {
+        let state = self.state(iid);
+        let updated_at = self.updated(iid);
         Mr {
             iid,
-            state: self.state(iid),
+            state,
             created_at: self.created(iid),
-            updated_at: self.updated(iid),
+            updated_at,
+            // A synthesised merged merge request was merged at its last update.
+            merged_at: (state == MrState::Merged).then_some(updated_at),
             edits: 0,
         }
+    }
+
+    /// The merged iids (merge time is `updated`, non-decreasing in the iid) merged in
+    /// `after..=before` (inclusive bounds).
+    pub(crate) fn merged_between(&self, after: i64, before: i64) -> Range<u64> {
+        let r = self.range(Some(MrState::Merged));
+        let start = partition(r.clone(), |i| self.updated(i) < after);
+        let end = partition(r.clone(), |i| self.updated(i) <= before);
+        start..end.max(start)
     }
 }
 
@@ -188,6 +201,8 @@ pub(crate) struct MrRecord {
     state: Option<MrState>,
     created_at: i64,
     updated_at: i64,
+    /// When it was merged (`Some` once merged).
+    merged_at: Option<i64>,
     /// Title edits so far.
     edits: u32,
 }
@@ -238,6 +253,7 @@ impl History {
                 state,
                 created_at: r.created_at,
                 updated_at: r.updated_at,
+                merged_at: r.merged_at,
                 edits: r.edits,
             }),
             None => {
@@ -287,6 +303,7 @@ impl History {
                 state: Some(m.state),
                 created_at: m.created_at,
                 updated_at: m.updated_at,
+                merged_at: m.merged_at,
                 edits: 0,
             }
         })
@@ -309,6 +326,7 @@ impl History {
                 state: Some(state),
                 created_at: at,
                 updated_at: at,
+                merged_at: (state == MrState::Merged).then_some(at),
                 edits: 0,
             },
         );
@@ -324,6 +342,9 @@ impl History {
         let record = self.record_mut(iid);
         record.state = Some(to);
         record.updated_at = now;
+        if to == MrState::Merged {
+            record.merged_at = Some(now);
+        }
         *from.count_mut(&mut self.synced) -= 1;
         *to.count_mut(&mut self.synced) += 1;
         true
@@ -388,6 +409,8 @@ pub(crate) struct Mr {
     pub(crate) state: MrState,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    /// When it was merged (merged ones only).
+    pub(crate) merged_at: Option<i64>,
     /// Title edits so far (0 = the synthesised title).
     pub(crate) edits: u32,
 }
@@ -402,18 +425,38 @@ pub(crate) struct MrFilter {
     pub(crate) created_before: Option<i64>,
     pub(crate) updated_after: Option<i64>,
     pub(crate) updated_before: Option<i64>,
+    /// Merged at or after / at or before (GraphQL's `mergedAfter`/`mergedBefore`): merged ones only.
+    pub(crate) merged_after: Option<i64>,
+    pub(crate) merged_before: Option<i64>,
     /// A scope nothing matches (`created_by_me`: the fake's merge requests are all by others).
     pub(crate) nothing: bool,
 }
 
 impl MrFilter {
-    pub(crate) fn matches(&self, state: MrState, created: i64, updated: i64) -> bool {
+    pub(crate) fn matches(
+        &self,
+        state: MrState,
+        created: i64,
+        updated: i64,
+        merged: Option<i64>,
+    ) -> bool {
         !self.nothing
             && self.state.is_none_or(|s| s == state)
             && self.created_after.is_none_or(|t| created >= t)
             && self.created_before.is_none_or(|t| created <= t)
             && self.updated_after.is_none_or(|t| updated >= t)
             && self.updated_before.is_none_or(|t| updated <= t)
+            && self
+                .merged_after
+                .is_none_or(|t| merged.is_some_and(|m| m >= t))
+            && self
+                .merged_before
+                .is_none_or(|t| merged.is_some_and(|m| m <= t))
+    }
+
+    /// Whether a merge time bound restricts the listing to merged merge requests.
+    fn merged_only(&self) -> bool {
+        self.merged_after.is_some() || self.merged_before.is_some()
     }
 }
 
@@ -422,6 +465,8 @@ impl MrFilter {
 pub(crate) enum MrOrder {
     Created,
     Updated,
+    /// Merge time; merged merge requests only (GraphQL's `MERGED_AT_*`, nulls left out).
+    Merged,
 }
 
 /// First point of `range` where `before` turns false (`before` must hold on a prefix).
@@ -452,6 +497,7 @@ impl MrFilter {
         self.nothing
             || self.created_after.is_some_and(|t| t > HISTORY_HORIZON)
             || self.updated_after.is_some_and(|t| t > HISTORY_HORIZON)
+            || self.merged_after.is_some_and(|t| t > HISTORY_HORIZON)
     }
 }
 
@@ -467,10 +513,25 @@ impl<'a> MrView<'a> {
         if f.nothing
             || f.created_after.is_some_and(|t| t > b.end)
             || f.updated_after.is_some_and(|t| t > b.end)
+            || f.merged_after.is_some_and(|t| t > b.end)
         {
             return 0..0;
         }
         let mut r = b.range(f.state);
+        if f.merged_only() {
+            // Only merged ones have a merge time (their `updated`): the merged range.
+            let merged = b.range(Some(MrState::Merged));
+            r = r.start.max(merged.start)..r.end.min(merged.end);
+            if r.start >= r.end {
+                return 0..0;
+            }
+            if let Some(t) = f.merged_after {
+                r.start = partition(r.clone(), |i| b.updated(i) < t);
+            }
+            if let Some(t) = f.merged_before {
+                r.end = partition(r.clone(), |i| b.updated(i) <= t);
+            }
+        }
         if let Some(t) = f.created_after {
             r.start = partition(r.clone(), |i| b.created(i) < t);
         }
@@ -496,7 +557,7 @@ impl<'a> MrView<'a> {
                 .values()
                 .filter(|r| {
                     r.state
-                        .is_some_and(|s| f.matches(s, r.created_at, r.updated_at))
+                        .is_some_and(|s| f.matches(s, r.created_at, r.updated_at, r.merged_at))
                 })
                 .count() as u64;
         }
@@ -515,16 +576,28 @@ impl<'a> MrView<'a> {
 
     /// The merge requests matching `f`, sorted by (`order` time, iid), descending or not.
     pub(crate) fn sorted(&self, f: &MrFilter, order: MrOrder, desc: bool) -> MrIter<'a> {
+        // Only merged merge requests have a merge time to sort on.
+        let merged_only;
+        let f = if order == MrOrder::Merged && f.state != Some(MrState::Merged) {
+            merged_only = MrFilter {
+                state: Some(MrState::Merged),
+                ..*f
+            };
+            &merged_only
+        } else {
+            f
+        };
         let key = |m: &MrRecord| match order {
             MrOrder::Created => m.created_at,
             MrOrder::Updated => m.updated_at,
+            MrOrder::Merged => m.merged_at.unwrap_or(i64::MIN),
         };
         let mut extra: Vec<(i64, u64)> = self.records().map_or(Vec::new(), |records| {
             records
                 .iter()
                 .filter(|(_, r)| {
                     r.state
-                        .is_some_and(|s| f.matches(s, r.created_at, r.updated_at))
+                        .is_some_and(|s| f.matches(s, r.created_at, r.updated_at, r.merged_at))
                 })
                 .map(|(iid, r)| (key(r), *iid))
                 .collect()
@@ -572,7 +645,7 @@ impl MrIter<'_> {
                 }
                 let key = match self.order {
                     MrOrder::Created => self.baseline.created(iid),
-                    MrOrder::Updated => self.baseline.updated(iid),
+                    MrOrder::Updated | MrOrder::Merged => self.baseline.updated(iid),
                 };
                 break Some((key, iid));
             };

@@ -19,7 +19,10 @@ use super::api::Endpoint;
 use super::faults::{self, FaultState, Faults, Verdict};
 use super::graphql::Outcome;
 use super::routes::Route;
-use super::{Asked, FakeGitlab, Instance, MergeRequestChange, Shared, into_response, read_body};
+use super::{
+    Asked, DeploymentStatus, FakeGitlab, Instance, MergeRequestChange, PipelineStatus, Shared,
+    Tier, into_response, read_body,
+};
 
 /// The hooks' state, shared by the handle and every connection task.
 #[derive(Debug)]
@@ -364,6 +367,101 @@ impl FakeGitlab {
         let now = self.now();
         let mut live = self.shared.live();
         live.instance.push(project_id, commits, now)
+    }
+
+    /// Starts a pipeline on `reference` (the default branch, or any other ref) of a project,
+    /// stamped with the fake's clock; see [`Instance::run_pipeline`]. Its id, or `None`
+    /// (nothing changed) for an unknown or archived project, CI/CD disabled or an empty
+    /// repository.
+    pub fn run_pipeline(
+        &self,
+        project_id: u64,
+        reference: &str,
+        status: PipelineStatus,
+    ) -> Option<u64> {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance
+            .run_pipeline(project_id, reference, status, now)
+    }
+
+    /// Finishes a pipeline with `status` after `duration_secs` of running, at the fake's clock
+    /// (`finished_at`, `updated_at`, `duration`, `queued_duration`); see
+    /// [`Instance::finish_pipeline`].
+    pub fn finish_pipeline(
+        &self,
+        project_id: u64,
+        pipeline_id: u64,
+        status: PipelineStatus,
+        duration_secs: i64,
+    ) -> bool {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance
+            .finish_pipeline(project_id, pipeline_id, status, duration_secs, now)
+    }
+
+    /// Switches a project's CI/CD feature on or off (`builds_access_level`); see
+    /// [`Instance::set_builds_enabled`].
+    pub fn set_builds_enabled(&self, project_id: u64, enabled: bool) -> bool {
+        self.shared
+            .live()
+            .instance
+            .set_builds_enabled(project_id, enabled)
+    }
+
+    /// Switches a project's environments feature on or off (`environments_access_level`); see
+    /// [`Instance::set_environments_enabled`].
+    pub fn set_environments_enabled(&self, project_id: u64, enabled: bool) -> bool {
+        self.shared
+            .live()
+            .instance
+            .set_environments_enabled(project_id, enabled)
+    }
+
+    /// Creates an environment, stamped with the fake's clock; see
+    /// [`Instance::create_environment`].
+    pub fn create_environment(&self, project_id: u64, name: &str, tier: Tier) -> Option<u64> {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance
+            .create_environment(project_id, name, tier, now)
+    }
+
+    /// Deploys to an environment, stamped with the fake's clock, shipping the merged merge
+    /// requests among `merge_requests` (iids), by a job of `pipeline` if given; see
+    /// [`Instance::deploy`]. The deployment's id.
+    pub fn deploy(
+        &self,
+        project_id: u64,
+        environment: &str,
+        status: DeploymentStatus,
+        merge_requests: &[u64],
+        pipeline: Option<u64>,
+    ) -> Option<u64> {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance.deploy(
+            project_id,
+            environment,
+            status,
+            merge_requests,
+            pipeline,
+            now,
+        )
+    }
+
+    /// Moves a deployment to `status` at the fake's clock; see [`Instance::finish_deployment`].
+    pub fn finish_deployment(
+        &self,
+        project_id: u64,
+        deployment_id: u64,
+        status: DeploymentStatus,
+    ) -> bool {
+        let now = self.now();
+        let mut live = self.shared.live();
+        live.instance
+            .finish_deployment(project_id, deployment_id, status, now)
     }
 
     /// The project is still returned by the next project listing (`/projects` or

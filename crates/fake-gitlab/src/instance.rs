@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::ci::Ci;
 use super::common::{COMMIT_SPACING, DEMO_NOW, MergeRequestCounts, splitmix64};
 use super::dates::Timestamps;
 use super::history::History;
@@ -174,6 +175,21 @@ pub struct FakeProject {
     pub storage: Storage,
     /// Groups this project is shared with (listed by `/groups/:id/projects` with `with_shared=true`).
     pub shared_with_groups: Vec<u64>,
+    /// The CI/CD feature (`builds_access_level`, `jobs_enabled`). Off: the pipeline list, the
+    /// environments and the deployments answer 403; existing pipelines stay readable one by
+    /// one and over GraphQL, as in GitLab.
+    pub builds_enabled: bool,
+    /// The environments feature (`environments_access_level`). Off: environments and
+    /// deployments answer 403 on REST, and GraphQL shows none.
+    pub environments_enabled: bool,
+    /// The project has a synthesised pipeline history (when CI/CD is on and the repository is
+    /// not empty).
+    pub pipeline_history: bool,
+    /// The project has synthesised `production` and `staging` environments with deployments.
+    pub environment_history: bool,
+    /// CI/CD records changed through the change API; `None` until the first (the synthesised
+    /// history is computed on each read until then).
+    pub(crate) ci: Option<Box<Ci>>,
     /// Changes made through the change API (merge request events, pushes); `None` until the first.
     pub(crate) history: Option<Box<History>>,
 }
@@ -207,6 +223,11 @@ impl FakeProject {
                 ..Storage::default()
             },
             shared_with_groups: Vec::new(),
+            builds_enabled: true,
+            environments_enabled: true,
+            pipeline_history: true,
+            environment_history: false,
+            ci: None,
             history: None,
         }
     }
@@ -349,6 +370,8 @@ pub struct Instance {
     /// The zone and precision of the times the instance writes (default: UTC, whole seconds,
     /// as gitlab.com).
     pub timestamps: Timestamps,
+    /// Ids handed out by the change API so far (pipelines, environments, deployments, jobs).
+    pub(crate) live_ids: u64,
 }
 
 impl fmt::Debug for Instance {
@@ -382,6 +405,7 @@ impl Instance {
             rate_limit_period_seconds: 60,
             base_url_override: None,
             timestamps: Timestamps::default(),
+            live_ids: 0,
         }
     }
 
@@ -640,8 +664,13 @@ impl Instance {
                     p.issues_enabled = false;
                     p.open_issues = 0;
                     p.merge_requests_enabled = false;
+                    p.builds_enabled = false;
                 }
-                "release-train" => p.default_branch = Some("release/2.0".to_string()),
+                "release-train" => {
+                    p.default_branch = Some("release/2.0".to_string());
+                    p.environment_history = true;
+                }
+                "api" | "deploy" | "frontend" => p.environment_history = true,
                 "guest-public" => p.visibility = Visibility::Public,
                 "public-lib" => {
                     p.visibility = Visibility::Public;
@@ -714,6 +743,7 @@ impl Instance {
                 };
                 p.last_activity_at = DEMO_NOW - ((h >> 20) % (90 * 86_400)) as i64;
                 p.storage = storage_for(h, p.commits);
+                p.environment_history = id % 4 == 0;
                 p
             })
             .collect();
@@ -825,6 +855,10 @@ fn bulk_project(i: u64) -> FakeProject {
     p.forks_count = (h >> 54) % 5;
     p.last_activity_at = DEMO_NOW - ((h >> 16) % (60 * 86_400)) as i64;
     p.storage = storage_for(h, p.commits);
+    p.pipeline_history = i % 10 != 9;
+    p.environment_history = i % 6 == 1;
+    p.builds_enabled = i % 30 != 11;
+    p.environments_enabled = i % 30 != 19;
     p
 }
 

@@ -6,7 +6,8 @@
 //! request counts, the splitmix64 mixer), `history` (the merge request model: synthesised merge
 //! requests and the changes recorded on top), `instance` (data model, demo and generated
 //! instances), `changes` (the change API on projects: merge request events, pushes, direct count
-//! edits), `api` (routing, permissions, endpoint handlers), `graphql` (`/api/graphql`: the
+//! edits), `ci` (pipelines, environments, deployments: the synthesised CI/CD history and its
+//! mutations), `api` (routing, permissions, endpoint handlers; `ci_api` the CI/CD ones), `graphql` (`/api/graphql`: the
 //! schema on async-graphql, GitLab's complexity and limits), `paginate` (offset and keyset
 //! pagination, headers), `ratelimit` (`RateLimit-*` and 429), `dates` (timestamps written and
 //! read), and with the `faults` feature `routes` (the route templates requests are counted and
@@ -87,6 +88,28 @@
 //! Editing `merge_requests` counts through [`FakeGitlab::with_instance`] still works and models a
 //! change no signal can see (no `updated_at` moves).
 //!
+//! # CI/CD
+//!
+//! Pipelines, environments and deployments (module `ci`): a deterministic history before
+//! [`HISTORY_HORIZON`] for projects with `pipeline_history` (and `environment_history`:
+//! `production` and `staging` with deployments and the merged merge requests they shipped).
+//! REST: `GET /projects/:id/pipelines` (`scope`, `status`, `ref`, `sha`, `source`, `username`,
+//! `updated_after`/`updated_before` and `created_*`, inclusive; `order_by` id, status, ref,
+//! updated_at, user_id; `sort`, default id desc; entity `PipelineBasicWithMetadata`),
+//! `/pipelines/latest?ref=` and `/pipelines/:pipeline_id` (`PipelineWithMetadata`: duration,
+//! queued_duration, started_at, finished_at), `GET /projects/:id/environments` (`name`,
+//! `search` of 3+ characters, `states`), `GET /projects/:id/deployments` (`order_by`, `sort`
+//! default id asc, `updated_*`, `finished_after` (>=) / `finished_before` (<), `environment`,
+//! `status`, with `DeploymentsFinder`'s 400s), `/deployments/:deployment_id` and
+//! `/deployments/:deployment_id/merge_requests`. With CI/CD off (`builds_enabled: false`,
+//! `builds_access_level: disabled`, `jobs_enabled: false`) the pipeline list, environments and
+//! deployments answer 403, a single pipeline stays readable (GitLab keeps `read_pipeline`);
+//! with environments off (`environments_access_level: disabled`) environments and deployments
+//! answer 403. The change API: [`Instance::run_pipeline`], [`Instance::finish_pipeline`],
+//! [`Instance::create_environment`], [`Instance::deploy`], [`Instance::finish_deployment`],
+//! [`Instance::set_builds_enabled`], [`Instance::set_environments_enabled`] (with `faults`, the
+//! same on `FakeGitlab`, stamped with its clock).
+//!
 //! # Faults (feature `faults`)
 //!
 //! [`FakeGitlab::set_faults`] makes the fake misbehave, on one route template or on all
@@ -153,6 +176,8 @@
 
 mod api;
 mod changes;
+mod ci;
+mod ci_api;
 mod common;
 mod dates;
 #[cfg(feature = "faults")]
@@ -167,6 +192,7 @@ mod ratelimit;
 #[cfg(feature = "faults")]
 mod routes;
 
+pub use ci::{DeploymentStatus, PipelineStatus, Tier};
 pub use common::MergeRequestCounts;
 pub use dates::Timestamps;
 #[cfg(feature = "faults")]

@@ -15,6 +15,13 @@ pub(crate) enum Route {
     Branch,
     Commits,
     CommitSequence,
+    Pipelines,
+    PipelineLatest,
+    Pipeline,
+    Environments,
+    Deployments,
+    Deployment,
+    DeploymentMergeRequests,
     User,
     Version,
     Graphql,
@@ -23,7 +30,7 @@ pub(crate) enum Route {
 
 impl Route {
     /// Every route, in counter-index order.
-    pub(crate) const ALL: [Route; 13] = [
+    pub(crate) const ALL: [Route; 20] = [
         Route::Projects,
         Route::Project,
         Route::Group,
@@ -33,6 +40,13 @@ impl Route {
         Route::Branch,
         Route::Commits,
         Route::CommitSequence,
+        Route::Pipelines,
+        Route::PipelineLatest,
+        Route::Pipeline,
+        Route::Environments,
+        Route::Deployments,
+        Route::Deployment,
+        Route::DeploymentMergeRequests,
         Route::User,
         Route::Version,
         Route::Graphql,
@@ -51,6 +65,15 @@ impl Route {
             Route::Branch => "/projects/:id/repository/branches/:branch",
             Route::Commits => "/projects/:id/repository/commits",
             Route::CommitSequence => "/projects/:id/repository/commits/:sha/sequence",
+            Route::Pipelines => "/projects/:id/pipelines",
+            Route::PipelineLatest => "/projects/:id/pipelines/latest",
+            Route::Pipeline => "/projects/:id/pipelines/:pipeline_id",
+            Route::Environments => "/projects/:id/environments",
+            Route::Deployments => "/projects/:id/deployments",
+            Route::Deployment => "/projects/:id/deployments/:deployment_id",
+            Route::DeploymentMergeRequests => {
+                "/projects/:id/deployments/:deployment_id/merge_requests"
+            }
             Route::User => "/user",
             Route::Version => "/version",
             Route::Graphql => "/api/graphql",
@@ -75,6 +98,13 @@ impl Route {
             Endpoint::Branch(..) => Route::Branch,
             Endpoint::Commits(_) => Route::Commits,
             Endpoint::CommitSequence(..) => Route::CommitSequence,
+            Endpoint::Pipelines(_) => Route::Pipelines,
+            Endpoint::PipelineLatest(_) => Route::PipelineLatest,
+            Endpoint::Pipeline(..) => Route::Pipeline,
+            Endpoint::Environments(_) => Route::Environments,
+            Endpoint::Deployments(_) => Route::Deployments,
+            Endpoint::Deployment(..) => Route::Deployment,
+            Endpoint::DeploymentMergeRequests(..) => Route::DeploymentMergeRequests,
             Endpoint::User => Route::User,
             Endpoint::Version => Route::Version,
             Endpoint::Graphql => Route::Graphql,
