@@ -1182,7 +1182,7 @@ const AUTHORS: [&str; 5] = [
     "Barbara Liskov",
 ];
 
-fn title(seed: u64) -> String {
+pub(crate) fn title(seed: u64) -> String {
     let h = splitmix64(seed);
     format!(
         "{} {}",

@@ -2,7 +2,7 @@
 //! (projects, groups, repository, statistics, merge request counts), GitLab's complexity formula
 //! and limits, keyset cursors, and the HTTP side (body, size limit, authentication, errors).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -15,13 +15,16 @@ use async_graphql::{
 use serde_json::{Value, json};
 
 use super::api::{
-    Caller, Live, Reply, find_group, group_scope, in_scope, namespace_full_name, throttle,
+    Caller, Live, Reply, find_group, group_scope, in_scope, namespace_full_name, throttle, title,
 };
-use super::dates::Timestamps;
-use super::history::{MrFilter, MrState};
+use super::dates::{Timestamps, parse_datetime};
+use super::history::{Mr, MrFilter, MrOrder, MrState};
 use super::instance::{FakeProject, Instance, Namespace, Role, USER_NAMESPACE_ID};
 use super::paginate::Query;
 use super::ratelimit::RateLimiter;
+
+#[path = "graphql_ci.rs"]
+mod cicd;
 
 /// GitLab's `GraphqlController::MAX_QUERY_SIZE`, in characters.
 pub(crate) const MAX_QUERY_SIZE: usize = 10_000;
@@ -269,6 +272,8 @@ async fn answer(
         score: AtomicUsize::new(0),
         scored: AtomicBool::new(false),
         executed: AtomicBool::new(false),
+        calls: Mutex::new(BTreeMap::new()),
+        internal_error: AtomicBool::new(false),
         counts: AtomicUsize::new(0),
         nodes: AtomicUsize::new(0),
         listed: Mutex::new(Vec::new()),
@@ -291,6 +296,9 @@ async fn answer(
         .is_some_and(|n| env.nodes.load(Ordering::SeqCst) + env.counts.load(Ordering::SeqCst) > n)
     {
         return Err(errors_reply(503, TIMEOUT_MESSAGE));
+    }
+    if env.internal_error.load(Ordering::SeqCst) {
+        return Err(errors_reply(500, "Internal server error"));
     }
     let mut body = serde_json::Map::new();
     if !response.errors.is_empty() {
@@ -332,6 +340,10 @@ struct Env {
     nodes: AtomicUsize,
     /// Projects listed by connections (for `FakeGitlab::vanish_after_listing`).
     listed: Mutex<Vec<u64>>,
+    /// Resolutions of fields under `FieldCallCount` limits, by field.
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+    /// A resolver hit an error GitLab does not rescue: the answer is its 500.
+    internal_error: AtomicBool,
 }
 
 impl Env {
@@ -1184,6 +1196,91 @@ impl ProjectNode {
         env.project(self.id, |_, p| AccessLevel(env.caller.role(p)))
     }
 
+    /// Build pipelines of the project (`Resolvers::Ci::ProjectPipelinesResolver`: calls
+    /// Gitaly, +2 with `sha`, +2 with `ref`).
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "resolver_cost(child_complexity, 2 + 2 * usize::from(sha.is_some()) + 2 * usize::from(reference.is_some()), Some((first, last)), 0.01)"
+    )]
+    async fn pipelines(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<cicd::PipelineStatusEnum>,
+        scope: Option<cicd::PipelineScopeEnum>,
+        #[graphql(name = "ref")] reference: Option<String>,
+        sha: Option<String>,
+        source: Option<String>,
+        updated_after: Option<Time>,
+        updated_before: Option<Time>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Option<cicd::PipelineConnection>> {
+        let args = cicd::PipelineArgs {
+            status,
+            scope,
+            reference,
+            sha,
+            source,
+            updated_after,
+            updated_before,
+            first,
+            after,
+            last,
+            before,
+        };
+        cicd::pipelines(Env::of(ctx), self.id, args).map(Some)
+    }
+
+    /// Environments of the project. This field can only be resolved for one project in any
+    /// single request.
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(
+        complexity = "resolver_cost(child_complexity, base_resolver(false, search.is_some()), Some((first, last)), 0.01)"
+    )]
+    async fn environments(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        search: Option<String>,
+        states: Option<Vec<String>>,
+        #[graphql(name = "type")] kind: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> async_graphql::Result<Option<cicd::EnvironmentConnection>> {
+        let args = cicd::EnvironmentArgs {
+            name,
+            search,
+            states,
+            kind,
+        };
+        cicd::environments(Env::of(ctx), self.id, args, (first, after, last, before)).map(Some)
+    }
+
+    /// A single environment of the project.
+    #[graphql(
+        complexity = "resolver_cost(child_complexity, base_resolver(false, search.is_some()), None, 0.0)"
+    )]
+    async fn environment(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        search: Option<String>,
+        states: Option<Vec<String>>,
+        #[graphql(name = "type")] kind: Option<String>,
+    ) -> async_graphql::Result<Option<cicd::EnvironmentNode>> {
+        let args = cicd::EnvironmentArgs {
+            name,
+            search,
+            states,
+            kind,
+        };
+        cicd::environment(Env::of(ctx), self.id, args)
+    }
+
     /// Merge requests of the project (`Resolvers::ProjectMergeRequestsResolver`; its `sort`
     /// defaults to `created_desc`, which counts in the complexity).
     #[graphql(
@@ -1195,20 +1292,59 @@ impl ProjectNode {
         ctx: &Context<'_>,
         state: Option<MergeRequestState>,
         iids: Option<Vec<String>>,
+        created_after: Option<Time>,
+        created_before: Option<Time>,
+        updated_after: Option<Time>,
+        updated_before: Option<Time>,
+        merged_after: Option<Time>,
+        merged_before: Option<Time>,
+        #[graphql(default_with = "Some(MergeRequestSort::CreatedDesc)")] sort: Option<
+            MergeRequestSort,
+        >,
         first: Option<i32>,
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
     ) -> async_graphql::Result<Option<MergeRequestConnection>> {
-        let _ = (first, after, last, before);
         let env = Env::of(ctx);
+        if first.is_some() && last.is_some() {
+            return Err(Error::new(
+                "Can only provide either `first` or `last`, not both",
+            ));
+        }
         let iids = iids.map(|l| l.iter().filter_map(|s| s.parse().ok()).collect());
+        let bound = |t: &Option<Time>, lower: bool| {
+            t.as_ref()
+                .map(|t| time_bound(env.stamps, t, lower))
+                .transpose()
+        };
+        let filter = MrFilter {
+            state: state.and_then(MergeRequestState::state),
+            created_after: bound(&created_after, true)?,
+            created_before: bound(&created_before, false)?,
+            updated_after: bound(&updated_after, true)?,
+            updated_before: bound(&updated_before, false)?,
+            merged_after: bound(&merged_after, true)?,
+            merged_before: bound(&merged_before, false)?,
+            nothing: false,
+        };
+        let (order, desc) = sort.unwrap_or(MergeRequestSort::CreatedDesc).order();
+        let after = after.as_deref().map(parse_mr_cursor).transpose()?;
+        let before = before.as_deref().map(parse_mr_cursor).transpose()?;
         env.project(self.id, |_, p| {
             Some(MergeRequestConnection {
                 project: self.id,
                 readable: env.caller.can_read_merge_requests(p),
-                state: state.and_then(MergeRequestState::state),
                 iids,
+                filter,
+                order,
+                desc,
+                page: MrPageArgs {
+                    first,
+                    after,
+                    last,
+                    before,
+                },
             })
         })
     }
@@ -1483,12 +1619,364 @@ impl MergeRequestState {
 struct MergeRequestConnection {
     project: u64,
     readable: bool,
-    state: Option<MrState>,
     iids: Option<BTreeSet<u64>>,
+    filter: MrFilter,
+    order: MrOrder,
+    desc: bool,
+    page: MrPageArgs,
+}
+
+/// Page arguments of a merge request connection; cursors decoded to `(time, iid)`.
+struct MrPageArgs {
+    first: Option<i32>,
+    after: Option<(i64, u64)>,
+    last: Option<i32>,
+    before: Option<(i64, u64)>,
+}
+
+/// `MergeRequestSort` (`SortEnum`'s values, deprecated lowercase ones included, and
+/// `MergeRequestSortEnum`'s). The fake orders by created, updated and merge time; the others
+/// order as `CREATED_*`.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "MergeRequestSort")]
+enum MergeRequestSort {
+    #[graphql(
+        name = "updated_desc",
+        deprecation = "Use UPDATED_DESC. Deprecated in GitLab 13.5."
+    )]
+    UpdatedDescLegacy,
+    #[graphql(
+        name = "updated_asc",
+        deprecation = "Use UPDATED_ASC. Deprecated in GitLab 13.5."
+    )]
+    UpdatedAscLegacy,
+    #[graphql(
+        name = "created_desc",
+        deprecation = "Use CREATED_DESC. Deprecated in GitLab 13.5."
+    )]
+    CreatedDescLegacy,
+    #[graphql(
+        name = "created_asc",
+        deprecation = "Use CREATED_ASC. Deprecated in GitLab 13.5."
+    )]
+    CreatedAscLegacy,
+    #[graphql(name = "UPDATED_DESC")]
+    UpdatedDesc,
+    #[graphql(name = "UPDATED_ASC")]
+    UpdatedAsc,
+    #[graphql(name = "CREATED_DESC")]
+    CreatedDesc,
+    #[graphql(name = "CREATED_ASC")]
+    CreatedAsc,
+    #[graphql(name = "PRIORITY_ASC")]
+    PriorityAsc,
+    #[graphql(name = "PRIORITY_DESC")]
+    PriorityDesc,
+    #[graphql(name = "LABEL_PRIORITY_ASC")]
+    LabelPriorityAsc,
+    #[graphql(name = "LABEL_PRIORITY_DESC")]
+    LabelPriorityDesc,
+    #[graphql(name = "MILESTONE_DUE_ASC")]
+    MilestoneDueAsc,
+    #[graphql(name = "MILESTONE_DUE_DESC")]
+    MilestoneDueDesc,
+    #[graphql(name = "MERGED_AT_ASC")]
+    MergedAtAsc,
+    #[graphql(name = "MERGED_AT_DESC")]
+    MergedAtDesc,
+    #[graphql(name = "CLOSED_AT_ASC")]
+    ClosedAtAsc,
+    #[graphql(name = "CLOSED_AT_DESC")]
+    ClosedAtDesc,
+    #[graphql(name = "TITLE_ASC")]
+    TitleAsc,
+    #[graphql(name = "TITLE_DESC")]
+    TitleDesc,
+    #[graphql(name = "POPULARITY_ASC")]
+    PopularityAsc,
+    #[graphql(name = "POPULARITY_DESC")]
+    PopularityDesc,
+}
+
+impl MergeRequestSort {
+    /// The time sorted on, and whether descending.
+    fn order(self) -> (MrOrder, bool) {
+        use MergeRequestSort as S;
+        match self {
+            S::UpdatedDesc | S::UpdatedDescLegacy => (MrOrder::Updated, true),
+            S::UpdatedAsc | S::UpdatedAscLegacy => (MrOrder::Updated, false),
+            S::MergedAtDesc => (MrOrder::Merged, true),
+            S::MergedAtAsc => (MrOrder::Merged, false),
+            S::CreatedAsc
+            | S::CreatedAscLegacy
+            | S::PriorityAsc
+            | S::LabelPriorityAsc
+            | S::MilestoneDueAsc
+            | S::ClosedAtAsc
+            | S::TitleAsc
+            | S::PopularityAsc => (MrOrder::Created, false),
+            _ => (MrOrder::Created, true),
+        }
+    }
+
+    fn key(order: MrOrder) -> &'static str {
+        match order {
+            MrOrder::Created => "created_at",
+            MrOrder::Updated => "updated_at",
+            MrOrder::Merged => "merged_at",
+        }
+    }
+}
+
+/// A `Time` argument as an inclusive bound in whole seconds (see `Query::datetime`).
+fn time_bound(stamps: Timestamps, t: &Time, lower: bool) -> async_graphql::Result<i64> {
+    let (secs, nanos) = parse_datetime(&t.0)
+        .ok_or_else(|| Error::new(format!("\"{}\" is not a valid ISO 8601 time", t.0)))?;
+    let written = u32::from(stamps.millis(secs)) * 1_000_000;
+    Ok(match lower {
+        true if written < nanos => secs + 1,
+        false if written > nanos => secs - 1,
+        _ => secs,
+    })
+}
+
+/// GitLab's keyset cursor of a merge request: `{"<order>_at":"<time>","id":"<id>"}`.
+fn mr_cursor(order: MrOrder, t: i64, p: u64, iid: u64) -> String {
+    let at = super::dates::Timestamps::default().api(t);
+    let id = p.wrapping_mul(1_000_000).wrapping_add(iid);
+    b64_encode(
+        format!(
+            r#"{{"{}":"{at}","id":"{id}"}}"#,
+            MergeRequestSort::key(order)
+        )
+        .as_bytes(),
+    )
+}
+
+/// `(time, iid)` of a merge request cursor.
+fn parse_mr_cursor(text: &str) -> Result<(i64, u64), Error> {
+    let invalid = || Error::new("Please provide a valid cursor");
+    let bytes = b64_decode(text).ok_or_else(invalid)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    let id: u64 = v["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(invalid)?;
+    let t = ["created_at", "updated_at", "merged_at"]
+        .iter()
+        .find_map(|k| v[*k].as_str())
+        .and_then(parse_datetime)
+        .ok_or_else(invalid)?;
+    Ok((t.0, id % 1_000_000))
+}
+
+/// One page of merge requests.
+struct MrPage {
+    items: Vec<(i64, Mr)>,
+    has_next: bool,
+    has_previous: bool,
+}
+
+impl MergeRequestConnection {
+    fn resolve_page(&self, env: &Env) -> async_graphql::Result<MrPage> {
+        let empty = MrPage {
+            items: Vec::new(),
+            has_next: false,
+            has_previous: false,
+        };
+        if !self.readable {
+            return Ok(empty);
+        }
+        let limit = page_limit(self.page.first, self.page.last);
+        let (order, desc) = (self.order, self.desc);
+        // Strictly beyond a cursor in the listing's order.
+        let beyond = |k: (i64, u64), c: (i64, u64)| if desc { k < c } else { k > c };
+        env.project(self.project, |_, p| {
+            let view = p.merge_request_view();
+            let keep_iid = |iid: u64| self.iids.as_ref().is_none_or(|s| s.contains(&iid));
+            let sorted = view
+                .sorted(&self.filter, order, desc)
+                .filter(|(_, iid)| keep_iid(*iid));
+            let (keys, has_next, has_previous) =
+                if self.page.last.is_some() || self.page.before.is_some() {
+                    let all: Vec<(i64, u64)> = sorted
+                        .filter(|k| self.page.after.is_none_or(|c| beyond(*k, c)))
+                        .take_while(|k| self.page.before.is_none_or(|c| beyond(c, *k)))
+                        .collect();
+                    let n = all.len();
+                    let from_end = self.page.last.is_some();
+                    let (start, end) = if from_end {
+                        (n.saturating_sub(limit), n)
+                    } else {
+                        (0, n.min(limit))
+                    };
+                    let has_next = end < n || self.page.before.is_some();
+                    let has_previous = start > 0 || self.page.after.is_some();
+                    (all[start..end].to_vec(), has_next, has_previous)
+                } else {
+                    let mut taken: Vec<(i64, u64)> = sorted
+                        .skip_while(|k| self.page.after.is_some_and(|c| !beyond(*k, c)))
+                        .take(limit + 1)
+                        .collect();
+                    let more = taken.len() > limit;
+                    taken.truncate(limit);
+                    (taken, more, self.page.after.is_some())
+                };
+            MrPage {
+                items: keys
+                    .into_iter()
+                    .filter_map(|(t, iid)| view.get(iid).map(|m| (t, m)))
+                    .collect(),
+                has_next,
+                has_previous,
+            }
+        })
+    }
+}
+
+/// One merge request (`MergeRequest`).
+struct MergeRequestNode {
+    project: u64,
+    path: String,
+    mr: Mr,
+}
+
+#[Object(name = "MergeRequest")]
+impl MergeRequestNode {
+    /// ID of the merge request.
+    async fn id(&self) -> ID {
+        ID(format!(
+            "gid://gitlab/MergeRequest/{}",
+            self.project
+                .wrapping_mul(1_000_000)
+                .wrapping_add(self.mr.iid)
+        ))
+    }
+
+    /// Internal ID of the merge request.
+    async fn iid(&self) -> String {
+        self.mr.iid.to_string()
+    }
+
+    /// Title of the merge request.
+    async fn title(&self) -> String {
+        let seed = self.project.wrapping_shl(24) ^ self.mr.iid;
+        match self.mr.edits {
+            0 => title(seed),
+            n => format!("{} (edit {n})", title(seed)),
+        }
+    }
+
+    /// State of the merge request.
+    async fn state(&self) -> MergeRequestState {
+        match self.mr.state {
+            MrState::Opened => MergeRequestState::Opened,
+            MrState::Closed => MergeRequestState::Closed,
+            MrState::Locked => MergeRequestState::Locked,
+            MrState::Merged => MergeRequestState::Merged,
+        }
+    }
+
+    /// Timestamp of when the merge request was created.
+    async fn created_at(&self, ctx: &Context<'_>) -> Time {
+        time(Env::of(ctx).stamps, self.mr.created_at)
+    }
+
+    /// Timestamp of when the merge request was last updated.
+    async fn updated_at(&self, ctx: &Context<'_>) -> Time {
+        time(Env::of(ctx).stamps, self.mr.updated_at)
+    }
+
+    /// Timestamp of when the merge request was merged, null if not merged.
+    async fn merged_at(&self, ctx: &Context<'_>) -> Option<Time> {
+        let stamps = Env::of(ctx).stamps;
+        self.mr.merged_at.map(|t| time(stamps, t))
+    }
+
+    /// Web URL of the merge request.
+    async fn web_url(&self, ctx: &Context<'_>) -> Option<String> {
+        let _ = ctx;
+        Some(format!("/{}/-/merge_requests/{}", self.path, self.mr.iid))
+    }
+}
+
+struct MergeRequestEdge {
+    cursor: String,
+    node: MergeRequestNode,
+}
+
+#[Object(name = "MergeRequestEdge")]
+impl MergeRequestEdge {
+    /// A cursor for use in pagination.
+    async fn cursor(&self) -> &str {
+        &self.cursor
+    }
+
+    /// The item at the end of the edge.
+    async fn node(&self) -> &MergeRequestNode {
+        &self.node
+    }
 }
 
 #[Object(name = "MergeRequestConnection")]
 impl MergeRequestConnection {
+    /// A list of nodes.
+    async fn nodes(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<Option<MergeRequestNode>>> {
+        let env = Env::of(ctx);
+        let page = self.resolve_page(env)?;
+        let path = env.project(self.project, |inst, p| p.path_with_namespace(inst))?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(|(_, mr)| {
+                Some(MergeRequestNode {
+                    project: self.project,
+                    path: path.clone(),
+                    mr,
+                })
+            })
+            .collect())
+    }
+
+    /// A list of edges.
+    async fn edges(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<Option<MergeRequestEdge>>> {
+        let env = Env::of(ctx);
+        let page = self.resolve_page(env)?;
+        let path = env.project(self.project, |inst, p| p.path_with_namespace(inst))?;
+        Ok(page
+            .items
+            .into_iter()
+            .map(|(t, mr)| {
+                Some(MergeRequestEdge {
+                    cursor: mr_cursor(self.order, t, self.project, mr.iid),
+                    node: MergeRequestNode {
+                        project: self.project,
+                        path: path.clone(),
+                        mr,
+                    },
+                })
+            })
+            .collect())
+    }
+
+    /// Information to aid in pagination.
+    async fn page_info(&self, ctx: &Context<'_>) -> async_graphql::Result<PageInfo> {
+        let page = self.resolve_page(Env::of(ctx))?;
+        let cursor = |x: &(i64, Mr)| mr_cursor(self.order, x.0, self.project, x.1.iid);
+        Ok(PageInfo {
+            has_next_page: page.has_next,
+            has_previous_page: page.has_previous,
+            start_cursor: page.items.first().map(cursor),
+            end_cursor: page.items.last().map(cursor),
+        })
+    }
+
     /// Returns the number of items in the connection up to a limit. If the number is greater
     /// than the limit, returns `limit + 1`.
     async fn count(
@@ -1512,19 +2000,18 @@ impl MergeRequestConnection {
         if !self.readable {
             return Ok(0);
         }
-        let state = self.state;
         let n = env.project(self.project, |_, p| {
             let view = p.merge_request_view();
             match &self.iids {
                 Some(iids) => iids
                     .iter()
                     .filter_map(|&iid| view.get(iid))
-                    .filter(|m| state.is_none_or(|s| m.state == s))
+                    .filter(|m| {
+                        self.filter
+                            .matches(m.state, m.created_at, m.updated_at, m.merged_at)
+                    })
                     .count() as u64,
-                None => view.count(&MrFilter {
-                    state,
-                    ..MrFilter::default()
-                }),
+                None => view.count(&self.filter),
             }
         })?;
         env.counts.fetch_add(1, Ordering::SeqCst);
@@ -2240,8 +2727,250 @@ mod tests {
             "enum MergeRequestState",
             "buildArtifactsSize: Float!",
             "scalar Time",
+            "queuedDuration: Duration",
+            "scalar Duration",
+            "enum MergeRequestSort",
+            "MERGED_AT_DESC",
+            "enum PipelineStatusEnum",
+            "enum DeploymentTier",
         ] {
             assert!(sdl.contains(needle), "{needle} not in\n{sdl}");
         }
+    }
+
+    #[tokio::test]
+    async fn pipelines_newest_first_with_filters_and_cursors() {
+        let live = demo();
+        let ci = lock(&live)
+            .instance
+            .project(42)
+            .map(|p| p.ci().into_owned())
+            .unwrap_or_default();
+        let n = ci.pipelines.len();
+        let q = r#"query($after: String) { project(fullPath: "acme/api") {
+            pipelines(first: 3, after: $after) { count pageInfo { hasNextPage endCursor }
+              nodes { id iid ref sha status source duration queuedDuration createdAt updatedAt startedAt finishedAt } } } }"#;
+        let v = call(&live, q, json!({})).await;
+        let c = &v["data"]["project"]["pipelines"];
+        assert_eq!(c["count"], n);
+        let newest = &ci.pipelines[n - 1];
+        let node = &c["nodes"][0];
+        assert_eq!(
+            node["id"],
+            format!("gid://gitlab/Ci::Pipeline/{}", newest.id)
+        );
+        assert_eq!(node["iid"], newest.iid.to_string());
+        assert_eq!(node["status"], newest.status.as_str().to_uppercase());
+        assert_eq!(node["duration"], json!(newest.duration));
+        if let Some(q) = newest.queued_duration() {
+            assert!(node["queuedDuration"].is_f64(), "Duration is a Float");
+            assert_eq!(node["queuedDuration"].as_f64(), Some(q as f64));
+        }
+        assert_eq!(
+            node["createdAt"],
+            crate::dates::rfc3339_z(newest.created_at).replace(".000", "")
+        );
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let v = call(&live, q, json!({ "after": after })).await;
+            let c = &v["data"]["project"]["pipelines"];
+            seen.extend(
+                c["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| gid_number(&n["id"])),
+            );
+            if c["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = c["pageInfo"]["endCursor"].clone();
+        }
+        let mut want: Vec<u64> = ci.pipelines.iter().map(|p| p.id).collect();
+        want.reverse();
+        assert_eq!(seen, want, "every pipeline once, id descending");
+        let success = ci
+            .pipelines
+            .iter()
+            .filter(|p| p.status.as_str() == "success")
+            .count();
+        let t = ci.pipelines[n / 2].updated_at;
+        let since = ci.pipelines.iter().filter(|p| p.updated_at >= t).count();
+        let v = call(
+            &live,
+            r#"query($t: Time) { project(fullPath: "acme/api") {
+                ok: pipelines(status: SUCCESS) { count }
+                main: pipelines(ref: "main", scope: BRANCHES) { count }
+                recent: pipelines(updatedAfter: $t) { count } } }"#,
+            json!({ "t": crate::dates::rfc3339_z(t) }),
+        )
+        .await;
+        let p = &v["data"]["project"];
+        assert_eq!(p["ok"]["count"], success);
+        assert_eq!(p["main"]["count"], 1);
+        assert_eq!(p["recent"]["count"], since, "updatedAfter is inclusive");
+        // CI/CD disabled: GitLab keeps `read_pipeline`, so GraphQL still lists them.
+        assert!(lock(&live).instance.set_builds_enabled(42, false));
+        let v = call(
+            &live,
+            r#"{ project(fullPath: "acme/api") { pipelines { count } } }"#,
+            json!({}),
+        )
+        .await;
+        assert_eq!(v["data"]["project"]["pipelines"]["count"], n);
+    }
+
+    #[tokio::test]
+    async fn merge_request_nodes_sort_filter_and_page() {
+        let live = demo();
+        let q = r#"query($after: String, $sort: MergeRequestSort, $t: Time) { project(fullPath: "acme/api") {
+            mergeRequests(state: merged, sort: $sort, mergedAfter: $t, first: 50, after: $after) {
+              count pageInfo { hasNextPage endCursor } nodes { iid id state createdAt updatedAt mergedAt title } } } }"#;
+        let v = call(&live, q, json!({})).await;
+        let c = &v["data"]["project"]["mergeRequests"];
+        assert_eq!(c["count"], 312);
+        let iids: Vec<u64> = c["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["iid"].as_str().and_then(|s| s.parse().ok()))
+            .collect();
+        assert_eq!(iids.len(), 50);
+        assert!(iids.is_sorted_by(|a, b| a > b), "CREATED_DESC by default");
+        assert_eq!(c["nodes"][0]["state"], "merged");
+        assert!(c["nodes"][0]["mergedAt"].is_string());
+        // Walk MERGED_AT_ASC with cursors: every merged one once, merge times ascending.
+        let (mut all, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let v = call(&live, q, json!({ "after": after, "sort": "MERGED_AT_ASC" })).await;
+            let c = &v["data"]["project"]["mergeRequests"];
+            all.extend(
+                c["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| n["mergedAt"].as_str().unwrap_or("").to_string()),
+            );
+            if c["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            after = c["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(all.len(), 312);
+        assert!(all.is_sorted());
+        let t = all[300].clone();
+        let v = call(&live, q, json!({ "t": t, "sort": "MERGED_AT_DESC" })).await;
+        let c = &v["data"]["project"]["mergeRequests"];
+        let at_or_after = all.iter().filter(|m| **m >= t).count();
+        assert_eq!(c["count"], at_or_after, "mergedAfter is inclusive");
+        assert_eq!(c["nodes"].as_array().map(Vec::len), Some(at_or_after));
+        // A live merge shows with the fake's clock.
+        {
+            let mut l = lock(&live);
+            assert!(l.instance.change_merge_request(
+                42,
+                crate::MergeRequestChange::Merge,
+                crate::HISTORY_HORIZON + 500
+            ));
+        }
+        let v = call(&live, q, json!({ "t": crate::dates::rfc3339_z(crate::HISTORY_HORIZON + 500), "sort": "UPDATED_DESC" })).await;
+        let c = &v["data"]["project"]["mergeRequests"];
+        assert_eq!(c["count"], 1);
+        assert_eq!(
+            c["nodes"][0]["mergedAt"],
+            crate::dates::rfc3339_z(crate::HISTORY_HORIZON + 500).replace(".000", "")
+        );
+    }
+
+    #[tokio::test]
+    async fn environments_deployments_and_their_limits() {
+        let live = demo();
+        let q = r#"{ project(fullPath: "acme/api") {
+            environments { nodes { id name tier state
+              lastDeployment(status: SUCCESS) { iid status finishedAt }
+              } }
+            environment(name: "production") { name tier
+              deployments(statuses: [SUCCESS], orderBy: { finishedAt: DESC }, first: 2) {
+                pageInfo { hasNextPage endCursor } nodes { id iid status ref sha createdAt updatedAt finishedAt } } } } }"#;
+        let v = call(&live, q, json!({})).await;
+        assert!(v.get("errors").is_none(), "{v}");
+        let p = &v["data"]["project"];
+        assert_eq!(p["environments"]["nodes"][0]["name"], "production");
+        assert_eq!(p["environments"]["nodes"][0]["tier"], "PRODUCTION");
+        assert_eq!(p["environments"]["nodes"][1]["tier"], "STAGING");
+        let deps = &p["environment"]["deployments"]["nodes"];
+        assert_eq!(deps[0]["status"], "SUCCESS");
+        assert!(deps[0]["finishedAt"].as_str() >= deps[1]["finishedAt"].as_str());
+        assert_eq!(
+            p["environments"]["nodes"][0]["lastDeployment"]["finishedAt"],
+            deps[0]["finishedAt"]
+        );
+        assert!(
+            deps[0]["id"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("gid://gitlab/Deployment/"))
+        );
+        // FieldCallCount: a second project's environments, a second environment's deployments.
+        let two = call(
+            &live,
+            r#"{ a: project(fullPath: "acme/api") { environments { nodes { name } } }
+                 b: project(fullPath: "acme/platform/deploy") { environments { nodes { name } } } }"#,
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            two["errors"][0]["message"],
+            "\"environments\" field can be requested only for 1 Project(s) at a time."
+        );
+        assert_eq!(two["data"]["b"]["environments"], Value::Null);
+        assert!(two["data"]["a"]["environments"]["nodes"].is_array());
+        let deps = call(
+            &live,
+            r#"{ project(fullPath: "acme/api") { environments { nodes { name deployments { nodes { iid } } } } } }"#,
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            deps["errors"][0]["message"],
+            "\"deployments\" field can be requested only for 1 Environment(s) at a time."
+        );
+        // finishedAt order without a finished status: GitLab's unrescued error, a 500.
+        let t = token(&live);
+        let (status, v, _) = call_as(
+            &live,
+            r#"{ project(fullPath: "acme/api") { environment(name: "staging") { deployments(orderBy: { finishedAt: DESC }) { nodes { iid } } } } }"#,
+            json!({}),
+            Some(&t),
+            Knobs::default(),
+        )
+        .await;
+        assert_eq!(
+            (status, v),
+            (
+                500,
+                json!({"errors": [{"message": "Internal server error"}]})
+            )
+        );
+        let bad = call(
+            &live,
+            r#"{ project(fullPath: "acme/api") { environment(name: "staging") { lastDeployment(status: SKIPPED) { iid } } } }"#,
+            json!({}),
+        )
+        .await;
+        assert_eq!(
+            bad["errors"][0]["message"],
+            "\"skipped\" status is not supported."
+        );
+        // Environments disabled: none readable.
+        assert!(lock(&live).instance.set_environments_enabled(42, false));
+        let off = call(
+            &live,
+            r#"{ project(fullPath: "acme/api") { environments { nodes { name } } environment(name: "production") { name } } }"#,
+            json!({}),
+        )
+        .await;
+        assert_eq!(off["data"]["project"]["environments"]["nodes"], json!([]));
+        assert_eq!(off["data"]["project"]["environment"], Value::Null);
     }
 }

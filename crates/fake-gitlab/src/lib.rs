@@ -58,6 +58,22 @@
 //! `limit + 1` above it (`1001` for the demo's frontend); a `limit` outside 1..=1000 is a field
 //! error.
 //!
+//! `Project.mergeRequests(state, iids, createdAfter, createdBefore, updatedAfter,
+//! updatedBefore, mergedAfter, mergedBefore, sort: MergeRequestSort = CREATED_DESC, first,
+//! after, last, before) { count nodes edges pageInfo }` lists `MergeRequest { id iid title state
+//! createdAt updatedAt mergedAt webUrl }` (time bounds inclusive; cursors carry the sort time
+//! and id; `MERGED_AT_*` lists merged ones only). `Project.pipelines(status, scope, ref, sha,
+//! source, updatedAfter, updatedBefore, first, after, last, before)` is a `PipelineConnection {
+//! count nodes edges pageInfo }` of `Pipeline { id iid sha ref status source duration
+//! queuedDuration createdAt updatedAt startedAt finishedAt path }`, id descending.
+//! `Project.environments(name, search, states, type, first, ...)` and
+//! `Project.environment(name, ...)` give `Environment { id name slug state tier externalUrl
+//! createdAt updatedAt lastDeployment(status) deployments(statuses, orderBy, first, ...) }` of
+//! `Deployment { id iid ref tag sha status createdAt updatedAt finishedAt }`; `environments`
+//! resolves for one project per query and `deployments` for one environment (GitLab's
+//! `FieldCallCount`: `"environments" field can be requested only for 1 Project(s) at a time.`),
+//! and a `DeploymentsFinder` refusal is GitLab's unrescued 500 `Internal server error`.
+//!
 //! Limits as GitLab's: query text over 10,000 characters is 422 `Query too large`; complexity
 //! (GitLab's formula: 1 per field, 2 for Gitaly fields, `child + 1 (+1 sort, +5 search)` for
 //! resolvers, +10 for `Group.projects`, 10 for `lastCommit`, connections times `1 +
