@@ -566,8 +566,9 @@ impl Instance {
 
     /// Finishes pipeline `pipeline_id` of project `project_id` at `now` with `status` after
     /// `duration` seconds of running: `finished_at` and `updated_at` are `now`, `started_at`
-    /// `now - duration` if it had not started (never before its creation), `duration` the
-    /// running time and `queued_duration` the time from creation to start. False (nothing
+    /// `now - duration` if it had not started (never before its creation), `duration` as given
+    /// (GitLab's is the jobs' running time, which need not be `finished_at - started_at`) and
+    /// `queued_duration` the time from creation to start. False (nothing
     /// changed) for an unknown project or pipeline, or a status that is not a completed one
     /// (`success`, `failed`, `canceled`, `skipped`).
     pub fn finish_pipeline(
@@ -597,7 +598,8 @@ impl Instance {
         pl.status = status;
         pl.started_at = Some(started);
         pl.finished_at = Some(now);
-        pl.duration = Some(duration.max(0).min(now - started));
+        // GitLab's duration is the jobs' running time, not `finished_at - started_at`.
+        pl.duration = Some(duration.max(0));
         pl.updated_at = now;
         true
     }

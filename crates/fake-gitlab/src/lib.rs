@@ -126,6 +126,13 @@
 //! [`Instance::set_builds_enabled`], [`Instance::set_environments_enabled`] (with `faults`, the
 //! same on `FakeGitlab`, stamped with its clock).
 //!
+//! # Lively demo
+//!
+//! [`FakeGitlab::start_lively`] (module `lively`, no `faults` needed) runs one step of
+//! activity every few seconds on the fake's clock: pipelines started and finished on default
+//! branches, merge requests opened and merged, deployments to staging and production shipping
+//! what was merged since. Off unless called (the `fake-gitlab` binary: `--lively-secs N`).
+//!
 //! # Faults (feature `faults`)
 //!
 //! [`FakeGitlab::set_faults`] makes the fake misbehave, on one route template or on all
@@ -203,6 +210,7 @@ mod history;
 #[cfg(feature = "faults")]
 mod hooks;
 mod instance;
+mod lively;
 mod paginate;
 mod ratelimit;
 #[cfg(feature = "faults")]
@@ -1124,6 +1132,64 @@ mod tests {
             fake.reset_counts();
             assert!(fake.graphql_scores().is_empty());
         }
+        fake.shutdown().await;
+    }
+
+    #[cfg(feature = "faults")]
+    #[tokio::test]
+    async fn ci_hooks_are_stamped_with_the_fake_clock_and_counted() {
+        let fake = FakeGitlab::start(Instance::demo()).await.expect("start");
+        fake.set_clock_offset(-600);
+        let since = fake.now();
+        let id = fake
+            .run_pipeline(42, "main", PipelineStatus::Running)
+            .expect("a pipeline");
+        assert!(fake.finish_pipeline(42, id, PipelineStatus::Success, 30));
+        let window = format!(
+            "/api/v4/projects/42/pipelines?updated_after={}",
+            dates::rfc3339_z(since)
+        );
+        let a = get(&fake, &window).await;
+        assert_eq!(a.status, 200);
+        assert_eq!(a.json()[0]["id"].as_u64(), Some(id));
+        let stamp = a.json()[0]["updated_at"].as_str().unwrap_or("").to_string();
+        assert!(
+            (since..=since + 5).any(|t| dates::rfc3339_z(t) == stamp),
+            "{stamp}"
+        );
+        let one = get(&fake, &format!("/api/v4/projects/42/pipelines/{id}")).await;
+        assert_eq!(one.json()["duration"], 30);
+        let dep = fake
+            .deploy(
+                42,
+                "production",
+                DeploymentStatus::Running,
+                &[1, 2],
+                Some(id),
+            )
+            .expect("a deployment");
+        assert!(fake.finish_deployment(42, dep, DeploymentStatus::Success));
+        let mrs = get(
+            &fake,
+            &format!("/api/v4/projects/42/deployments/{dep}/merge_requests"),
+        )
+        .await;
+        assert_eq!(mrs.json().as_array().map(Vec::len), Some(2));
+        assert!(fake.create_environment(42, "qa", Tier::Testing).is_some());
+        assert!(fake.set_builds_enabled(7, false));
+        assert_eq!(get(&fake, "/api/v4/projects/7/pipelines").await.status, 403);
+        assert!(fake.set_environments_enabled(42, false));
+        assert_eq!(
+            get(&fake, "/api/v4/projects/42/environments").await.status,
+            403
+        );
+        assert_eq!(fake.requests("/projects/:id/pipelines"), 2);
+        assert_eq!(fake.requests("/projects/:id/pipelines/:pipeline_id"), 1);
+        assert_eq!(
+            fake.requests("/projects/:id/deployments/:deployment_id/merge_requests"),
+            1
+        );
+        assert_eq!(fake.requests("/projects/:id/environments"), 1);
         fake.shutdown().await;
     }
 

@@ -35,6 +35,9 @@ struct Args {
     /// `mergeRequests { count }`), for benchmarks.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     count_cost_ms: u64,
+    /// Background activity every SECS seconds (pipelines, merges, deployments), as `--demo`.
+    #[arg(long, value_name = "SECS")]
+    lively_secs: Option<u64>,
 }
 
 #[tokio::main]
@@ -51,6 +54,9 @@ async fn main() -> std::io::Result<()> {
     let gitlab = FakeGitlab::start_on(instance, args.listen).await?;
     gitlab.set_latency(Duration::from_millis(args.rtt_ms));
     gitlab.set_count_cost(Duration::from_millis(args.count_cost_ms));
+    if let Some(secs) = args.lively_secs {
+        gitlab.start_lively(Duration::from_secs(secs));
+    }
     println!("GITLAB_URL={}", gitlab.url());
     println!("GITLAB_TOKEN={}", gitlab.token());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
