@@ -6,6 +6,8 @@
 //! the process exit with status 2, like clap's own.
 
 use crate::collect::Scope;
+use crate::collect::families::deployments::parse_selectors;
+use crate::collect::families::events::parse_buckets;
 use crate::redact::Secret;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -107,6 +109,30 @@ struct Cli {
     #[arg(long = "gitlab.graphql.batch-size", value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u16).range(1..=100))]
     batch_size: u16,
+
+    /// Upper bounds (seconds, comma-separated, increasing) of the buckets of
+    /// gitlab_project_pipeline_duration_seconds; +Inf is always there.
+    #[arg(long = "collector.pipelines.duration-buckets", value_name = "SECONDS,...",
+          default_value = "60,300,600,1800,3600", value_parser = parse_buckets)]
+    pipeline_duration_buckets: &'static [f64],
+
+    /// Upper bounds (seconds, comma-separated, increasing) of the buckets of
+    /// gitlab_project_merge_request_time_to_merge_seconds; +Inf is always there.
+    #[arg(long = "collector.merge_request_flow.time-to-merge-buckets", value_name = "SECONDS,...",
+          default_value = "3600,86400,259200,604800,2419200", value_parser = parse_buckets)]
+    time_to_merge_buckets: &'static [f64],
+
+    /// The environments whose deployments are exported: comma-separated `tier:<tier>`
+    /// (production, staging, testing, development, other) and `name:<environment name>`.
+    #[arg(long = "collector.deployments.environments", value_name = "SELECTORS",
+          default_value = "tier:production", value_parser = parse_selectors)]
+    deployment_environments: &'static [crate::collect::families::deployments::Selector],
+
+    /// Upper bounds (seconds, comma-separated, increasing) of the buckets of
+    /// gitlab_project_lead_time_for_changes_seconds; +Inf is always there.
+    #[arg(long = "collector.deployments.lead-time-buckets", value_name = "SECONDS,...",
+          default_value = "3600,14400,86400,259200,604800", value_parser = parse_buckets)]
+    lead_time_buckets: &'static [f64],
 
     /// Timeout of one GitLab API call.
     #[arg(long = "gitlab.request-timeout", value_name = "DURATION", default_value = "15s",
@@ -247,6 +273,8 @@ pub struct Config {
     pub(crate) limits: crate::collect::Limits,
     /// The metric families collected (`--collector.<name>`, `--no-collector.<name>`).
     pub(crate) collectors: crate::collect::Collectors,
+    /// The families' own flags (`--collector.<name>.<option>`).
+    pub(crate) family_options: crate::collect::families::Options,
     /// Run against the built-in fake GitLab.
     #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub(crate) demo: bool,
@@ -365,6 +393,12 @@ impl Config {
                 timeout: cli.collect_timeout,
             },
             collectors,
+            family_options: crate::collect::families::Options {
+                pipeline_duration_buckets: cli.pipeline_duration_buckets,
+                time_to_merge_buckets: cli.time_to_merge_buckets,
+                deployment_environments: cli.deployment_environments,
+                lead_time_buckets: cli.lead_time_buckets,
+            },
             demo: cli.demo,
             multi_target: cli.multi_target,
             log_level: cli.log_level,

@@ -87,6 +87,7 @@ pub async fn run(config: config::Config, shutdown: impl Future<Output = ()>) -> 
         families: config.collectors,
         api: config.api,
         batch_size: config.batch_size,
+        options: config.family_options,
     };
     let collector = collect::Collector::new(client.clone(), config.scope.clone(), settings);
     let counted = exporter_metrics.clone();
@@ -273,7 +274,10 @@ async fn start_demo(
     let fake = fake_gitlab::FakeGitlab::start(instance)
         .await
         .context("--demo: cannot start the built-in fake GitLab")?;
-    info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab");
+    // A lively instance: pipelines run and finish, merge requests are merged, deployments
+    // ship them, so that every flow series moves.
+    fake.start_lively(std::time::Duration::from_secs(5));
+    info!(url = %fake.url(), "demo mode: exporting the built-in fake GitLab, changing every 5 s");
     config.gitlab_url = fake.url();
     config.token = Some(redact::Secret::new(fake.token()));
     Ok(Some(fake))

@@ -100,7 +100,10 @@ async fn a_family_switched_off_makes_no_call_and_exports_nothing() {
         "gitlab_project_merge_requests",
         "gitlab_project_storage_bytes",
     ] {
-        assert!(!text.contains(gone), "{gone} is exported:\n{text}");
+        assert!(
+            !text.contains(&format!("# HELP {gone} ")) && !text.contains(&format!("{gone}{{")),
+            "{gone} is exported:\n{text}"
+        );
     }
     assert_eq!(calls(&gitlab).get(MERGE_REQUESTS), None);
     let mut expected = gitlab.with_instance(|i| expected_membership(i));
@@ -114,7 +117,16 @@ async fn a_family_switched_off_makes_no_call_and_exports_nothing() {
         .iter()
         .map(|s| s.labels["collector"].as_str())
         .collect();
-    assert_eq!(reported, ["projects", "commits"]);
+    assert_eq!(
+        reported,
+        [
+            "projects",
+            "commits",
+            "pipelines",
+            "deployments",
+            "merge_request_flow"
+        ]
+    );
 }
 
 /// Over REST, in a group scope with storage off, no project is read on its own for its statistics (with

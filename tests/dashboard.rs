@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use common::Exporter;
 use common::prometheus::Prometheus;
-use fake_gitlab::{FakeGitlab, Faults, Instance};
+use fake_gitlab::{
+    DeploymentStatus, FakeGitlab, Faults, Instance, MergeRequestChange, PipelineStatus, Tier,
+};
 
 const DASHBOARD: &str = include_str!("../examples/grafana-dashboard.json");
 
@@ -275,7 +277,7 @@ fn dashboard_json_is_importable_and_consistent() {
             }
         }
     }
-    if rows != ["Overview", "Projects", "Exporter health"] {
+    if rows != ["Overview", "DORA and flow", "Projects", "Exporter health"] {
         problem(format!("rows are {rows:?}"));
     }
 
@@ -495,6 +497,40 @@ fn check_round(base: &str, queries: &[Query], variables: &BTreeMap<String, Value
     failures
 }
 
+/// `acme/platform/deploy`, the project the flow panels' data comes from.
+const DEPLOY: u64 = 7;
+
+/// One round of flow on `acme/platform/deploy`: a pipeline on the default branch, a merge
+/// request opened and merged, and a successful production deployment by the pipeline shipping
+/// it. GitLab's clock moves on 90 s (from `offset`, returned): the exporter counts a deployment
+/// once it is a minute old.
+fn flow_round(gitlab: &FakeGitlab, offset: i64) -> i64 {
+    let branch = gitlab.with_instance(|i| i.project(DEPLOY).and_then(|p| p.default_branch.clone()));
+    let branch = branch.expect("acme/platform/deploy has a default branch");
+    let pipeline = gitlab.run_pipeline(DEPLOY, &branch, PipelineStatus::Running);
+    let offset = offset + 90;
+    gitlab.set_clock_offset(offset);
+    if let Some(pipeline) = pipeline {
+        gitlab.finish_pipeline(DEPLOY, pipeline, PipelineStatus::Success, 30 + offset % 60);
+    }
+    gitlab.change_merge_request(DEPLOY, MergeRequestChange::Open);
+    gitlab.change_merge_request(DEPLOY, MergeRequestChange::Merge);
+    let merged = gitlab.with_instance(|i| {
+        i.project(DEPLOY).map_or(0, |p| {
+            let c = &p.merge_requests;
+            c.merged + c.closed + c.locked + c.opened
+        })
+    });
+    gitlab.deploy(
+        DEPLOY,
+        "production",
+        DeploymentStatus::Success,
+        &[merged],
+        pipeline,
+    );
+    offset
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_panel_query_returns_data_from_a_real_prometheus() {
     let started = Instant::now();
@@ -521,6 +557,8 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
     let variables = Arc::new(variables(&dashboard));
     assert!(queries.len() >= 20, "{} queries", queries.len());
 
+    gitlab.create_environment(DEPLOY, "production", Tier::Production);
+    let mut offset = flow_round(&gitlab, 0);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut rounds = 0;
     let failures = loop {
@@ -536,8 +574,10 @@ async fn every_panel_query_returns_data_from_a_real_prometheus() {
         if failures.is_empty() || Instant::now() > deadline {
             break failures;
         }
-        // Pushes make the commit-growth panels move, as they would on a live GitLab.
+        // Pushes make the commit-growth panels move, as they would on a live GitLab; a
+        // pipeline, a merge and a deployment the flow panels.
         gitlab.push(42, 1);
+        offset = flow_round(&gitlab, offset);
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert!(

@@ -31,6 +31,14 @@ fn project_series(e: &Exposition, empty: &[String]) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// The exporter on `gitlab` with `args`, the flow collectors off: these tests count the calls
+/// of the other families (tests/flow.rs has the flow collectors', over both APIs).
+fn start(gitlab: &fake_gitlab::FakeGitlab, args: &[&str]) -> Exporter {
+    let mut all = args.to_vec();
+    all.extend(common::NO_FLOW);
+    Exporter::start(gitlab, &all)
+}
+
 /// The value of a self-metric series with these labels, 0 when absent.
 fn counter(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
     e.value(name, labels).unwrap_or(0.0)
@@ -42,8 +50,8 @@ async fn agree(args: &[&str]) -> (Exposition, Exposition) {
     let gitlab = demo_gitlab().await;
     let mut rest_args = args.to_vec();
     rest_args.extend(["--gitlab.api", "rest"]);
-    let rest = Exporter::start(&gitlab, &rest_args).scrape().await;
-    let graphql = Exporter::start(&gitlab, args).scrape().await;
+    let rest = start(&gitlab, &rest_args).scrape().await;
+    let graphql = start(&gitlab, args).scrape().await;
     assert_eq!(rest.value("gitlab_up", &[]), Some(1.0));
     assert_eq!(graphql.value("gitlab_up", &[]), Some(1.0));
     let empty: Vec<String> = gitlab.with_instance(|i| {
@@ -114,7 +122,7 @@ async fn rest_and_graphql_agree_on_the_whole_demo_in_every_scope() {
 async fn a_cold_graphql_scrape_makes_pages_batches_and_only_the_rest_it_must() {
     let gitlab = demo_gitlab().await;
     let expected = gitlab.with_instance(|i| expected_membership(i));
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "1h"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "1h"]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     let readable = expected
@@ -176,7 +184,7 @@ async fn a_cold_graphql_scrape_makes_pages_batches_and_only_the_rest_it_must() {
 async fn a_steady_graphql_collection_makes_page_and_change_queries_only() {
     let gitlab = demo_gitlab().await;
     let expected = gitlab.with_instance(|i| expected_membership(i));
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "0s"]);
     exporter.scrape().await;
     gitlab.reset_counts();
     let metrics = exporter.scrape().await;
@@ -196,7 +204,7 @@ async fn a_steady_graphql_collection_makes_page_and_change_queries_only() {
     // over REST (tests/changes.rs).
     let rest = {
         let gitlab = demo_gitlab().await;
-        let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.api", "rest"]);
+        let exporter = start(&gitlab, &["--cache.ttl", "0s", "--gitlab.api", "rest"]);
         exporter.scrape().await;
         gitlab.reset_counts();
         exporter.scrape().await;
@@ -216,7 +224,7 @@ async fn a_steady_graphql_collection_makes_page_and_change_queries_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_between_collections_cost_a_batch_and_show() {
     let gitlab = demo_gitlab().await;
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "0s"]);
     exporter.scrape().await;
     let before = gitlab.with_instance(|i| expected_membership(i));
     // labs/guest-public (21): public, a guest: code readable, no statistics.
@@ -247,7 +255,7 @@ async fn a_partial_answer_costs_only_its_projects() {
         graphql_field_error: Some(42),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     // acme/api's four states over REST, plus frontend's three over 1,000 (12 calls).
@@ -281,7 +289,7 @@ async fn a_partial_page_costs_only_its_project() {
         graphql_last_commit_error: Some(42),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(gitlab.requests("/projects/:id"), 1);
@@ -315,7 +323,7 @@ async fn queries_that_time_out_are_halved_until_they_pass() {
         graphql_timeout_above: Some(150),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(size(&metrics, "projects"), Some(100.0));
@@ -336,7 +344,7 @@ async fn queries_that_time_out_are_halved_until_they_pass() {
         graphql_timeout_above: Some(30),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(size(&metrics, "projects"), Some(25.0));
@@ -355,7 +363,7 @@ async fn a_lower_complexity_limit_shrinks_the_pages() {
     let expected = gitlab.with_instance(|i| expected_membership(i));
     // What the page query scores at 100 projects, then at 50: a limit between the two.
     let full = {
-        let exporter = Exporter::start(&gitlab, &[]);
+        let exporter = start(&gitlab, &[]);
         exporter.scrape().await;
         gitlab.graphql_scores()[0]
     };
@@ -364,7 +372,7 @@ async fn a_lower_complexity_limit_shrinks_the_pages() {
         graphql_max_complexity: Some(full - 1),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(
@@ -397,7 +405,7 @@ async fn without_graphql_the_exporter_falls_back_to_rest_once() {
         graphql_disabled: true,
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "0s"]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(gitlab.requests("/api/graphql"), 1);
@@ -457,7 +465,7 @@ async fn a_query_refused_as_invalid_falls_back_to_rest_for_the_collection() {
         graphql_unknown_field: Some("mergeRequests"),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "0s"]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     // Over REST: 4 counts per project with readable merge requests (frontend's 3 over 10,000
@@ -492,7 +500,7 @@ async fn a_query_refused_as_invalid_falls_back_to_rest_for_the_collection() {
         graphql_unknown_field: Some("readMergeRequest"),
         ..Faults::default()
     });
-    let exporter = Exporter::start(&gitlab, &[]);
+    let exporter = start(&gitlab, &[]);
     let metrics = exporter.scrape().await;
     assert_exact(&metrics, &expected);
     assert_eq!(gitlab.requests("/api/graphql"), 1, "one refused page query");
@@ -513,7 +521,7 @@ async fn a_query_refused_as_invalid_falls_back_to_rest_for_the_collection() {
 async fn a_group_named_by_id_is_listed_over_graphql_too() {
     let gitlab = demo_gitlab().await;
     let expected = gitlab.with_instance(|i| expected_in_group(i, "acme"));
-    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "10"]);
+    let exporter = start(&gitlab, &["--cache.ttl", "0s", "--gitlab.group", "10"]);
     assert_exact(&exporter.scrape().await, &expected);
     assert_eq!(gitlab.requests("/groups/:id"), 1);
     assert_eq!(gitlab.requests("/groups/:id/projects"), 0);

@@ -23,7 +23,7 @@ use tracing::{error, warn};
 
 use super::families::{Id, Set};
 use crate::gitlab::graphql::{Refusal, project_gid};
-use crate::gitlab::types::Project;
+use crate::gitlab::types::{Project, format_timestamp};
 use crate::gitlab::{Client, Error};
 
 /// Which API collections use (`--gitlab.api`).
@@ -164,7 +164,14 @@ impl<'a> Run<'a> {
     /// The nodes of the family `id`'s batch query for `ids`, by project id: `BATCH_FIELDS` of
     /// each project GitLab answered without errors. A project missing from the result is
     /// collected over REST (its batch failed, even alone, or its fields came back with errors).
-    pub(crate) async fn batch(&self, client: &Client, id: Id, ids: &[u64]) -> HashMap<u64, Value> {
+    /// Each id comes with where its event feed starts: a query whose fields use `$after` asks
+    /// from the earliest of its projects'.
+    pub(crate) async fn batch(
+        &self,
+        client: &Client,
+        id: Id,
+        ids: &[(u64, i64)],
+    ) -> HashMap<u64, Value> {
         let size = self.state.batch_size[id as usize].get();
         let chunks = futures::future::join_all(
             ids.chunks(size)
@@ -175,10 +182,15 @@ impl<'a> Run<'a> {
     }
 
     /// One chunk of a batch, halved while GitLab finds it too big.
-    async fn batch_chunk(&self, client: &Client, id: Id, ids: &[u64]) -> HashMap<u64, Value> {
+    async fn batch_chunk(
+        &self,
+        client: &Client,
+        id: Id,
+        ids: &[(u64, i64)],
+    ) -> HashMap<u64, Value> {
         let mut found = HashMap::with_capacity(ids.len());
         let size = &self.state.batch_size[id as usize];
-        let mut pending: Vec<&[u64]> = vec![ids];
+        let mut pending: Vec<&[(u64, i64)]> = vec![ids];
         while let Some(chunk) = pending.pop() {
             if !self.batches(id) {
                 break;
@@ -211,41 +223,124 @@ impl<'a> Run<'a> {
         &self,
         client: &Client,
         id: Id,
-        ids: &[u64],
+        chunk: &[(u64, i64)],
     ) -> Result<HashMap<u64, Value>, Error> {
-        let query = format!(
-            "query($ids: [ID!], $first: Int) {{ queryComplexity {{ score limit }} \
-             projects(ids: $ids, first: $first) {{ nodes {{ id {} }} }} }}",
-            id.batch_fields()
-        );
-        let gids: Vec<String> = ids.iter().map(|id| project_gid(*id)).collect();
-        let answer = client
-            .graphql(
-                id.name(),
-                &query,
-                serde_json::json!({ "ids": gids, "first": ids.len() }),
-            )
-            .await?
-            .unless_timed_out(id.name())?;
+        let mut found = self.batch_parts(client, id.name(), &[(id, chunk)]).await?;
         self.client
             .batch_size(id.name(), self.state.batch_size[id as usize].get());
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// The batches of several families for one page, in one query (an alias each), when
+    /// GitLab accepts it: `None` when it does not (too complex, or failed), and each family
+    /// then asks on its own, as [`Run::batch`] does.
+    pub(crate) async fn combined(
+        &self,
+        client: &Client,
+        parts: &[(Id, &[(u64, i64)])],
+    ) -> Option<Vec<HashMap<u64, Value>>> {
+        if parts.iter().any(|(id, chunk)| {
+            !self.batches(*id) || chunk.len() > self.state.batch_size[*id as usize].get()
+        }) {
+            return None;
+        }
+        match self.batch_parts(client, "families", parts).await {
+            Ok(found) => Some(found),
+            Err(e) => {
+                unavailable_after(self.client, &e);
+                tracing::debug!(error = %e, "families' combined GraphQL batch not answered; asking family by family");
+                None
+            }
+        }
+    }
+
+    /// One query holding each part's batch (`projects(ids:)` under an alias when there are
+    /// several), and each part's nodes by project id: those GitLab answered without errors.
+    async fn batch_parts(
+        &self,
+        client: &Client,
+        operation: &'static str,
+        parts: &[(Id, &[(u64, i64)])],
+    ) -> Result<Vec<HashMap<u64, Value>>, Error> {
+        let single = parts.len() == 1;
+        let mut declared = Vec::new();
+        let mut selections = Vec::new();
+        let mut variables = serde_json::Map::new();
+        for (i, (id, chunk)) in parts.iter().enumerate() {
+            let n = if single { String::new() } else { i.to_string() };
+            let fields = id.batch_fields();
+            let alias = if single { "projects" } else { id.name() };
+            declared.push(format!("$ids{n}: [ID!], $first{n}: Int"));
+            let gids: Vec<String> = chunk.iter().map(|(id, _)| project_gid(*id)).collect();
+            variables.insert(format!("ids{n}"), gids.into());
+            variables.insert(format!("first{n}"), chunk.len().into());
+            let mut fields = fields.to_owned();
+            if fields.contains("$after") {
+                declared.push(format!("$after{n}: Time"));
+                let after = chunk
+                    .iter()
+                    .map(|(_, after)| *after)
+                    .min()
+                    .unwrap_or_default();
+                variables.insert(format!("after{n}"), format_timestamp(after).into());
+                fields = fields.replace("$after", &format!("$after{n}"));
+            }
+            let head = if single {
+                String::new()
+            } else {
+                format!("{alias}: ")
+            };
+            selections.push(format!(
+                "{head}projects(ids: $ids{n}, first: $first{n}) {{ nodes {{ id {fields} }} }}"
+            ));
+        }
+        let query = format!(
+            "query({}) {{ queryComplexity {{ score limit }} {} }}",
+            declared.join(", "),
+            selections.join(" ")
+        );
+        let answer = client
+            .graphql(operation, &query, Value::Object(variables))
+            .await?
+            .unless_timed_out(operation)?;
+        Ok(parts
+            .iter()
+            .map(|(id, chunk)| {
+                let alias = if single { "projects" } else { id.name() };
+                self.part_nodes(&answer, alias, *id, chunk)
+            })
+            .collect())
+    }
+
+    /// The nodes of one part of an answer (under `alias`), by project id.
+    fn part_nodes(
+        &self,
+        answer: &crate::gitlab::graphql::Answer,
+        alias: &str,
+        id: Id,
+        chunk: &[(u64, i64)],
+    ) -> HashMap<u64, Value> {
         let nodes = answer
             .data
-            .pointer("/projects/nodes")
+            .pointer(&format!("/{alias}/nodes"))
             .and_then(Value::as_array)
             .map_or(&[][..], Vec::as_slice);
-        if answer.errors.iter().any(|e| e.path.len() < 3) {
+        let in_part = |e: &&crate::gitlab::graphql::FieldError| {
+            e.path.is_empty() || e.within(&[Value::from(alias)])
+        };
+        if answer
+            .errors
+            .iter()
+            .filter(in_part)
+            .any(|e| e.path.len() < 3)
+        {
             // An error above the nodes (the whole list): nothing of it is trusted.
             self.client.rest_fallback("partial");
-            return Ok(HashMap::new());
+            return HashMap::new();
         }
         let mut found = HashMap::with_capacity(nodes.len());
         for (i, node) in nodes.iter().enumerate() {
-            let at = [
-                Value::from("projects"),
-                Value::from("nodes"),
-                Value::from(i),
-            ];
+            let at = [Value::from(alias), Value::from("nodes"), Value::from(i)];
             let Some(project) = node
                 .get("id")
                 .and_then(Value::as_str)
@@ -260,7 +355,10 @@ impl<'a> Run<'a> {
             }
             found.insert(project, node.clone());
         }
-        let missing = ids.iter().filter(|id| !found.contains_key(id)).count();
+        let missing = chunk
+            .iter()
+            .filter(|(id, _)| !found.contains_key(id))
+            .count();
         if missing > 0 {
             // Gone since the listing, or not answered: counted over REST, which tells.
             tracing::debug!(
@@ -269,7 +367,7 @@ impl<'a> Run<'a> {
                 "projects missing from a GraphQL batch's answer; collected over REST"
             );
         }
-        Ok(found)
+        found
     }
 }
 
@@ -491,7 +589,13 @@ pub(crate) fn page_fields(enabled: Set) -> String {
     let mut fields = String::from("fullPath namespace { fullPath } group { id } archived");
     for id in enabled.iter() {
         let own = id.page_fields();
-        if !own.is_empty() {
+        // Families may share fields (the same constant): once is enough.
+        if !own.is_empty()
+            && !enabled
+                .iter()
+                .take_while(|i| *i != id)
+                .any(|i| i.page_fields() == own)
+        {
             fields.push(' ');
             fields.push_str(own);
         }

@@ -41,6 +41,9 @@ pub(crate) struct Remembered {
     pub(crate) statistics_hidden: bool,
     /// When the project is due for a re-read from scratch.
     pub(crate) refresh_at: Instant,
+    /// Every family's call succeeded: the memos may be reused. Otherwise the project is read
+    /// from scratch next time, and only the counting families' memos go on.
+    pub(crate) complete: bool,
 }
 
 /// What a project's calls may take from memory this time.
@@ -52,19 +55,29 @@ pub(crate) struct Plan<'a> {
     pub(crate) statistics_hidden: bool,
     /// When it is next due for a re-read from scratch, if it is not read from scratch now.
     pub(crate) refresh_at: Option<Instant>,
+    /// The memos, even when the project is read from scratch: the counting families'
+    /// ([`super::families::Family::COUNTS_EVENTS`]) go on from them.
+    pub(crate) carried: Option<&'a Memos>,
 }
 
 impl Memory {
     /// What project `id` may reuse at `now`: nothing when it is new, at the first collection,
-    /// or due for its re-read from scratch.
+    /// after a failed call, or when due for its re-read from scratch (but the counting
+    /// families' memos, in `carried`).
     pub(crate) fn plan(&self, id: u64, now: Instant) -> Plan<'_> {
         match self.projects.get(&id) {
-            Some(known) if self.since.is_some() && known.refresh_at > now => Plan {
-                memos: Some(&known.memos),
-                statistics_hidden: known.statistics_hidden,
-                refresh_at: Some(known.refresh_at),
+            Some(known) if self.since.is_some() && known.complete && known.refresh_at > now => {
+                Plan {
+                    memos: Some(&known.memos),
+                    statistics_hidden: known.statistics_hidden,
+                    refresh_at: Some(known.refresh_at),
+                    carried: Some(&known.memos),
+                }
+            }
+            known => Plan {
+                carried: known.map(|k| &k.memos),
+                ..Plan::default()
             },
-            _ => Plan::default(),
         }
     }
 }

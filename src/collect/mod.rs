@@ -172,16 +172,20 @@ pub struct Settings {
     pub api: Api,
     /// Projects per batched GraphQL query (`--gitlab.graphql.batch-size`).
     pub batch_size: usize,
+    /// The families' own flags.
+    pub(crate) options: families::Options,
 }
 
-/// Which metric families are collected: `--collector.<name>` / `--no-collector.<name>`.
+/// Which metric families are collected: `--collector.<name>` / `--no-collector.<name>`, and
+/// which of them were asked for by name (over REST, those that cost calls per project at
+/// every collection run only then: [`families::Family::REST_BY_DEFAULT`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Collectors(pub(crate) Set);
+pub struct Collectors(pub(crate) Set, pub(crate) Set);
 
 impl Default for Collectors {
     /// Those on by default.
     fn default() -> Collectors {
-        Collectors(Set::defaults())
+        Collectors(Set::defaults(), Set::EMPTY)
     }
 }
 
@@ -196,11 +200,23 @@ impl Collectors {
     /// The same with the family `name` switched on or off; `None` for an unknown name.
     pub fn switched(self, name: &str, on: bool) -> Option<Collectors> {
         let id = Id::ALL.into_iter().find(|id| id.name() == name)?;
-        Some(Collectors(if on {
-            self.0.with(id)
+        Some(if on {
+            Collectors(self.0.with(id), self.1.with(id))
         } else {
-            self.0.without(id)
-        }))
+            Collectors(self.0.without(id), self.1.without(id))
+        })
+    }
+
+    /// The families a collection runs: over REST, without those whose REST calls grow with
+    /// the projects at every collection, unless they were asked for by name.
+    pub(crate) fn for_api(self, over_rest: bool) -> Set {
+        if !over_rest {
+            return self.0;
+        }
+        self.0
+            .iter()
+            .filter(|id| id.rest_by_default() || self.1.contains(*id))
+            .fold(Set::EMPTY, Set::with)
     }
 
     /// The names of the families on.
@@ -243,15 +259,14 @@ impl Collector {
     pub async fn collect(&self) -> Snapshot {
         let started = Instant::now();
         let settings = self.settings;
-        let enabled = settings.families.0;
         let client = self.client.for_collection();
+        let enabled = settings
+            .families
+            .for_api(settings.api == Api::Rest || client.graphql_unavailable());
         let tally = Tally::default();
         let clients = tally.clients(&client);
-        let memory = if settings.full_refresh_interval.is_zero() {
-            Arc::default()
-        } else {
-            Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()))
-        };
+        // Kept even with re-reads at every collection: the counting families go on from it.
+        let memory = Arc::clone(&self.memory.lock().unwrap_or_else(|e| e.into_inner()));
         // Pages of candidates: a few ahead of the work on them.
         let (sink, mut pages) = tokio::sync::mpsc::channel::<Vec<Candidate>>(4);
         let mut known_ids: Vec<u64> = memory.projects.keys().copied().collect();
@@ -275,8 +290,16 @@ impl Collector {
         let work = async {
             // The change signals are asked while the listing starts; the projects' calls wait
             // for them, the listing does not.
-            let remembered = memory.projects.iter().map(|(id, r)| (*id, &r.memos));
-            let signals = Signals::ask(&clients, enabled, memory.since, remembered).await;
+            let remembered = memory
+                .projects
+                .iter()
+                .filter(|(_, r)| r.complete)
+                .map(|(id, r)| (*id, &r.memos));
+            // Nothing is reused when every collection re-reads everything: no signal to ask.
+            let since = memory
+                .since
+                .filter(|_| !settings.full_refresh_interval.is_zero());
+            let signals = Signals::ask(&clients, enabled, since, remembered).await;
             let shared = Shared {
                 client: &client,
                 clients: &clients,
@@ -293,6 +316,7 @@ impl Collector {
                 now: Instant::now(),
                 interval: settings.full_refresh_interval,
                 graphql: run.as_ref(),
+                options: &settings.options,
             };
             // Each page's batched GraphQL queries, a few pages at a time; then each project's
             // own calls (none, mostly, over GraphQL).
@@ -348,18 +372,15 @@ impl Collector {
                     duration = ?duration,
                     "collection finished"
                 );
-                if !settings.full_refresh_interval.is_zero() {
-                    let since =
-                        client.gitlab_time().unwrap_or_else(|| {
-                            warn!("GitLab sent no Date header (a proxy may strip it): change queries use the clock of this host");
-                            host_time()
-                        }) - OVERLAP.as_secs() as i64;
-                    let next = Memory {
-                        since: Some(since),
-                        projects: std::mem::take(&mut gathered.remembered),
-                    };
-                    *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
-                }
+                let since = client.gitlab_time().unwrap_or_else(|| {
+                    warn!("GitLab sent no Date header (a proxy may strip it): change queries use the clock of this host");
+                    host_time()
+                }) - OVERLAP.as_secs() as i64;
+                let next = Memory {
+                    since: Some(since),
+                    projects: std::mem::take(&mut gathered.remembered),
+                };
+                *self.memory.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
                 gathered.projects.sort_by_key(|p| p.id);
                 let projects = Arc::new(gathered.projects);
                 let stamp = Stamp::now();
@@ -423,6 +444,7 @@ struct Shared<'a> {
     interval: Duration,
     /// The collection's GraphQL, unless it runs over REST.
     graphql: Option<&'a graphql::Run<'a>>,
+    options: &'a families::Options,
 }
 
 /// The GraphQL batches of one page of candidates: for each enabled family with batch fields,
@@ -434,7 +456,10 @@ async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, 
     let Some(run) = shared.graphql else {
         return out;
     };
-    let wanted: Vec<(Id, Vec<u64>)> = shared
+    // Feeds start OVERLAP before GitLab's clock for projects seen for the first time.
+    let asked_at = shared.client.gitlab_time().unwrap_or_else(host_time);
+    let first_after = asked_at - OVERLAP.as_secs() as i64;
+    let wanted: Vec<(Id, Vec<(u64, i64)>)> = shared
         .enabled
         .iter()
         .filter(|id| !id.batch_fields().is_empty() && run.batches(*id))
@@ -443,26 +468,42 @@ async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, 
                 .iter()
                 .filter_map(|(candidate, _)| match candidate {
                     Candidate::Listed(p) | Candidate::FromGroup(p) => {
-                        let memos = shared.memory.plan(p.id, shared.now).memos;
-                        id.wants_batch(p, shared.signals, memos).then_some(p.id)
+                        let plan = shared.memory.plan(p.id, shared.now);
+                        id.wants_batch(p, shared.signals, plan.memos, plan.carried)
+                            .then(|| (p.id, id.batch_after(plan.carried).unwrap_or(first_after)))
                     }
                     Candidate::Named(_) => None,
                 })
                 .collect();
             (id, ids)
         })
-        .filter(|(_, ids): &(Id, Vec<u64>)| !ids.is_empty())
+        .filter(|(_, ids): &(Id, Vec<(u64, i64)>)| !ids.is_empty())
         .collect();
-    let answers = futures::future::join_all(
-        wanted
-            .iter()
-            .map(|(id, ids)| run.batch(shared.clients.of(*id), *id, ids)),
-    )
-    .await;
+    // All the families' batches of the page in one query when GitLab takes it; else each
+    // family's on its own.
+    let parts: Vec<(Id, &[(u64, i64)])> = wanted.iter().map(|(id, ids)| (*id, &ids[..])).collect();
+    let combined = match parts.first() {
+        Some((first, _)) if parts.len() > 1 => {
+            run.combined(shared.clients.of(*first), &parts).await
+        }
+        _ => None,
+    };
+    let answers = match combined {
+        Some(answers) => answers,
+        None => {
+            futures::future::join_all(
+                wanted
+                    .iter()
+                    .map(|(id, ids)| run.batch(shared.clients.of(*id), *id, ids)),
+            )
+            .await
+        }
+    };
     for ((id, _), mut nodes) in wanted.into_iter().zip(answers) {
         for (candidate, batched) in &mut out {
             if let Candidate::Listed(p) | Candidate::FromGroup(p) = candidate {
-                batched.0[id as usize] = nodes.remove(&p.id);
+                batched.nodes[id as usize] = nodes.remove(&p.id);
+                batched.asked_at = Some(asked_at);
             }
         }
     }
@@ -519,8 +560,9 @@ impl<'a> Gathered<'a> {
         gathered
     }
 
-    /// Keeps an exported project, and remembers it unless a call failed (it is then counted
-    /// from scratch next time, and the failed families keep their last good values).
+    /// Keeps an exported project, and remembers it; when a call failed, it is counted from
+    /// scratch next time (but for the counting families' memos), and the failed families keep
+    /// their last good values.
     fn add(&mut self, exported: Exported) {
         let Exported {
             id,
@@ -544,17 +586,17 @@ impl<'a> Gathered<'a> {
             kept: Set::EMPTY,
             kept_since: None,
         };
-        if failed.is_empty() {
-            memos.share(&mut self.strings);
-            self.remembered.insert(
-                id,
-                Remembered {
-                    memos,
-                    statistics_hidden,
-                    refresh_at,
-                },
-            );
-        } else {
+        memos.share(&mut self.strings);
+        self.remembered.insert(
+            id,
+            Remembered {
+                memos,
+                statistics_hidden,
+                refresh_at,
+                complete: failed.is_empty(),
+            },
+        );
+        if !failed.is_empty() {
             self.incomplete += 1;
             if let Some(error) = error {
                 self.note(error);
@@ -659,6 +701,8 @@ async fn collect_project(shared: &Shared<'_>, candidate: Candidate, batched: Bat
         detail_failed: false,
         late: false,
         batched: &batched,
+        carried: plan.carried,
+        options: shared.options,
     };
     let detail = match detail {
         Some(detail) => {

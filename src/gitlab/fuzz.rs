@@ -383,6 +383,7 @@ fn check_project_seed(seed: &Seed) {
                 last_activity_at: None,
                 merge_requests_enabled: None,
                 merge_requests_access_level: None,
+                jobs_enabled: None,
                 statistics: None,
                 permissions: None,
                 head: None,
@@ -1073,6 +1074,7 @@ fn project_case() -> impl Strategy<Value = ProjectCase> {
                         last_activity_at,
                         merge_requests_enabled: mr_enabled,
                         merge_requests_access_level: mr_level.map(str::to_owned),
+                        jobs_enabled: None,
                         statistics,
                         permissions: permissions.map(|(project_access, group_access)| {
                             Permissions {

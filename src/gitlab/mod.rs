@@ -40,6 +40,17 @@ pub mod endpoint {
     pub const BRANCH: &str = "/projects/:id/repository/branches/:branch";
     /// `GET /projects/:id/repository/commits/:sha/sequence`: the number of commits up to a commit.
     pub const COMMIT_SEQUENCE: &str = "/projects/:id/repository/commits/:sha/sequence";
+    /// `GET /projects/:id/pipelines`: a project's pipelines (no durations).
+    pub const PIPELINES: &str = "/projects/:id/pipelines";
+    /// `GET /projects/:id/pipelines/:pipeline_id`: one pipeline, with its durations.
+    pub const PIPELINE: &str = "/projects/:id/pipelines/:pipeline_id";
+    /// `GET /projects/:id/environments`: a project's environments and their tiers.
+    pub const ENVIRONMENTS: &str = "/projects/:id/environments";
+    /// `GET /projects/:id/deployments`: a project's deployments.
+    pub const DEPLOYMENTS: &str = "/projects/:id/deployments";
+    /// `GET /projects/:id/deployments/:deployment_id/merge_requests`: what a deployment shipped.
+    pub const DEPLOYMENT_MERGE_REQUESTS: &str =
+        "/projects/:id/deployments/:deployment_id/merge_requests";
     /// `POST /api/graphql`: GitLab's GraphQL API.
     pub const GRAPHQL: &str = "/api/graphql";
 }

@@ -54,6 +54,8 @@ pub struct Project {
     pub merge_requests_enabled: Option<bool>,
     /// `disabled`, `private` or `enabled`.
     pub merge_requests_access_level: Option<String>,
+    /// Whether CI/CD is on for the token user (`jobs_enabled`, GraphQL `jobsEnabled`).
+    pub jobs_enabled: Option<bool>,
     /// Present with `statistics=true` for Reporter and above.
     pub statistics: Option<Statistics>,
     /// The token user's access, in `GET /projects` and `GET /projects/:id` answers.
@@ -79,6 +81,12 @@ impl Project {
                 self.problems.join("; ")
             )
         })
+    }
+
+    /// False when CI/CD is off for the project (or for the token user): its pipelines are not
+    /// readable then.
+    pub fn jobs_enabled(&self) -> bool {
+        self.jobs_enabled != Some(false)
     }
 
     /// False when the project's merge-request feature is off (the list answers 403 then).
@@ -409,6 +417,8 @@ struct RawProject {
     #[serde(default)]
     merge_requests_access_level: Text,
     #[serde(default)]
+    jobs_enabled: Lenient<bool>,
+    #[serde(default)]
     statistics: Lenient<RawStatistics>,
     #[serde(default)]
     permissions: Lenient<RawPermissions>,
@@ -501,6 +511,7 @@ impl TryFrom<RawProject> for Project {
             raw.merge_requests_access_level,
             false,
         );
+        let jobs_enabled = top.take("jobs_enabled", raw.jobs_enabled);
         let namespace = top.take("namespace", raw.namespace);
         let statistics = top.take("statistics", raw.statistics);
         let permissions = top.take("permissions", raw.permissions);
@@ -568,6 +579,7 @@ impl TryFrom<RawProject> for Project {
             last_activity_at,
             merge_requests_enabled,
             merge_requests_access_level,
+            jobs_enabled,
             statistics,
             permissions,
             head: None,
@@ -652,6 +664,7 @@ impl Project {
             (_, Some(false)) => put("merge_requests_enabled", Some(&Value::Bool(false))),
             (enabled, _) => put("merge_requests_enabled", enabled),
         }
+        put("jobs_enabled", field(&["jobsEnabled"]));
         if let Some(level) = field(&["maxAccessLevel", "integerValue"]) {
             put(
                 "permissions",

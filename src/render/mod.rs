@@ -283,7 +283,7 @@ fn register_process(metrics: &ExporterMetrics, registry: &mut Registry, process:
     );
     registry.register(
         "gitlab_exporter_graphql_requests",
-        "GraphQL queries sent to GitLab, by operation (projects: a page of the listing; named_projects; or the family whose batch it is) and result (success; partial: data with errors, the projects concerned collected over REST; refused: errors only; error: no usable answer)",
+        "GraphQL queries sent to GitLab, by operation (projects: a page of the listing; named_projects; families: the batch of several families for one page; a family whose batch it is; pipelines_feed, pipelines_latest, merge_requests_merged: a busy project's own query) and result (success; partial: data with errors, the projects concerned collected over REST; refused: errors only; error: no usable answer)",
         metrics.api.graphql.clone(),
     );
     registry.register(

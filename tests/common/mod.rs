@@ -25,6 +25,13 @@ pub fn calls_made(gitlab: &FakeGitlab) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// Switches the flow collectors off, for tests that count the other families' calls.
+pub const NO_FLOW: [&str; 3] = [
+    "--no-collector.pipelines",
+    "--no-collector.deployments",
+    "--no-collector.merge_request_flow",
+];
+
 /// Starts a fake GitLab serving the demo instance.
 pub async fn demo_gitlab() -> FakeGitlab {
     FakeGitlab::start(Instance::demo())

@@ -1139,6 +1139,12 @@ impl ProjectNode {
         Env::of(ctx).project(self.id, |_, p| Some(p.issues_enabled))
     }
 
+    /// Indicates if CI/CD pipeline jobs are enabled for the current user (as REST's
+    /// `jobs_enabled`).
+    async fn jobs_enabled(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        Env::of(ctx).project(self.id, |_, p| Some(p.builds_enabled))
+    }
+
     /// Indicates if Merge requests are enabled for the current user.
     async fn merge_requests_enabled(
         &self,

@@ -28,6 +28,10 @@ pub(crate) trait Family: Sized + 'static {
     const ABOUT: &'static str;
     /// On unless `--no-collector.<name>`.
     const DEFAULT_ENABLED: bool = true;
+    /// Collected over REST (`--gitlab.api rest`, or a GitLab without GraphQL) too. False for a
+    /// family whose REST calls grow with the projects at every collection (no change signal
+    /// over REST): over REST it then runs only when `--collector.<name>` is given.
+    const REST_BY_DEFAULT: bool = true;
     /// Needs the project's statistics: a project listed without them (from a group listing)
     /// is then read with `GET /projects/:id?statistics=true`, and those calls count as this
     /// family's.
@@ -45,6 +49,10 @@ pub(crate) trait Family: Sized + 'static {
     /// [`Family::wants_batch`] picks; empty: none. [`Current::batched`] is then the project's
     /// node, or `None` when GraphQL could not answer it (the family falls back on REST).
     const BATCH_FIELDS: &'static str = "";
+    /// Counts events: its memo holds counters that must outlive everything but a restart. It is
+    /// then given to [`Family::fetch`] even when the project is read from scratch
+    /// ([`Current::fresh`] says so), and kept when the family's call fails.
+    const COUNTS_EVENTS: bool = false;
 
     /// What it exports for one project.
     type Value: Clone + fmt::Debug + Send + Sync + 'static;
@@ -71,6 +79,15 @@ pub(crate) trait Family: Sized + 'static {
     fn wants_batch(project: &Project, signal: &Self::Signal, memo: Option<&Self::Memo>) -> bool {
         let _ = (project, signal, memo);
         false
+    }
+
+    /// GraphQL: where this project's event feed starts (GitLab's clock, Unix seconds), for a
+    /// batch whose [`Family::BATCH_FIELDS`] use `$after: Time`: a chunk asks from the earliest
+    /// of its projects'. `None` (a project seen for the first time): the feed starts
+    /// [`crate::collect::memory::OVERLAP`] before GitLab's clock.
+    fn batch_after(memo: Option<&Self::Memo>) -> Option<i64> {
+        let _ = memo;
+        None
     }
 
     /// How many projects the signal says changed, for the collection's log line.
@@ -126,11 +143,46 @@ pub(crate) struct Current<'a> {
     pub(crate) project: &'a Project,
     /// The project's node of the family's GraphQL batch, when it had one and GitLab answered.
     pub(crate) batched: Option<&'a serde_json::Value>,
+    /// GitLab's clock (Unix seconds) just before the project's batches were sent, when they
+    /// were: a feed in the batch saw every event GitLab had committed by then.
+    pub(crate) asked_at: Option<i64>,
+    /// Read from scratch: the memo, if any, is only a counting family's
+    /// ([`Family::COUNTS_EVENTS`]), whose counters go on.
+    pub(crate) fresh: bool,
+    /// The families' flags.
+    pub(crate) options: &'a Options,
 }
 
-/// The GraphQL batch nodes of one project, by family.
+/// The GraphQL batch nodes of one project, by family, and when they were asked.
 #[derive(Debug, Default)]
-pub(crate) struct Batched(pub(crate) [Option<serde_json::Value>; Id::ALL.len()]);
+pub(crate) struct Batched {
+    pub(crate) nodes: [Option<serde_json::Value>; Id::ALL.len()],
+    pub(crate) asked_at: Option<i64>,
+}
+
+/// The flags of the families (`--collector.<name>.<option>`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// `--collector.pipelines.duration-buckets`.
+    pub(crate) pipeline_duration_buckets: &'static [f64],
+    /// `--collector.merge_request_flow.time-to-merge-buckets`.
+    pub(crate) time_to_merge_buckets: &'static [f64],
+    /// `--collector.deployments.environments`.
+    pub(crate) deployment_environments: &'static [deployments::Selector],
+    /// `--collector.deployments.lead-time-buckets`.
+    pub(crate) lead_time_buckets: &'static [f64],
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            pipeline_duration_buckets: events::PIPELINE_DURATION_BUCKETS,
+            time_to_merge_buckets: events::TIME_TO_MERGE_BUCKETS,
+            deployment_environments: deployments::PRODUCTION,
+            lead_time_buckets: events::LEAD_TIME_BUCKETS,
+        }
+    }
+}
 
 /// The projects of a snapshot as one family encodes them: each with its labels and value.
 pub(crate) struct Rows<'a, V> {
@@ -370,6 +422,7 @@ impl Found {
         &mut self,
         id: Id,
         call: Option<Call<F>>,
+        carried: Option<&F::Memo>,
         slot: impl for<'s> FnOnce(
             &'s mut Values,
             &'s mut Memos,
@@ -384,6 +437,10 @@ impl Found {
             }
             Some(Call::Gone) => self.gone = true,
             Some(Call::Failed(error)) => {
+                if F::COUNTS_EVENTS {
+                    // Its counters and feed position go on from where they were.
+                    *slot(&mut self.values, &mut self.memos).1 = carried.cloned();
+                }
                 self.failed = self.failed.with(id);
                 if let Some(e) = error {
                     self.error.get_or_insert(e);
@@ -409,7 +466,8 @@ async fn fetch_one<'a, F: Family>(
     id: Id,
     cx: &'a Context<'a>,
     signal: &'a F::Signal,
-    memo: Option<&'a F::Memo>,
+    memos: Option<&'a Memos>,
+    memo: impl Fn(&'a Memos) -> Option<&'a F::Memo>,
 ) -> Option<Call<F>> {
     if !cx.enabled.contains(id) || F::USES_STATISTICS != cx.late {
         return None;
@@ -418,10 +476,18 @@ async fn fetch_one<'a, F: Family>(
         cx.tally.failed(id);
         return Some(Call::Failed(None));
     }
+    let memo = if F::COUNTS_EVENTS {
+        cx.carried.and_then(&memo)
+    } else {
+        memos.and_then(&memo)
+    };
     let current = Current {
         client: cx.clients.of(id),
         project: cx.project,
-        batched: cx.batched.0[id as usize].as_ref(),
+        batched: cx.batched.nodes[id as usize].as_ref(),
+        asked_at: cx.batched.asked_at,
+        fresh: memos.is_none(),
+        options: cx.options,
     };
     let result = F::fetch(current, signal, memo).await;
     cx.tally.finished(id, cx.started);
@@ -449,6 +515,10 @@ pub(crate) struct Context<'a> {
     pub(crate) late: bool,
     /// The project's GraphQL batch nodes.
     pub(crate) batched: &'a Batched,
+    /// What the last collection remembered of the project, even if it is read from scratch
+    /// now (for the families that count events).
+    pub(crate) carried: Option<&'a Memos>,
+    pub(crate) options: &'a Options,
 }
 
 /// Registers the families: one line each, `file => Type`. Generates [`Id`] and the per-family
@@ -456,7 +526,7 @@ pub(crate) struct Context<'a> {
 /// loops over the families: their calls, signals and encoding.
 macro_rules! families {
     ($($name:ident => $family:ident,)+) => {
-        $(mod $name;)+
+        $(pub(crate) mod $name;)+
         $(use $name::$family;)+
 
         /// A family, by its place in the list.
@@ -483,6 +553,13 @@ macro_rules! families {
                 }
             }
 
+            /// Collected over REST unless asked for by name.
+            pub(crate) fn rest_by_default(self) -> bool {
+                match self {
+                    $(Id::$family => <$family as Family>::REST_BY_DEFAULT,)+
+                }
+            }
+
             /// On by default.
             pub(crate) fn default_enabled(self) -> bool {
                 match self {
@@ -504,18 +581,32 @@ macro_rules! families {
                 }
             }
 
-            /// Whether `project` needs its batch fields in this collection.
+            /// Whether `project` needs its batch fields in this collection (`memos`: what the
+            /// last collection remembered, `None` when it is read from scratch; `carried`: what
+            /// it remembered in any case).
             pub(crate) fn wants_batch(
                 self,
                 project: &Project,
                 signals: &Signals,
                 memos: Option<&Memos>,
+                carried: Option<&Memos>,
             ) -> bool {
                 match self {
                     $(Id::$family => <$family as Family>::wants_batch(
                         project,
                         &signals.$name,
-                        memos.and_then(|m| m.$name.as_ref()),
+                        if <$family as Family>::COUNTS_EVENTS { carried } else { memos }
+                            .and_then(|m| m.$name.as_ref()),
+                    ),)+
+                }
+            }
+
+            /// Where the project's feed in the family's batch starts (see
+            /// [`Family::batch_after`]).
+            pub(crate) fn batch_after(self, carried: Option<&Memos>) -> Option<i64> {
+                match self {
+                    $(Id::$family => <$family as Family>::batch_after(
+                        carried.and_then(|m| m.$name.as_ref()),
                     ),)+
                 }
             }
@@ -616,10 +707,16 @@ macro_rules! families {
                     Id::$family,
                     cx,
                     &signals.$name,
-                    memos.and_then(|m| m.$name.as_ref()),
+                    memos,
+                    |m: &Memos| m.$name.as_ref(),
                 ),
             )+);
-            $(found.take(Id::$family, $name, |v, m| (&mut v.$name, &mut m.$name));)+
+            $(found.take(
+                Id::$family,
+                $name,
+                cx.carried.and_then(|m| m.$name.as_ref()),
+                |v, m| (&mut v.$name, &mut m.$name),
+            );)+
         }
 
         /// Encodes the enabled families of `rows`.
@@ -640,9 +737,14 @@ macro_rules! families {
     };
 }
 
+pub(crate) mod events;
+
 families! {
     projects => Projects,
     storage => Storage,
     commits => Commits,
     merge_requests => MergeRequests,
+    pipelines => Pipelines,
+    deployments => Deployments,
+    merge_request_flow => MergeRequestFlow,
 }
