@@ -140,6 +140,9 @@ async fn measure(gitlab: &FakeGitlab, settings: &Settings, label: String, args: 
         "30m",
     ];
     all.extend(args.iter().map(String::as_str));
+    // The merge-request counts against REST's: the flow collectors (GraphQL's only, by
+    // default) have their own benchmark, benches/flow.rs.
+    all.extend(common::NO_FLOW);
     let exporter = Exporter::start(gitlab, &all);
     gitlab.reset_counts();
     let started = Instant::now();

@@ -112,11 +112,11 @@ async fn cold_scrape_makes_exactly_the_needed_calls_and_a_warm_one_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_scrapes_share_one_collection() {
     let gitlab = demo_gitlab().await;
-    // Every collection from scratch, so that each costs the same.
-    let exporter = Exporter::start(
-        &gitlab,
-        &["--cache.ttl", "0s", "--collect.full-refresh-interval", "0s"],
-    );
+    // Every collection from scratch, so that each costs the same (the flow collectors' first
+    // collection differs from their later ones: off).
+    let mut args = vec!["--cache.ttl", "0s", "--collect.full-refresh-interval", "0s"];
+    args.extend(common::NO_FLOW);
+    let exporter = Exporter::start(&gitlab, &args);
     exporter.scrape().await;
     let one_collection = gitlab.total_requests();
     gitlab.reset_counts();

@@ -100,6 +100,7 @@ async fn pipelines_counted_after_the_first_collection(api: &str) {
     for status in ["success", "failed", "canceled", "skipped"] {
         assert_eq!(finished(&first, &path, status), 0.0, "{api} {status}");
     }
+    // A histogram appears with its first observation.
     assert_eq!(
         value(
             &first,
@@ -107,7 +108,7 @@ async fn pipelines_counted_after_the_first_collection(api: &str) {
             &path,
             &[]
         ),
-        Some(0.0)
+        None
     );
     // The latest pipeline's status is there, one series.
     let statuses = first
@@ -202,6 +203,106 @@ async fn pipelines_counted_after_the_first_collection(api: &str) {
         ),
         Some(120.0)
     );
+    // A restart starts from zero: the first collection counts nothing historical.
+    drop(exporter);
+    let restarted = Exporter::start(&gitlab, &flags(api, &[]));
+    let after = restarted.scrape().await;
+    assert_eq!(finished(&after, &path, "success"), 0.0, "{api}");
+    assert_eq!(
+        value(
+            &after,
+            "gitlab_project_pipeline_last_duration_seconds",
+            &path,
+            &[]
+        ),
+        Some(120.0),
+        "{api}: the latest finished pipeline is read from scratch"
+    );
+    gitlab.shutdown().await;
+}
+
+/// A project's deployment call that fails, while the collection succeeds, keeps its counters
+/// and its window: the deployment made meanwhile is counted at the next collection, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_call_keeps_its_window() {
+    for api in ["graphql", "rest"] {
+        let gitlab = demo_gitlab().await;
+        let (id, path, branch) = ci_project(&gitlab);
+        gitlab.create_environment(id, "live", Tier::Production);
+        let only = id.to_string();
+        let exporter = Exporter::start(
+            &gitlab,
+            &flags(api, &["--cache.ttl", "0s", "--gitlab.project", &only]),
+        );
+        let live = [("environment", "live"), ("status", "success")];
+        let first = exporter.scrape().await;
+        assert_eq!(
+            value(&first, "gitlab_project_deployments_total", &path, &live),
+            Some(0.0)
+        );
+        let by = pipeline(&gitlab, id, &branch, PipelineStatus::Success, 30);
+        gitlab
+            .deploy(id, "live", DeploymentStatus::Success, &[], Some(by))
+            .expect("deploys");
+        advance(&gitlab, 120);
+        gitlab.set_faults(Faults {
+            route: Some("/projects/:id/deployments".to_owned()),
+            server_error_rate: 1.0,
+            ..Faults::default()
+        });
+        let failing = exporter.scrape().await;
+        assert_eq!(failing.value("gitlab_up", &[]), Some(1.0), "{api}");
+        assert_eq!(
+            failing.value(
+                "gitlab_exporter_collector_success",
+                &[("collector", "deployments")]
+            ),
+            Some(0.0),
+            "{api}"
+        );
+        // Its last values, kept.
+        assert_eq!(
+            value(&failing, "gitlab_project_deployments_total", &path, &live),
+            Some(0.0)
+        );
+        gitlab.set_faults(Faults::default());
+        let next = exporter.scrape().await;
+        assert_eq!(
+            value(&next, "gitlab_project_deployments_total", &path, &live),
+            Some(1.0),
+            "{api}"
+        );
+        let again = exporter.scrape().await;
+        assert_eq!(
+            value(&again, "gitlab_project_deployments_total", &path, &live),
+            Some(1.0),
+            "{api}"
+        );
+        gitlab.shutdown().await;
+    }
+}
+
+/// In multi-target mode each target has its own counters: a pipeline of a project probed as
+/// two targets (by id and by path) counts once in each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_target_counts_on_its_own() {
+    let gitlab = demo_gitlab().await;
+    let (id, path, branch) = ci_project(&gitlab);
+    // The project by id and by path: two targets, two collectors.
+    let group = id.to_string();
+    let exporter = Exporter::start(&gitlab, &["--multi-target", "--cache.ttl", "0s"]);
+    let by_path = path.replace('/', "%2F");
+    for target in [&group, &by_path] {
+        let response = exporter.get(&format!("/probe?target={target}"), &[]).await;
+        let metrics = Exposition::parse(&response.text());
+        assert_eq!(finished(&metrics, &path, "success"), 0.0, "{target}");
+    }
+    pipeline(&gitlab, id, &branch, PipelineStatus::Success, 30);
+    for target in [&group, &by_path, &group] {
+        let response = exporter.get(&format!("/probe?target={target}"), &[]).await;
+        let metrics = Exposition::parse(&response.text());
+        assert_eq!(finished(&metrics, &path, "success"), 1.0, "{target}");
+    }
     gitlab.shutdown().await;
 }
 

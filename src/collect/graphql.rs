@@ -125,6 +125,8 @@ pub(crate) struct Run<'a> {
     pub(crate) client: &'a Client,
     pub(crate) state: &'a State,
     refused: Mutex<Set>,
+    /// A combined batch failed in this collection: the families ask on their own until its end.
+    combined_failed: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Run<'a> {
@@ -133,6 +135,7 @@ impl<'a> Run<'a> {
             client,
             state,
             refused: Mutex::new(Set::EMPTY),
+            combined_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -239,16 +242,19 @@ impl<'a> Run<'a> {
         client: &Client,
         parts: &[(Id, &[(u64, i64)])],
     ) -> Option<Vec<HashMap<u64, Value>>> {
-        if parts.iter().any(|(id, chunk)| {
-            !self.batches(*id) || chunk.len() > self.state.batch_size[*id as usize].get()
-        }) {
+        if self.combined_failed.load(Ordering::Relaxed)
+            || parts.iter().any(|(id, chunk)| {
+                !self.batches(*id) || chunk.len() > self.state.batch_size[*id as usize].get()
+            })
+        {
             return None;
         }
         match self.batch_parts(client, "families", parts).await {
             Ok(found) => Some(found),
             Err(e) => {
                 unavailable_after(self.client, &e);
-                tracing::debug!(error = %e, "families' combined GraphQL batch not answered; asking family by family");
+                self.combined_failed.store(true, Ordering::Relaxed);
+                tracing::debug!(error = %e, "families' combined GraphQL batch not answered; asking family by family for the rest of the collection");
                 None
             }
         }
@@ -299,32 +305,33 @@ impl<'a> Run<'a> {
             declared.join(", "),
             selections.join(" ")
         );
-        let answer = client
+        let mut answer = client
             .graphql(operation, &query, Value::Object(variables))
             .await?
             .unless_timed_out(operation)?;
-        Ok(parts
-            .iter()
-            .map(|(id, chunk)| {
-                let alias = if single { "projects" } else { id.name() };
-                self.part_nodes(&answer, alias, *id, chunk)
-            })
-            .collect())
+        let mut found = Vec::with_capacity(parts.len());
+        for (id, chunk) in parts {
+            let alias = if single { "projects" } else { id.name() };
+            found.push(self.part_nodes(&mut answer, alias, *id, chunk));
+        }
+        Ok(found)
     }
 
     /// The nodes of one part of an answer (under `alias`), by project id.
     fn part_nodes(
         &self,
-        answer: &crate::gitlab::graphql::Answer,
+        answer: &mut crate::gitlab::graphql::Answer,
         alias: &str,
         id: Id,
         chunk: &[(u64, i64)],
     ) -> HashMap<u64, Value> {
+        // Taken out of the answer, not copied.
         let nodes = answer
             .data
-            .pointer(&format!("/{alias}/nodes"))
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice);
+            .pointer_mut(&format!("/{alias}/nodes"))
+            .and_then(Value::as_array_mut)
+            .map(std::mem::take)
+            .unwrap_or_default();
         let in_part = |e: &&crate::gitlab::graphql::FieldError| {
             e.path.is_empty() || e.within(&[Value::from(alias)])
         };
@@ -339,7 +346,7 @@ impl<'a> Run<'a> {
             return HashMap::new();
         }
         let mut found = HashMap::with_capacity(nodes.len());
-        for (i, node) in nodes.iter().enumerate() {
+        for (i, node) in nodes.into_iter().enumerate() {
             let at = [Value::from(alias), Value::from("nodes"), Value::from(i)];
             let Some(project) = node
                 .get("id")
@@ -353,7 +360,7 @@ impl<'a> Run<'a> {
                 self.client.rest_fallback("partial");
                 continue;
             }
-            found.insert(project, node.clone());
+            found.insert(project, node);
         }
         let missing = chunk
             .iter()

@@ -322,7 +322,7 @@ impl Collector {
             // own calls (none, mostly, over GraphQL).
             let projects = futures::stream::poll_fn(|cx| pages.poll_recv(cx))
                 .map(|page| prefetch(&shared, page))
-                .buffer_unordered(settings.concurrency.max(1))
+                .buffer_unordered(settings.concurrency.clamp(1, PAGES_AHEAD))
                 .flat_map(futures::stream::iter)
                 .map(|(candidate, batched)| collect_project(&shared, candidate, batched))
                 .buffer_unordered(self.fan_out);
@@ -331,7 +331,7 @@ impl Collector {
                 max_stale: settings.max_stale,
             };
             (
-                Gathered::from_stream(projects, memory.projects.len(), fallback).await,
+                Gathered::from_stream(projects, &memory, fallback).await,
                 signals.changed(),
             )
         };
@@ -429,6 +429,11 @@ impl Collector {
     }
 }
 
+/// Pages whose batched GraphQL queries run at once: a page's answer holds every family's
+/// fields of its 100 projects until they are collected, and a few pages ahead are enough to
+/// keep the calls in flight.
+const PAGES_AHEAD: usize = 4;
+
 /// What every project's calls share within one collection.
 struct Shared<'a> {
     client: &'a Client,
@@ -511,9 +516,10 @@ async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, 
 }
 
 /// The projects of a collection, what went wrong on the way, and what to remember.
-#[derive(Default)]
 struct Gathered<'a> {
     fallback: stale::Fallback<'a>,
+    /// The last collection's memory: a named project kept whole keeps it too.
+    memory: &'a Memory,
     projects: Vec<Row>,
     remembered: HashMap<u64, Remembered>,
     seen: std::collections::HashSet<u64>,
@@ -533,16 +539,23 @@ struct Gathered<'a> {
 impl<'a> Gathered<'a> {
     async fn from_stream(
         mut outcomes: impl futures::Stream<Item = Outcome> + Unpin,
-        expected: usize,
+        memory: &'a Memory,
         fallback: stale::Fallback<'a>,
     ) -> Gathered<'a> {
+        let expected = memory.projects.len();
         // Sized for about as many projects as last time: no growth on the way at 100,000.
         let mut gathered = Gathered {
             fallback,
+            memory,
             projects: Vec::with_capacity(expected),
             remembered: HashMap::with_capacity(expected),
             seen: std::collections::HashSet::with_capacity(expected),
-            ..Gathered::default()
+            strings: Interner::default(),
+            incomplete: 0,
+            failed_named: 0,
+            kept_named: 0,
+            first_error: None,
+            unauthorized: None,
         };
         while let Some(outcome) = outcomes.next().await {
             match outcome {
@@ -614,6 +627,16 @@ impl<'a> Gathered<'a> {
         };
         if !self.seen.insert(row.id) {
             return;
+        }
+        // Its counting families go on from what they remembered (read from scratch next time).
+        if let Some(known) = self.memory.projects.get(&row.id) {
+            self.remembered.insert(
+                row.id,
+                Remembered {
+                    complete: false,
+                    ..known.clone()
+                },
+            );
         }
         self.projects.push(row);
         self.incomplete += 1;

@@ -26,9 +26,9 @@ use prometheus_client::metrics::MetricType;
 use serde_json::Value;
 use tracing::debug;
 
-use super::events::{self, Histogram, Key, Window, encode_histograms, field, gitlab_now, id_of};
+use super::events::{self, Histogram, Key, Window, encode_histograms, gitlab_now};
 use super::{Current, Family, Fetched, Interner, Rows};
-use crate::gitlab::types::{Project, format_timestamp, parse_timestamp};
+use crate::gitlab::types::{Page, Project, format_timestamp, parse_timestamp};
 use crate::gitlab::{Client, Error, endpoint};
 
 /// The `deployments` family (see the module's docs).
@@ -37,6 +37,10 @@ pub(crate) struct Deployments;
 
 /// The final statuses counted, in the order of [`Environment::finished_total`].
 const FINAL: [&str; 3] = ["success", "failed", "canceled"];
+
+/// The successful deployments read of a project with environments read from scratch: their
+/// environments' last successes.
+const LAST_SUCCESSES: usize = 20;
 
 /// How old a successful deployment must be to be counted: GitLab links its merge requests in
 /// the background after it succeeds. Less than the feed's overlap, so a deployment put off is
@@ -114,8 +118,14 @@ struct Environment {
 /// What is remembered.
 #[derive(Debug, Clone)]
 pub(crate) struct Known {
-    shipped: Shipped,
+    /// Shared with the exported value, and from one collection to the next while unchanged.
+    shipped: Arc<Shipped>,
+    /// The deployment feed's: it moves only when the feed is read.
     window: Window,
+    /// Where the next signal (any pipeline updated since?) starts: the last collection that
+    /// asked it, minus the overlap. It moves at every collection, so that a quiet project's old
+    /// feed window makes no other project of its batch look busy.
+    signal_from: i64,
     /// Every environment's tier (`None`: none given), as last listed.
     tiers: Vec<(Arc<str>, Option<Arc<str>>)>,
     /// GitLab refused the project's deployments (environments or CI/CD off, or not allowed):
@@ -123,8 +133,10 @@ pub(crate) struct Known {
     unreadable: bool,
 }
 
-/// One deployment of the feed.
-#[derive(Debug, Clone)]
+/// One deployment of a list, with only the fields read (GitLab's deployment embeds its job,
+/// pipeline, user and commit: decoded as they stream past, never kept).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "RawDeployment")]
 struct Deployment {
     id: u64,
     status: String,
@@ -134,35 +146,64 @@ struct Deployment {
     finished_at: Option<String>,
 }
 
-impl Deployment {
-    fn parse(record: &Value) -> Result<Deployment, String> {
-        let id = id_of(record.get("id")).ok_or("deployment without a usable id")?;
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        let status = text(record.get("status")).ok_or_else(|| format!("deployment {id}: no status"))?;
-        let environment = text(record.get("environment").and_then(|e| e.get("name")))
-            .ok_or_else(|| format!("deployment {id}: no environment name"))?;
-        let finished_at = text(
-            record
-                .get("deployable")
-                .and_then(|d| field(d, "finished_at", "finishedAt")),
-        )
-        .or_else(|| {
-            FINAL
-                .contains(&status.as_str())
-                .then(|| text(field(record, "updated_at", "updatedAt")))
-                .flatten()
-        });
+#[derive(serde::Deserialize)]
+struct RawDeployment {
+    id: u64,
+    status: String,
+    environment: Named,
+    #[serde(default)]
+    deployable: Option<Finish>,
+    #[serde(default)]
+    updated_at: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct Named {
+    name: String,
+}
+
+#[derive(serde::Deserialize)]
+struct Finish {
+    #[serde(default)]
+    finished_at: Option<String>,
+}
+
+impl TryFrom<RawDeployment> for Deployment {
+    type Error = String;
+
+    fn try_from(raw: RawDeployment) -> Result<Deployment, String> {
+        let finished_at = raw
+            .deployable
+            .and_then(|job| job.finished_at)
+            .or_else(|| raw.updated_at.filter(|_| FINAL.contains(&raw.status.as_str())));
         Ok(Deployment {
-            id,
-            status,
-            environment,
+            id: raw.id,
+            status: raw.status,
+            environment: raw.environment.name,
             finished_at,
         })
     }
+}
 
+impl Deployment {
     fn key(&self) -> Option<Key> {
         Key::at(self.id, self.finished_at.as_deref()?)
     }
+}
+
+/// An environment of the project's list: its name and tier.
+#[derive(Debug, serde::Deserialize)]
+struct EnvironmentRecord {
+    name: String,
+    #[serde(default)]
+    tier: Option<String>,
+}
+
+/// A merge request a deployment shipped: when it was merged.
+#[derive(Debug, serde::Deserialize)]
+struct Shipment {
+    #[serde(default)]
+    merged_at: Option<String>,
 }
 
 impl Family for Deployments {
@@ -173,7 +214,7 @@ impl Family for Deployments {
     const BATCH_FIELDS: &'static str =
         "deployPipelines: pipelines(updatedAfter: $after, first: 1) { nodes { id } }";
 
-    type Value = Shipped;
+    type Value = Arc<Shipped>;
     type Memo = Known;
     type Signal = ();
 
@@ -182,7 +223,7 @@ impl Family for Deployments {
     }
 
     fn batch_after(known: Option<&Known>) -> Option<i64> {
-        known.map(|k| k.window.from)
+        known.map(|k| k.signal_from)
     }
 
     async fn fetch<'a>(
@@ -201,21 +242,34 @@ impl Family for Deployments {
             return Ok(untouched(false));
         }
         let scratch = current.fresh || known.is_none();
+        let asked_at = current.asked_at.unwrap_or_else(|| gitlab_now(client));
         if let Some(known) = known.filter(|_| !scratch) {
             if known.unreadable {
                 return Ok(untouched(false));
             }
-            // No pipeline moved since the window began: no job made a deployment.
-            let moved = current.batched.is_none_or(|node| {
-                node.pointer("/deployPipelines/nodes")
+            let moved = match current.batched {
+                Some(node) => node
+                    .pointer("/deployPipelines/nodes")
                     .and_then(Value::as_array)
-                    .is_none_or(|nodes| !nodes.is_empty())
-            });
+                    .is_none_or(|nodes| !nodes.is_empty()),
+                // Asked in a batch GitLab did not answer: kept, not read call by call.
+                None if current.asked_at.is_some() => {
+                    return Err(events::unbatched("deployments"));
+                }
+                // Over REST: no signal.
+                None => true,
+            };
             if !moved {
-                return Ok(untouched(true));
+                // No pipeline moved since the last collection: no job made a deployment. The
+                // feed's window stays; the signal's moves on.
+                let mut known = known.clone();
+                known.signal_from = asked_at - crate::collect::memory::OVERLAP.as_secs() as i64;
+                return Ok(Fetched {
+                    value: Some(known.shipped.clone()),
+                    memo: Some(known),
+                });
             }
         }
-        let asked_at = current.asked_at.filter(|_| !scratch).unwrap_or_else(|| gitlab_now(client));
         match read(client, project.id, current.options, known, scratch, asked_at).await {
             Ok(known) => Ok(Fetched {
                 value: (!known.unreadable).then(|| known.shipped.clone()),
@@ -224,8 +278,9 @@ impl Family for Deployments {
             Err(e) if matches!(e.status(), Some(403)) => {
                 debug!(project = project.path_with_namespace, error = %e, "deployments not readable");
                 let mut known = known.cloned().unwrap_or_else(|| Known {
-                    shipped: Shipped::default(),
+                    shipped: Arc::default(),
                     window: Window::start(asked_at, []),
+                    signal_from: asked_at,
                     tiers: Vec::new(),
                     unreadable: true,
                 });
@@ -239,14 +294,7 @@ impl Family for Deployments {
         }
     }
 
-    fn share(shipped: &mut Shipped, strings: &mut Interner) {
-        for environment in &mut shipped.environments {
-            environment.name = strings.get(&environment.name);
-        }
-    }
-
     fn share_memo(known: &mut Known, strings: &mut Interner) {
-        Self::share(&mut known.shipped, strings);
         for (name, tier) in &mut known.tiers {
             *name = strings.get(name);
             if let Some(tier) = tier {
@@ -255,7 +303,7 @@ impl Family for Deployments {
         }
     }
 
-    fn encode(rows: Rows<'_, Shipped>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    fn encode(rows: Rows<'_, Arc<Shipped>>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut family = encoder.encode_descriptor(
             "gitlab_project_deployments",
             "Deployments to the environment that finished (success, failed, canceled) since the exporter first saw the project, each once; deployment frequency is the rate of status=\"success\". From zero at every restart; environments chosen by --collector.deployments.environments.",
@@ -309,8 +357,10 @@ impl Family for Deployments {
     }
 }
 
-/// Reads the project's deployments since its window began (and, from scratch, its
-/// environments and their last successes).
+/// Reads the project's deployments since its window began. From scratch, its environments'
+/// tiers and, when it has any, its last successful deployments (one call: their environments'
+/// last successes); a project seen for the first time starts its window now (what happened
+/// before is history).
 async fn read(
     client: &Client,
     id: u64,
@@ -319,34 +369,57 @@ async fn read(
     scratch: bool,
     asked_at: i64,
 ) -> Result<Known, Error> {
-    let mut tiers = match known {
-        Some(known) if !scratch => known.tiers.clone(),
-        _ => list_environments(client, id).await?,
-    };
-    let from = known.map_or(asked_at - crate::collect::memory::OVERLAP.as_secs() as i64, |k| {
-        k.window.from
-    });
-    let records = events::rest_list(
-        client,
-        endpoint::DEPLOYMENTS,
-        format!("/projects/{id}/deployments"),
-        vec![
-            ("updated_after", format_timestamp(from)),
-            ("order_by", "updated_at".to_owned()),
-            ("sort", "asc".to_owned()),
-        ],
-    )
-    .await?;
-    let feed: Vec<Deployment> = records
-        .iter()
-        .filter_map(|r| match Deployment::parse(r) {
-            Ok(d) => Some(d),
-            Err(why) => {
-                client.bad_record(endpoint::DEPLOYMENTS, &format!("project {id}: {why}"));
-                None
+    let deployments = format!("/projects/{id}/deployments");
+    let mut tiers = known.map(|k| k.tiers.clone()).unwrap_or_default();
+    let mut successes: Vec<Deployment> = Vec::new();
+    if scratch {
+        tiers = list_environments(client, id).await?;
+    }
+    if scratch && !tiers.is_empty() {
+        // The last successes, by finish time, over all environments (a deployment's record
+        // is big: it embeds its job, pipeline, user and commit).
+        let reply = client
+            .get::<Page<Deployment>>(
+                endpoint::DEPLOYMENTS,
+                deployments.clone(),
+                vec![
+                    ("status", "success".to_owned()),
+                    ("order_by", "finished_at".to_owned()),
+                    ("sort", "desc".to_owned()),
+                    ("per_page", LAST_SUCCESSES.to_string()),
+                ],
+            )
+            .await?;
+        for why in &reply.body.dropped {
+            client.bad_record(endpoint::DEPLOYMENTS, why);
+        }
+        successes = reply.body.items;
+    }
+    // Seen for the first time: no feed, the window starts now.
+    let feed: Vec<Deployment> = match known {
+        Some(known) => {
+            let records = events::rest_list::<Deployment>(
+                client,
+                endpoint::DEPLOYMENTS,
+                deployments.clone(),
+                vec![
+                    ("updated_after", format_timestamp(known.window.from)),
+                    ("order_by", "updated_at".to_owned()),
+                    ("sort", "asc".to_owned()),
+                ],
+            )
+            .await?;
+            if !records.complete {
+                // Counting goes on from now, the rest is not counted.
+                let mut known = known.clone();
+                known.window = events::after_cut(client, "deployments", asked_at);
+                known.signal_from = asked_at - crate::collect::memory::OVERLAP.as_secs() as i64;
+                return Ok(known);
             }
-        })
-        .collect();
+            records.records
+        }
+        None => Vec::new(),
+    };
     if feed
         .iter()
         .any(|d| !tiers.iter().any(|(name, _)| **name == *d.environment))
@@ -369,7 +442,7 @@ async fn read(
         .filter_map(Deployment::key)
         .filter(|k| k.at_ms <= settled * 1000)
         .collect();
-    let mut shipped = known.map(|k| k.shipped.clone()).unwrap_or_default();
+    let mut shipped = known.map(|k| (*k.shipped).clone()).unwrap_or_default();
     // The chosen environments, each with its values so far.
     let mut environments: Vec<Environment> = Vec::new();
     for (name, _) in tiers.iter().filter(|(name, _)| chosen(name)) {
@@ -405,7 +478,8 @@ async fn read(
                 environment.finished_total[slot] += 1;
                 if deployment.status == "success" {
                     let finished = key.seconds();
-                    environment.last_success = Some(environment.last_success.map_or(finished, |t| t.max(finished)));
+                    environment.last_success =
+                        Some(environment.last_success.map_or(finished, |t| t.max(finished)));
                     for merged in merged_at(client, id, deployment.id).await? {
                         environment.lead_time.observe((finished - merged).max(0.0));
                     }
@@ -413,19 +487,38 @@ async fn read(
             }
             window
         }
-        None => Window::start(asked_at, keys),
+        None => Window::from(asked_at),
     };
     if scratch {
         for environment in &mut environments {
-            if let Some(at) = last_success(client, id, &environment.name).await? {
+            let latest = successes
+                .iter()
+                .filter(|d| *d.environment == *environment.name)
+                .filter_map(|d| d.finished_at.as_deref().and_then(parse_timestamp))
+                .reduce(f64::max);
+            // Not among the last successes of the project: asked on its own.
+            let at = match latest {
+                Some(at) => Some(at),
+                None if successes.len() >= LAST_SUCCESSES => {
+                    last_success(client, id, &environment.name).await?
+                }
+                None => None,
+            };
+            if let Some(at) = at {
                 environment.last_success = Some(environment.last_success.map_or(at, |t| t.max(at)));
             }
         }
     }
     environments.sort_by(|a, b| a.name.cmp(&b.name));
+    let shipped = Shipped { environments };
     Ok(Known {
-        shipped: Shipped { environments },
+        // Unchanged: the same allocation as last time.
+        shipped: match known {
+            Some(known) if *known.shipped == shipped => Arc::clone(&known.shipped),
+            _ => Arc::new(shipped),
+        },
         window,
+        signal_from: asked_at - crate::collect::memory::OVERLAP.as_secs() as i64,
         tiers,
         unreadable: false,
     })
@@ -436,27 +529,25 @@ async fn list_environments(
     client: &Client,
     id: u64,
 ) -> Result<Vec<(Arc<str>, Option<Arc<str>>)>, Error> {
-    let records = events::rest_list(
+    let records = events::rest_list::<EnvironmentRecord>(
         client,
         endpoint::ENVIRONMENTS,
         format!("/projects/{id}/environments"),
         Vec::new(),
     )
     .await?;
+    // A project with more than 10,000 environments: those read.
     Ok(records
-        .iter()
-        .filter_map(|r| {
-            let name = r.get("name").and_then(Value::as_str)?;
-            let tier = r.get("tier").and_then(Value::as_str);
-            Some((name.into(), tier.map(Into::into)))
-        })
+        .records
+        .into_iter()
+        .map(|r| (r.name.into(), r.tier.map(Into::into)))
         .collect())
 }
 
 /// When the environment's last successful deployment finished.
 async fn last_success(client: &Client, id: u64, environment: &str) -> Result<Option<f64>, Error> {
     let reply = client
-        .get::<Vec<Value>>(
+        .get::<Page<Deployment>>(
             endpoint::DEPLOYMENTS,
             format!("/projects/{id}/deployments"),
             vec![
@@ -470,24 +561,27 @@ async fn last_success(client: &Client, id: u64, environment: &str) -> Result<Opt
         .await?;
     Ok(reply
         .body
+        .items
         .first()
-        .and_then(|r| Deployment::parse(r).ok())
-        .and_then(|d| d.finished_at)
-        .and_then(|t| parse_timestamp(&t)))
+        .and_then(|d| d.finished_at.as_deref())
+        .and_then(parse_timestamp))
 }
 
 /// The merge times of the merge requests a deployment shipped.
 async fn merged_at(client: &Client, id: u64, deployment: u64) -> Result<Vec<f64>, Error> {
-    let records = events::rest_list(
+    let records = events::rest_list::<Shipment>(
         client,
         endpoint::DEPLOYMENT_MERGE_REQUESTS,
         format!("/projects/{id}/deployments/{deployment}/merge_requests"),
         Vec::new(),
     )
     .await?;
+    // A first deployment links every merged merge request of its branch: past 10,000, those
+    // read.
     Ok(records
+        .records
         .iter()
-        .filter_map(|r| r.get("merged_at").and_then(Value::as_str))
+        .filter_map(|r| r.merged_at.as_deref())
         .filter_map(parse_timestamp)
         .collect())
 }
@@ -518,20 +612,23 @@ mod tests {
             "updated_at": "2026-12-01T10:05:00Z",
             "deployable": { "finished_at": "2026-12-01T10:04:00Z" }
         });
-        let d = Deployment::parse(&by_job).unwrap();
+        let d: Deployment = serde_json::from_value(by_job).unwrap();
         assert_eq!(d.finished_at.as_deref(), Some("2026-12-01T10:04:00Z"));
         let by_api = serde_json::json!({
             "id": 8, "status": "failed", "environment": { "name": "production" },
             "updated_at": "2026-12-01T10:05:00Z", "deployable": null
         });
         assert_eq!(
-            Deployment::parse(&by_api).unwrap().finished_at.as_deref(),
+            serde_json::from_value::<Deployment>(by_api).unwrap().finished_at.as_deref(),
             Some("2026-12-01T10:05:00Z")
         );
         let running = serde_json::json!({
             "id": 9, "status": "running", "environment": { "name": "production" },
             "updated_at": "2026-12-01T10:05:00Z", "deployable": null
         });
-        assert_eq!(Deployment::parse(&running).unwrap().finished_at, None);
+        assert_eq!(
+            serde_json::from_value::<Deployment>(running).unwrap().finished_at,
+            None
+        );
     }
 }

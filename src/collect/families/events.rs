@@ -13,11 +13,12 @@
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::Rows;
 use crate::collect::memory::OVERLAP;
-use crate::gitlab::types::{host_time, parse_timestamp};
+use crate::gitlab::types::{Page, host_time, parse_timestamp};
 use crate::gitlab::{Client, Error, endpoint};
 
 /// `--collector.pipelines.duration-buckets`: 1, 5, 10, 30 and 60 minutes.
@@ -64,6 +65,15 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// A window from `from` on, with nothing counted yet: for a feed not asked at first sight,
+    /// whose events before `from` are history.
+    pub(crate) fn from(from: i64) -> Window {
+        Window {
+            from,
+            seen: Vec::new(),
+        }
+    }
+
     /// The window of a project seen for the first time, by a feed asked at `asked_at`
     /// (GitLab's clock): what it holds is history, counted by no one.
     pub(crate) fn start(asked_at: i64, events: impl IntoIterator<Item = Key>) -> Window {
@@ -147,8 +157,10 @@ impl Histogram {
     }
 }
 
-/// Encodes a histogram family, one histogram per project for which `value` has one, with the
-/// extra labels it gives.
+/// Encodes a histogram family, one histogram per project for which `value` has one with an
+/// observation, with the extra labels it gives. A histogram appears with its first observation,
+/// as a labelled histogram of a client library does: the buckets of the many projects with no
+/// event since the exporter started would be most of the exposition, all zeros.
 pub(crate) fn encode_histograms<'a, V: 'a>(
     rows: &Rows<'a, V>,
     encoder: &mut DescriptorEncoder,
@@ -158,6 +170,9 @@ pub(crate) fn encode_histograms<'a, V: 'a>(
     let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
     for ([id, path], v) in rows.iter() {
         for (extra, histogram) in value(v) {
+            if histogram.count() == 0 {
+                continue;
+            }
             let buckets = histogram.buckets();
             let (sum, count) = (histogram.sum, histogram.count());
             match extra {
@@ -200,16 +215,52 @@ pub(crate) fn gitlab_now(client: &Client) -> i64 {
 /// Most pages a walk of one project's feed reads: 10,000 events between two collections.
 const MAX_FEED_PAGES: usize = 100;
 
+/// The records of a walk, and whether it read them all: a walk stops after
+/// [`MAX_FEED_PAGES`] pages (more than 10,000 events between two collections).
+#[derive(Debug)]
+pub(crate) struct Feed<T = Value> {
+    pub(crate) records: Vec<T>,
+    pub(crate) complete: bool,
+}
+
+/// The window after a feed that was not read to its end (`cut`): counting resumes from now
+/// (what was not read is not counted), logged, rather than asking for an ever longer range at
+/// every collection.
+pub(crate) fn after_cut(client: &Client, what: &str, asked_at: i64) -> Window {
+    tracing::warn!(
+        feed = what,
+        "more than {MAX_FEED_PAGES} pages of events since the last collection: counting goes on from now, the rest is not counted"
+    );
+    client.bad_record(
+        endpoint::GRAPHQL,
+        &format!("{what}: feed cut after {MAX_FEED_PAGES} pages"),
+    );
+    Window::start(asked_at, [])
+}
+
+/// The error of a project's flow family whose GraphQL batch was asked but not answered: its
+/// values and window are kept, and the next collection counts what happened meanwhile (a call
+/// per project over REST instead would cost what the batch spares).
+pub(crate) fn unbatched(family: &str) -> Error {
+    Error::Decode {
+        endpoint: endpoint::GRAPHQL,
+        detail: format!(
+            "{family}: GraphQL did not answer the project's batch; its values are kept until the next collection"
+        ),
+    }
+}
+
 /// The nodes of one project's connection over GraphQL, page after page: `query` selects it
 /// under `project(fullPath: $path)` at `connection` (an alias) with `first: 100, after:
-/// $cursor`, and `nodes` and `pageInfo { hasNextPage endCursor }`.
+/// $cursor`, and `nodes` and `pageInfo { hasNextPage endCursor }`. A project GitLab no longer
+/// answers (renamed, moved, access lost since the listing) is an error: the window stays.
 pub(crate) async fn walk_project(
     client: &Client,
     operation: &'static str,
     query: &str,
     mut variables: Value,
     connection: &str,
-) -> Result<Vec<Value>, Error> {
+) -> Result<Feed, Error> {
     let mut nodes = Vec::new();
     for _ in 0..MAX_FEED_PAGES {
         let answer = client
@@ -222,9 +273,15 @@ pub(crate) async fn walk_project(
                 detail: format!("{operation}: {}", crate::redact::log_line(&e.message, 300)),
             });
         }
-        let Some(page) = answer.data.pointer(&format!("/project/{connection}")) else {
-            // The project is gone, or its feed not readable any more.
-            return Ok(nodes);
+        let Some(page) = answer
+            .data
+            .pointer(&format!("/project/{connection}"))
+            .filter(|v| !v.is_null())
+        else {
+            return Err(Error::Decode {
+                endpoint: endpoint::GRAPHQL,
+                detail: format!("{operation}: the project or its {connection} is not answered"),
+            });
         };
         nodes.extend(
             page.get("nodes")
@@ -235,12 +292,17 @@ pub(crate) async fn walk_project(
         );
         match next_cursor(page) {
             Some(cursor) => variables["cursor"] = cursor.into(),
-            None => return Ok(nodes),
+            None => {
+                return Ok(Feed {
+                    records: nodes,
+                    complete: true,
+                });
+            }
         }
     }
-    Err(Error::Decode {
-        endpoint: endpoint::GRAPHQL,
-        detail: format!("{operation}: more than {MAX_FEED_PAGES} pages of events"),
+    Ok(Feed {
+        records: nodes,
+        complete: false,
     })
 }
 
@@ -253,32 +315,40 @@ pub(crate) fn next_cursor(connection: &Value) -> Option<&str> {
     info.get("endCursor").and_then(Value::as_str)
 }
 
-/// Every record of a REST list, page after page (`per_page=100`), up to GitLab's own last page.
-pub(crate) async fn rest_list(
+/// Every record of a REST list, page after page (`per_page=100`), up to GitLab's own last page
+/// or [`MAX_FEED_PAGES`], each decoded as a `T` (only the fields it names are kept); a record
+/// that cannot be costs only itself (logged and counted).
+pub(crate) async fn rest_list<T: DeserializeOwned + Send + 'static>(
     client: &Client,
     endpoint: &'static str,
     path: String,
     query: Vec<(&'static str, String)>,
-) -> Result<Vec<Value>, Error> {
+) -> Result<Feed<T>, Error> {
     let mut records = Vec::new();
     let mut page = 1u64;
     for _ in 0..MAX_FEED_PAGES {
         let mut query = query.clone();
         query.push(("per_page", "100".to_owned()));
         query.push(("page", page.to_string()));
-        let reply = client
-            .get::<Vec<Value>>(endpoint, path.clone(), query)
-            .await?;
-        let empty = reply.body.is_empty();
-        records.extend(reply.body);
+        let reply = client.get::<Page<T>>(endpoint, path.clone(), query).await?;
+        for why in &reply.body.dropped {
+            client.bad_record(endpoint, why);
+        }
+        let empty = reply.body.items.is_empty() && reply.body.dropped.is_empty();
+        records.extend(reply.body.items);
         match reply.page.next_page {
             Some(next) if next > page && !empty => page = next,
-            _ => return Ok(records),
+            _ => {
+                return Ok(Feed {
+                    records,
+                    complete: true,
+                });
+            }
         }
     }
-    Err(Error::Decode {
-        endpoint,
-        detail: format!("more than {MAX_FEED_PAGES} pages of events"),
+    Ok(Feed {
+        records,
+        complete: false,
     })
 }
 

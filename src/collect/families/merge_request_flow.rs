@@ -11,6 +11,8 @@
 //!
 //! Nothing for projects whose merge requests are off or not readable with the token.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use serde_json::Value;
@@ -40,7 +42,8 @@ pub(crate) struct Flow {
 /// What is remembered: the values (the counter goes on from them) and the feed's window.
 #[derive(Debug, Clone)]
 pub(crate) struct Known {
-    flow: Flow,
+    /// Shared with the exported value, and from one collection to the next while unchanged.
+    flow: Arc<Flow>,
     window: Window,
 }
 
@@ -76,6 +79,8 @@ impl Merge {
 struct Read {
     merged: Vec<Merge>,
     oldest_open: Option<f64>,
+    /// The merges were not read to their end.
+    cut: bool,
 }
 
 impl Family for MergeRequestFlow {
@@ -89,7 +94,7 @@ impl Family for MergeRequestFlow {
         oldestOpen: mergeRequests(state: opened, sort: CREATED_ASC, first: 1) { \
         nodes { iid createdAt } }";
 
-    type Value = Flow;
+    type Value = Arc<Flow>;
     type Memo = Known;
     type Signal = ();
 
@@ -118,6 +123,10 @@ impl Family for MergeRequestFlow {
             return Ok(unreadable());
         }
         let (asked_at, read) = match current.batched {
+            // Asked in a batch GitLab did not answer: kept, not read call by call.
+            None if current.asked_at.is_some() => {
+                return Err(events::unbatched("merge_request_flow"));
+            }
             Some(node) => (
                 current.asked_at.unwrap_or_else(|| gitlab_now(client)),
                 from_batch(client, project, node, known).await?,
@@ -137,32 +146,45 @@ impl Family for MergeRequestFlow {
         let keys = || read.merged.iter().map(|m| m.key);
         let known = match known {
             Some(known) => {
-                let mut known = known.clone();
-                for key in known.window.advance(asked_at, keys()) {
+                let mut window = known.window.clone();
+                let mut flow = (*known.flow).clone();
+                for key in window.advance(asked_at, keys()) {
                     if let Some(merge) = read.merged.iter().find(|m| m.key == key) {
-                        known.flow.merged_total += 1;
-                        known.flow.time_to_merge.observe(merge.time_to_merge());
+                        flow.merged_total += 1;
+                        flow.time_to_merge.observe(merge.time_to_merge());
                     }
                 }
-                known.flow.oldest_open = read.oldest_open;
-                known
+                flow.oldest_open = read.oldest_open;
+                Known {
+                    // Unchanged: the same allocation as last time.
+                    flow: if flow == *known.flow {
+                        Arc::clone(&known.flow)
+                    } else {
+                        Arc::new(flow)
+                    },
+                    window,
+                }
             }
             None => Known {
-                flow: Flow {
+                flow: Arc::new(Flow {
                     merged_total: 0,
                     time_to_merge: Histogram::new(current.options.time_to_merge_buckets),
                     oldest_open: read.oldest_open,
-                },
+                }),
                 window: Window::start(asked_at, keys()),
             },
         };
+        let mut known = known;
+        if read.cut {
+            known.window = events::after_cut(client, "merge_request_flow", asked_at);
+        }
         Ok(Fetched {
-            value: Some(known.flow.clone()),
+            value: Some(Arc::clone(&known.flow)),
             memo: Some(known),
         })
     }
 
-    fn encode(rows: Rows<'_, Flow>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    fn encode(rows: Rows<'_, Arc<Flow>>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut family = encoder.encode_descriptor(
             "gitlab_project_merge_requests_merged",
             "Merge requests merged since the exporter first saw the project, each once, from GitLab's merge times (its clock, with an overlap between collections); from zero at every restart.",
@@ -233,14 +255,18 @@ async fn from_batch(
             .cloned()
             .unwrap_or_default()
     };
-    let merged = node.get("merged").filter(|v| !v.is_null());
-    let mut records = nodes(merged);
-    if merged.and_then(next_cursor).is_some() {
+    let Some(merged) = node.get("merged").filter(|v| !v.is_null()) else {
+        // Not answered: the window stays.
+        return Err(events::unbatched("merge_request_flow"));
+    };
+    let mut records = nodes(Some(merged));
+    let mut cut = false;
+    if next_cursor(merged).is_some() {
         let after = known.map_or_else(
             || gitlab_now(client) - crate::collect::memory::OVERLAP.as_secs() as i64,
             |k| k.window.from,
         );
-        records = events::walk_project(
+        let walked = events::walk_project(
             client,
             "merge_requests_merged",
             "query($path: ID!, $after: Time, $cursor: String) { project(fullPath: $path) { \
@@ -254,10 +280,13 @@ async fn from_batch(
             "merged",
         )
         .await?;
+        cut = !walked.complete;
+        records = walked.records;
     }
     Ok(Read {
         merged: merges(client, project.id, endpoint::GRAPHQL, &records),
         oldest_open: first_created(&nodes(node.get("oldestOpen"))),
+        cut,
     })
 }
 
@@ -291,8 +320,10 @@ async fn over_rest(client: &Client, id: u64, known: Option<&Known>) -> Result<Re
             ],
         ),
     );
+    let merged = merged?;
     Ok(Read {
-        merged: merges(client, id, endpoint::MERGE_REQUESTS, &merged?),
+        merged: merges(client, id, endpoint::MERGE_REQUESTS, &merged.records),
         oldest_open: first_created(&oldest?.body),
+        cut: !merged.complete,
     })
 }

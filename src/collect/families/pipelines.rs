@@ -9,13 +9,14 @@
 //! began; a pipeline's `updated_at` moves whenever its status does. Both are read on every ref
 //! and kept for the default branch here, since one batch cannot filter each project on its own
 //! branch. Only a busy project costs a call of its own: one whose feed has more than 20
-//! pipelines, or, read from scratch, whose 20 latest are all on other refs. Over REST (no
+//! pipelines, or, read from scratch, whose 5 latest are all on other refs (or not finished). Over REST (no
 //! durations in GitLab's lists) a project costs three calls per collection and one per
 //! pipeline finished since the last.
 //!
 //! Nothing for projects with CI/CD off for the token (`jobs_enabled`), or without a default
 //! branch.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -39,8 +40,9 @@ const FINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
 /// The statuses of GitLab's `finished` scope: the latest finished pipeline is one of these.
 const FINISHED_SCOPE: [&str; 3] = ["success", "failed", "canceled"];
 
-/// Pipelines per page of the batch's two lists.
-const BATCH_FIRST: usize = 20;
+/// The latest pipelines (any ref) a batch asks of each project: enough for the default branch's
+/// to be among them, mostly, when the project is read from scratch.
+const LATEST_FIRST: usize = 5;
 
 /// The fields read of each pipeline.
 const FIELDS: &str = "id ref status duration queuedDuration finishedAt updatedAt";
@@ -59,7 +61,32 @@ pub(crate) struct Flow {
 #[derive(Debug, Clone, PartialEq)]
 struct Latest {
     id: u64,
-    status: Arc<str>,
+    status: Cow<'static, str>,
+}
+
+/// GitLab's pipeline statuses (`Ci::HasStatus::AVAILABLE_STATUSES` and the newer ones), kept
+/// without an allocation per project.
+const STATUSES: [&str; 13] = [
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "waiting_for_callback",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceling",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+];
+
+fn status(s: &str) -> Cow<'static, str> {
+    match STATUSES.iter().find(|known| **known == s) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(s.to_owned()),
+    }
 }
 
 /// The latest finished pipeline of the default branch.
@@ -75,7 +102,8 @@ struct Finished {
 /// branch they are about.
 #[derive(Debug, Clone)]
 pub(crate) struct Known {
-    flow: Flow,
+    /// Shared with the exported value, and from one collection to the next while unchanged.
+    flow: Arc<Flow>,
     window: Window,
     branch: Arc<str>,
 }
@@ -146,6 +174,8 @@ struct Read {
     recent: Vec<Run>,
     /// The feed: pipelines updated since the window began.
     feed: Vec<Run>,
+    /// The feed was not read to its end.
+    cut: bool,
 }
 
 impl Family for Pipelines {
@@ -153,13 +183,13 @@ impl Family for Pipelines {
     const COUNTS_EVENTS: bool = true;
     const REST_BY_DEFAULT: bool = false;
     const PAGE_FIELDS: &'static str = "jobsEnabled repository { rootRef empty }";
-    const BATCH_FIELDS: &'static str = "latest: pipelines(first: 20) { \
+    const BATCH_FIELDS: &'static str = "latest: pipelines(first: 5) { \
         nodes { id ref status duration queuedDuration finishedAt updatedAt } } \
         recent: pipelines(updatedAfter: $after, first: 20) { \
         nodes { id ref status duration queuedDuration finishedAt updatedAt } \
         pageInfo { hasNextPage endCursor } }";
 
-    type Value = Flow;
+    type Value = Arc<Flow>;
     type Memo = Known;
     type Signal = ();
 
@@ -189,6 +219,8 @@ impl Family for Pipelines {
         // or its default branch changed.
         let reusable = known.filter(|k| !current.fresh && *k.branch == *branch);
         let (asked_at, read) = match current.batched {
+            // Asked in a batch GitLab did not answer: kept, not read call by call.
+            None if current.asked_at.is_some() => return Err(events::unbatched("pipelines")),
             Some(node) => {
                 let asked_at = current.asked_at.unwrap_or_else(|| gitlab_now(client));
                 let Some(read) =
@@ -217,25 +249,29 @@ impl Family for Pipelines {
                 }
             }
         };
-        let known = account(current.options.pipeline_duration_buckets, known, reusable, branch, asked_at, read);
+        let cut = read.cut;
+        let mut known = account(
+            current.options.pipeline_duration_buckets,
+            known,
+            reusable,
+            branch,
+            asked_at,
+            read,
+        );
+        if cut {
+            known.window = events::after_cut(client, "pipelines", asked_at);
+        }
         Ok(Fetched {
-            value: Some(known.flow.clone()),
+            value: Some(Arc::clone(&known.flow)),
             memo: Some(known),
         })
     }
 
-    fn share(flow: &mut Flow, strings: &mut Interner) {
-        if let Some(latest) = &mut flow.latest {
-            latest.status = strings.get(&latest.status);
-        }
-    }
-
     fn share_memo(known: &mut Known, strings: &mut Interner) {
-        Self::share(&mut known.flow, strings);
         known.branch = strings.get(&known.branch);
     }
 
-    fn encode(rows: Rows<'_, Flow>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
+    fn encode(rows: Rows<'_, Arc<Flow>>, encoder: &mut DescriptorEncoder) -> std::fmt::Result {
         let mut family = encoder.encode_descriptor(
             "gitlab_project_pipeline_status",
             "1 for the status of the latest pipeline on the project's default branch (GitLab's statuses: created, waiting_for_resource, preparing, pending, running, success, failed, canceled, skipped, manual, scheduled, ...).",
@@ -326,7 +362,7 @@ fn account(
         Some(known) => {
             let mut window = known.window.clone();
             let new = window.advance(asked_at, keys());
-            let mut flow = known.flow.clone();
+            let mut flow = (*known.flow).clone();
             for key in new {
                 let Some(run) = read.feed.iter().find(|r| r.key() == Some(key)) else {
                     continue;
@@ -368,7 +404,7 @@ fn account(
         (Some(new), Some(old)) if old.id > new.id => Some(old.clone()),
         (Some(new), _) => Some(Latest {
             id: new.id,
-            status: new.status.as_str().into(),
+            status: status(&new.status),
         }),
         (None, old) => old.cloned(),
     };
@@ -377,15 +413,22 @@ fn account(
         (Some(new), _) => Some(new.finished()),
         (None, old) => old.cloned(),
     };
+    // Unchanged: the same allocation as last time.
+    let flow = match known {
+        Some(known) if *known.flow == flow => Arc::clone(&known.flow),
+        _ => Arc::new(flow),
+    };
     Known {
         flow,
         window,
-        branch: branch.into(),
+        branch: known
+            .filter(|k| *k.branch == *branch)
+            .map_or_else(|| branch.into(), |k| Arc::clone(&k.branch)),
     }
 }
 
 /// Pipelines of the default branch from the project's batch node; `None` when GitLab does not
-/// let the token read them. `scratch`: nothing remembered holds, so when the 20 latest are all
+/// let the token read them. `scratch`: nothing remembered holds, so when the 5 latest are all
 /// on other refs the branch's latest are asked for alone.
 async fn from_batch(
     client: &Client,
@@ -425,6 +468,7 @@ async fn from_batch(
     let mut read = Read {
         recent: on_branch(&latest_nodes),
         feed: on_branch(&nodes(recent)),
+        cut: false,
     };
     if next_cursor(recent).is_some() {
         // More than a page of updates: the branch's feed alone, all of it.
@@ -450,15 +494,16 @@ async fn from_batch(
             "feed",
         )
         .await?;
-        read.feed = on_branch(&walked);
+        read.feed = on_branch(&walked.records);
+        read.cut = !walked.complete;
     }
-    let all_latest_elsewhere = read.recent.is_empty() && latest_nodes.len() >= BATCH_FIRST;
+    let all_latest_elsewhere = read.recent.is_empty() && latest_nodes.len() >= LATEST_FIRST;
     let no_finished = !read
         .recent
         .iter()
         .chain(&read.feed)
         .any(|r| FINISHED_SCOPE.contains(&r.status.as_str()));
-    if scratch && (all_latest_elsewhere || (no_finished && latest_nodes.len() >= BATCH_FIRST)) {
+    if scratch && (all_latest_elsewhere || (no_finished && latest_nodes.len() >= LATEST_FIRST)) {
         let query = format!(
             "query($path: ID!, $ref: String) {{ project(fullPath: $path) {{ \
              latest: pipelines(ref: $ref, first: 1) {{ nodes {{ {FIELDS} }} }} \
@@ -533,7 +578,9 @@ async fn over_rest(
     };
     let mut recent = parse(latest?.body);
     let finished = parse(finished?.body);
-    let feed = parse(feed?);
+    let feed = feed?;
+    let cut = !feed.complete;
+    let feed = parse(feed.records);
     let detail = |pipeline: u64| async move {
         let reply = client
             .get::<Value>(
@@ -560,7 +607,7 @@ async fn over_rest(
     }
     let Some(known) = known else {
         // First seen: the feed is history, and its list records are enough to know it again.
-        return Ok(Read { recent, feed });
+        return Ok(Read { recent, feed, cut });
     };
     let mut new = Vec::new();
     for run in feed {
@@ -578,5 +625,9 @@ async fn over_rest(
             _ => detail(run.id).await?,
         });
     }
-    Ok(Read { recent, feed: new })
+    Ok(Read {
+        recent,
+        feed: new,
+        cut,
+    })
 }
