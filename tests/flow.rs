@@ -777,3 +777,36 @@ async fn over_rest_the_flow_collectors_run_only_when_asked_for() {
     );
     gitlab.shutdown().await;
 }
+
+/// The deployments' signal covers the time since the last collection, not since the project's
+/// deployment feed was last read: a pipeline an hour ago costs one deployment feed call, once,
+/// even though the other projects of its batch have not read their feeds for hours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_costs_one_deployment_call_once() {
+    let gitlab = demo_gitlab().await;
+    let (id, _, branch) = ci_project(&gitlab);
+    let exporter = Exporter::start(&gitlab, &["--cache.ttl", "0s"]);
+    exporter.scrape().await;
+    exporter.scrape().await;
+    advance(&gitlab, 3600);
+    pipeline(&gitlab, id, &branch, PipelineStatus::Success, 30);
+    advance(&gitlab, 600);
+    gitlab.reset_counts();
+    exporter.scrape().await;
+    assert_eq!(
+        gitlab.requests("/projects/:id/deployments"),
+        1,
+        "{:?}",
+        calls_made(&gitlab)
+    );
+    advance(&gitlab, 3600);
+    gitlab.reset_counts();
+    exporter.scrape().await;
+    assert_eq!(
+        gitlab.requests("/projects/:id/deployments"),
+        0,
+        "{:?}",
+        calls_made(&gitlab)
+    );
+    gitlab.shutdown().await;
+}
