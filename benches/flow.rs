@@ -158,7 +158,7 @@ async fn measure(
     assert!(text.contains("gitlab_up 1"), "{label}: changed");
     let changed_calls = gitlab.total_requests();
     gitlab.set_clock_offset(0);
-    let rss = peak_rss(&exporter);
+    let rss = exporter.peak_rss();
     Row {
         label: label.to_owned(),
         cold_graphql,
@@ -177,15 +177,4 @@ async fn timed(exporter: &Exporter) -> (Duration, String) {
     let response = exporter.get("/metrics", &[]).await;
     assert_eq!(response.status, 200);
     (started.elapsed(), response.text())
-}
-
-/// Peak resident set size of the exporter process (VmHWM), in bytes.
-fn peak_rss(exporter: &Exporter) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", exporter.pid())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }

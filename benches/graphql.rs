@@ -161,7 +161,7 @@ async fn measure(gitlab: &FakeGitlab, settings: &Settings, label: String, args: 
     let steady = started.elapsed();
     assert!(response.text().contains("gitlab_up 1"), "{label}: steady");
     let steady_calls = gitlab.total_requests();
-    let rss = peak_rss(&exporter);
+    let rss = exporter.peak_rss();
     Row {
         label,
         graphql_calls,
@@ -171,15 +171,4 @@ async fn measure(gitlab: &FakeGitlab, settings: &Settings, label: String, args: 
         steady,
         rss,
     }
-}
-
-/// Peak resident set size of the exporter process (VmHWM), in bytes.
-fn peak_rss(exporter: &Exporter) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", exporter.pid())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }

@@ -130,7 +130,7 @@ async fn run(settings: Settings) {
                 wall.as_secs_f64() / rtt_bound.as_secs_f64(),
                 cpu,
                 cpu * 1e6 / calls as f64,
-                mib(peak_rss(&exporter)),
+                mib(exporter.peak_rss()),
             );
             assert!(cold.len() > 100, "a real exposition");
             if k + 1 == concurrencies.len() {
@@ -267,7 +267,7 @@ async fn steady(exporter: &Exporter, gitlab: &FakeGitlab, n: usize, cold_done: I
         "| {n} | {same_calls} | {:.2} s | {changed_calls} | {:.2} s | {} |",
         same_wall.as_secs_f64(),
         changed_wall.as_secs_f64(),
-        mib(peak_rss(exporter)),
+        mib(exporter.peak_rss()),
     )
 }
 
@@ -287,17 +287,6 @@ fn cpu_seconds(exporter: &Exporter) -> f64 {
     });
     // The kernel reports clock ticks of 1/100 s on Linux.
     ticks / 100.0
-}
-
-/// Peak resident set size of the exporter process (VmHWM), in bytes.
-fn peak_rss(exporter: &Exporter) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", exporter.pid())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 fn mib(bytes: u64) -> String {

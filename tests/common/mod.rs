@@ -90,6 +90,17 @@ impl Exporter {
     }
 
     /// The process id.
+    /// Peak resident set size of the exporter process (VmHWM), in bytes (0 when unknown).
+    pub fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
