@@ -504,11 +504,14 @@ async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, 
             .await
         }
     };
-    for ((id, _), mut nodes) in wanted.into_iter().zip(answers) {
+    for ((id, ids), mut nodes) in wanted.into_iter().zip(answers) {
         for (candidate, batched) in &mut out {
             if let Candidate::Listed(p) | Candidate::FromGroup(p) = candidate {
                 batched.nodes[id as usize] = nodes.remove(&p.id);
                 batched.asked_at = Some(asked_at);
+                if ids.iter().any(|(asked, _)| *asked == p.id) {
+                    batched.asked = batched.asked.with(id);
+                }
             }
         }
     }

@@ -253,7 +253,7 @@ impl Family for Deployments {
                     .and_then(Value::as_array)
                     .is_none_or(|nodes| !nodes.is_empty()),
                 // Asked in a batch GitLab did not answer: kept, not read call by call.
-                None if current.asked_at.is_some() => {
+                None if current.batch_asked => {
                     return Err(events::unbatched("deployments"));
                 }
                 // Over REST: no signal.

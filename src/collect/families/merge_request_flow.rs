@@ -124,7 +124,7 @@ impl Family for MergeRequestFlow {
         }
         let (asked_at, read) = match current.batched {
             // Asked in a batch GitLab did not answer: kept, not read call by call.
-            None if current.asked_at.is_some() => {
+            None if current.batch_asked => {
                 return Err(events::unbatched("merge_request_flow"));
             }
             Some(node) => (

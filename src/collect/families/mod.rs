@@ -146,6 +146,9 @@ pub(crate) struct Current<'a> {
     /// GitLab's clock (Unix seconds) just before the project's batches were sent, when they
     /// were: a feed in the batch saw every event GitLab had committed by then.
     pub(crate) asked_at: Option<i64>,
+    /// The project was in the family's batch ([`Family::wants_batch`]): with no node in
+    /// [`Current::batched`], GitLab did not answer it.
+    pub(crate) batch_asked: bool,
     /// Read from scratch: the memo, if any, is only a counting family's
     /// ([`Family::COUNTS_EVENTS`]), whose counters go on.
     pub(crate) fresh: bool,
@@ -153,10 +156,11 @@ pub(crate) struct Current<'a> {
     pub(crate) options: &'a Options,
 }
 
-/// The GraphQL batch nodes of one project, by family, and when they were asked.
+/// The GraphQL batch nodes of one project, by family, which families asked for them, and when.
 #[derive(Debug, Default)]
 pub(crate) struct Batched {
     pub(crate) nodes: [Option<serde_json::Value>; Id::ALL.len()],
+    pub(crate) asked: Set,
     pub(crate) asked_at: Option<i64>,
 }
 
@@ -486,6 +490,7 @@ async fn fetch_one<'a, F: Family>(
         project: cx.project,
         batched: cx.batched.nodes[id as usize].as_ref(),
         asked_at: cx.batched.asked_at,
+        batch_asked: cx.batched.asked.contains(id),
         fresh: memos.is_none(),
         options: cx.options,
     };

@@ -220,7 +220,7 @@ impl Family for Pipelines {
         let reusable = known.filter(|k| !current.fresh && *k.branch == *branch);
         let (asked_at, read) = match current.batched {
             // Asked in a batch GitLab did not answer: kept, not read call by call.
-            None if current.asked_at.is_some() => return Err(events::unbatched("pipelines")),
+            None if current.batch_asked => return Err(events::unbatched("pipelines")),
             Some(node) => {
                 let asked_at = current.asked_at.unwrap_or_else(|| gitlab_now(client));
                 let Some(read) =
