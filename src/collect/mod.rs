@@ -463,7 +463,7 @@ async fn prefetch(shared: &Shared<'_>, page: Vec<Candidate>) -> Vec<(Candidate, 
     };
     // Feeds start OVERLAP before GitLab's clock for projects seen for the first time.
     let asked_at = shared.client.gitlab_time().unwrap_or_else(host_time);
-    let first_after = asked_at - OVERLAP.as_secs() as i64;
+    let first_after = families::events::overlapped(asked_at);
     let wanted: Vec<(Id, Vec<(u64, i64)>)> = shared
         .enabled
         .iter()

@@ -263,7 +263,7 @@ impl Family for Deployments {
                 // No pipeline moved since the last collection: no job made a deployment. The
                 // feed's window stays; the signal's moves on.
                 let mut known = known.clone();
-                known.signal_from = asked_at - crate::collect::memory::OVERLAP.as_secs() as i64;
+                known.signal_from = events::overlapped(asked_at);
                 return Ok(Fetched {
                     value: Some(known.shipped.clone()),
                     memo: Some(known),
@@ -376,24 +376,9 @@ async fn read(
         tiers = list_environments(client, id).await?;
     }
     if scratch && !tiers.is_empty() {
-        // The last successes, by finish time, over all environments (a deployment's record
-        // is big: it embeds its job, pipeline, user and commit).
-        let reply = client
-            .get::<Page<Deployment>>(
-                endpoint::DEPLOYMENTS,
-                deployments.clone(),
-                vec![
-                    ("status", "success".to_owned()),
-                    ("order_by", "finished_at".to_owned()),
-                    ("sort", "desc".to_owned()),
-                    ("per_page", LAST_SUCCESSES.to_string()),
-                ],
-            )
-            .await?;
-        for why in &reply.body.dropped {
-            client.bad_record(endpoint::DEPLOYMENTS, why);
-        }
-        successes = reply.body.items;
+        // Over all environments (a deployment's record is big: it embeds its job, pipeline,
+        // user and commit).
+        successes = last_successes(client, id, None, LAST_SUCCESSES).await?;
     }
     // Seen for the first time: no feed, the window starts now.
     let feed: Vec<Deployment> = match known {
@@ -413,7 +398,7 @@ async fn read(
                 // Counting goes on from now, the rest is not counted.
                 let mut known = known.clone();
                 known.window = events::after_cut(client, "deployments", asked_at);
-                known.signal_from = asked_at - crate::collect::memory::OVERLAP.as_secs() as i64;
+                known.signal_from = events::overlapped(asked_at);
                 return Ok(known);
             }
             records.records
@@ -500,7 +485,11 @@ async fn read(
             let at = match latest {
                 Some(at) => Some(at),
                 None if successes.len() >= LAST_SUCCESSES => {
-                    last_success(client, id, &environment.name).await?
+                    last_successes(client, id, Some(&environment.name), 1)
+                        .await?
+                        .first()
+                        .and_then(|d| d.finished_at.as_deref())
+                        .and_then(parse_timestamp)
                 }
                 None => None,
             };
@@ -518,7 +507,7 @@ async fn read(
             _ => Arc::new(shipped),
         },
         window,
-        signal_from: asked_at - crate::collect::memory::OVERLAP.as_secs() as i64,
+        signal_from: events::overlapped(asked_at),
         tiers,
         unreadable: false,
     })
@@ -544,27 +533,34 @@ async fn list_environments(
         .collect())
 }
 
-/// When the environment's last successful deployment finished.
-async fn last_success(client: &Client, id: u64, environment: &str) -> Result<Option<f64>, Error> {
+/// The project's last `count` successful deployments, the latest finished first, to one
+/// environment or to all; each bad record costs only itself.
+async fn last_successes(
+    client: &Client,
+    id: u64,
+    environment: Option<&str>,
+    count: usize,
+) -> Result<Vec<Deployment>, Error> {
+    let mut query = vec![
+        ("status", "success".to_owned()),
+        ("order_by", "finished_at".to_owned()),
+        ("sort", "desc".to_owned()),
+        ("per_page", count.to_string()),
+    ];
+    if let Some(environment) = environment {
+        query.push(("environment", environment.to_owned()));
+    }
     let reply = client
         .get::<Page<Deployment>>(
             endpoint::DEPLOYMENTS,
             format!("/projects/{id}/deployments"),
-            vec![
-                ("environment", environment.to_owned()),
-                ("status", "success".to_owned()),
-                ("order_by", "finished_at".to_owned()),
-                ("sort", "desc".to_owned()),
-                ("per_page", "1".to_owned()),
-            ],
+            query,
         )
         .await?;
-    Ok(reply
-        .body
-        .items
-        .first()
-        .and_then(|d| d.finished_at.as_deref())
-        .and_then(parse_timestamp))
+    for why in &reply.body.dropped {
+        client.bad_record(endpoint::DEPLOYMENTS, why);
+    }
+    Ok(reply.body.items)
 }
 
 /// The merge times of the merge requests a deployment shipped.

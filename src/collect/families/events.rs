@@ -78,7 +78,7 @@ impl Window {
     /// (GitLab's clock): what it holds is history, counted by no one.
     pub(crate) fn start(asked_at: i64, events: impl IntoIterator<Item = Key>) -> Window {
         let mut window = Window {
-            from: asked_at - OVERLAP.as_secs() as i64,
+            from: overlapped(asked_at),
             seen: Vec::new(),
         };
         let from_ms = window.from * 1000;
@@ -103,7 +103,7 @@ impl Window {
         new.sort_unstable_by_key(|k| (k.at_ms, k.id));
         new.dedup();
         self.seen.extend_from_slice(&new);
-        self.from = self.from.max(asked_at - OVERLAP.as_secs() as i64);
+        self.from = self.from.max(overlapped(asked_at));
         let from_ms = self.from * 1000;
         self.seen.retain(|k| k.at_ms >= from_ms);
         new
@@ -205,6 +205,25 @@ pub(crate) fn parse_buckets(s: &str) -> Result<&'static [f64], String> {
         bounds.push(value);
     }
     Ok(Box::leak(bounds.into_boxed_slice()))
+}
+
+/// Where a window opened at `t` (GitLab's clock) starts: [`OVERLAP`] before it.
+pub(crate) fn overlapped(t: i64) -> i64 {
+    t - OVERLAP.as_secs() as i64
+}
+
+/// Where a project's feed starts: its window's start, or, for a project seen for the first
+/// time, the overlap before GitLab's clock now.
+pub(crate) fn feed_from(client: &Client, window: Option<&Window>) -> i64 {
+    window.map_or_else(|| overlapped(gitlab_now(client)), |w| w.from)
+}
+
+/// The `nodes` of a connection (none when it is absent or not a list).
+pub(crate) fn nodes(connection: Option<&Value>) -> &[Value] {
+    connection
+        .and_then(|c| c.get("nodes"))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// GitLab's clock now, as its last answer's `Date` said (this host's clock before any).

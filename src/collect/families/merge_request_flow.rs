@@ -248,25 +248,16 @@ async fn from_batch(
     node: &Value,
     known: Option<&Known>,
 ) -> Result<Read, Error> {
-    let nodes = |connection: Option<&Value>| -> Vec<Value> {
-        connection
-            .and_then(|c| c.get("nodes"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
     let Some(merged) = node.get("merged").filter(|v| !v.is_null()) else {
         // Not answered: the window stays.
         return Err(events::unbatched("merge_request_flow"));
     };
-    let mut records = nodes(Some(merged));
+    let walked;
+    let mut records = events::nodes(Some(merged));
     let mut cut = false;
     if next_cursor(merged).is_some() {
-        let after = known.map_or_else(
-            || gitlab_now(client) - crate::collect::memory::OVERLAP.as_secs() as i64,
-            |k| k.window.from,
-        );
-        let walked = events::walk_project(
+        let after = events::feed_from(client, known.map(|k| &k.window));
+        walked = events::walk_project(
             client,
             "merge_requests_merged",
             "query($path: ID!, $after: Time, $cursor: String) { project(fullPath: $path) { \
@@ -281,21 +272,18 @@ async fn from_batch(
         )
         .await?;
         cut = !walked.complete;
-        records = walked.records;
+        records = &walked.records;
     }
     Ok(Read {
-        merged: merges(client, project.id, endpoint::GRAPHQL, &records),
-        oldest_open: first_created(&nodes(node.get("oldestOpen"))),
+        merged: merges(client, project.id, endpoint::GRAPHQL, records),
+        oldest_open: first_created(events::nodes(node.get("oldestOpen"))),
         cut,
     })
 }
 
 /// The merges and the oldest open merge request over REST.
 async fn over_rest(client: &Client, id: u64, known: Option<&Known>) -> Result<Read, Error> {
-    let after = known.map_or_else(
-        || gitlab_now(client) - crate::collect::memory::OVERLAP.as_secs() as i64,
-        |k| k.window.from,
-    );
+    let after = events::feed_from(client, known.map(|k| &k.window));
     let path = format!("/projects/{id}/merge_requests");
     let (merged, oldest) = futures::join!(
         events::rest_list(

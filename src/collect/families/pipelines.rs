@@ -347,6 +347,20 @@ fn branch(project: &Project) -> Option<&str> {
     project.default_branch.as_deref()
 }
 
+/// The pipelines of a list of project `id`, each bad record costing only itself.
+fn runs(client: &Client, endpoint: &'static str, id: u64, records: &[Value]) -> Vec<Run> {
+    records
+        .iter()
+        .filter_map(|r| match Run::parse(r) {
+            Ok(run) => Some(run),
+            Err(why) => {
+                client.bad_record(endpoint, &format!("project {id}: {why}"));
+                None
+            }
+        })
+        .collect()
+}
+
 /// The counters and values after this collection's read.
 fn account(
     buckets: &'static [f64],
@@ -445,37 +459,19 @@ async fn from_batch(
         return Ok(None);
     };
     let on_branch = |nodes: &[Value]| -> Vec<Run> {
-        nodes
-            .iter()
-            .filter_map(|n| match Run::parse(n) {
-                Ok(run) => Some(run),
-                Err(why) => {
-                    client.bad_record(endpoint::GRAPHQL, &format!("project {}: {why}", project.id));
-                    None
-                }
-            })
-            .filter(|r| r.reference.as_deref() == Some(branch))
-            .collect()
+        let mut runs = runs(client, endpoint::GRAPHQL, project.id, nodes);
+        runs.retain(|r| r.reference.as_deref() == Some(branch));
+        runs
     };
-    let nodes = |connection: &Value| -> Vec<Value> {
-        connection
-            .get("nodes")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let latest_nodes = nodes(latest);
+    let latest_nodes = events::nodes(Some(latest));
     let mut read = Read {
-        recent: on_branch(&latest_nodes),
-        feed: on_branch(&nodes(recent)),
+        recent: on_branch(latest_nodes),
+        feed: on_branch(events::nodes(Some(recent))),
         cut: false,
     };
     if next_cursor(recent).is_some() {
         // More than a page of updates: the branch's feed alone, all of it.
-        let after = known.map_or_else(
-            || gitlab_now(client) - crate::collect::memory::OVERLAP.as_secs() as i64,
-            |k| k.window.from,
-        );
+        let after = events::feed_from(client, known.map(|k| &k.window));
         let query = format!(
             "query($path: ID!, $ref: String, $after: Time, $cursor: String) {{ \
              project(fullPath: $path) {{ feed: pipelines(ref: $ref, updatedAfter: $after, \
@@ -520,7 +516,7 @@ async fn from_batch(
             .unless_timed_out("pipelines_latest")?;
         for alias in ["latest", "finished"] {
             if let Some(connection) = answer.data.pointer(&format!("/project/{alias}")) {
-                read.recent.extend(on_branch(&nodes(connection)));
+                read.recent.extend(on_branch(events::nodes(Some(connection))));
             }
         }
     }
@@ -542,10 +538,7 @@ async fn over_rest(
         query.extend(extra);
         client.get::<Vec<Value>>(endpoint::PIPELINES, format!("/projects/{id}/pipelines"), query)
     };
-    let after = known.map_or_else(
-        || gitlab_now(client) - crate::collect::memory::OVERLAP.as_secs() as i64,
-        |k| k.window.from,
-    );
+    let after = events::feed_from(client, known.map(|k| &k.window));
     let (latest, finished, feed) = futures::join!(
         list(vec![("per_page", "1".to_owned())]),
         list(vec![
@@ -564,23 +557,11 @@ async fn over_rest(
             ],
         ),
     );
-    let parse = |records: Vec<Value>| -> Vec<Run> {
-        records
-            .iter()
-            .filter_map(|r| match Run::parse(r) {
-                Ok(run) => Some(run),
-                Err(why) => {
-                    client.bad_record(endpoint::PIPELINES, &format!("project {id}: {why}"));
-                    None
-                }
-            })
-            .collect()
-    };
-    let mut recent = parse(latest?.body);
-    let finished = parse(finished?.body);
+    let mut recent = runs(client, endpoint::PIPELINES, id, &latest?.body);
+    let finished = runs(client, endpoint::PIPELINES, id, &finished?.body);
     let feed = feed?;
     let cut = !feed.complete;
-    let feed = parse(feed.records);
+    let feed = runs(client, endpoint::PIPELINES, id, &feed.records);
     let detail = |pipeline: u64| async move {
         let reply = client
             .get::<Value>(
