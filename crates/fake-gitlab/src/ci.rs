@@ -100,7 +100,16 @@ impl PipelineStatus {
         PipelineStatus::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
-    /// `Ci::HasStatus::COMPLETED_STATUSES` (the `finished` scope).
+    /// GitLab's `finished` scope (`Ci::HasStatus`: `with_status(:success, :failed,
+    /// :canceled)`): not `skipped`, though skipped is a completed status.
+    pub(crate) fn in_finished_scope(self) -> bool {
+        matches!(
+            self,
+            PipelineStatus::Success | PipelineStatus::Failed | PipelineStatus::Canceled
+        )
+    }
+
+    /// `Ci::HasStatus::COMPLETED_STATUSES`: the statuses a pipeline finishes with.
     pub fn is_completed(self) -> bool {
         matches!(
             self,

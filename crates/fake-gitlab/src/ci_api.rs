@@ -137,7 +137,7 @@ impl PipelineFilter {
                     && match self.scope {
                         Some("running") => pl.status == PipelineStatus::Running,
                         Some("pending") => pl.status == PipelineStatus::Pending,
-                        Some("finished") => pl.status.is_completed(),
+                        Some("finished") => pl.status.in_finished_scope(),
                         _ => true,
                     }
             })
@@ -812,7 +812,7 @@ mod tests {
         let finished = ci
             .pipelines
             .iter()
-            .filter(|p| p.status.is_completed())
+            .filter(|p| p.status.in_finished_scope())
             .count();
         let (_, v) = call(
             &mut live,
